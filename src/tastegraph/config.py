@@ -1,0 +1,49 @@
+"""Settings in one place: defaults, overridden by TASTEGRAPH_* variables, then by CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ACTIONS = ("view", "click", "save", "purchase", "hide")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TASTEGRAPH_", extra="ignore")
+
+    # Where every artifact lives: the store, quarantine files, embeddings, models, indexes.
+    workdir: Path = Path("tastegraph-data")
+    # A dataset folder, e.g. the H&M sample; commands that need one also take --data.
+    data: Path | None = None
+    # Store location by URL scheme; empty means SQLite inside the workdir.
+    store_url: str = ""
+    # Default weight of each action when an event carries none. A hide is negative feedback.
+    action_weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "view": 0.1,
+            "click": 0.3,
+            "save": 0.7,
+            "purchase": 1.0,
+            "hide": -1.0,
+        }
+    )
+    # Events per store transaction during ingest; each transaction is durable on commit.
+    ingest_batch_size: int = 2000
+    # Processes that check photos (open, decode, hash) during ingest.
+    ingest_workers: int = 2
+    # Photos above this many pixels are refused as possible decompression bombs.
+    max_image_pixels: int = 40_000_000
+    # Default towers and language model (ARCHITECTURE.md); used by later stages.
+    image_model: str = "efficientnet-lite0"
+    text_model: str = "all-MiniLM-L6-v2"
+    language_model: str = "SmolLM2-135M-Instruct"
+
+    @property
+    def resolved_store_url(self) -> str:
+        return self.store_url or f"sqlite:///{self.workdir / 'store.db'}"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.workdir / "quarantine"

@@ -1,0 +1,68 @@
+"""Bad rows are set aside with where they came from and why, never silently dropped."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+class InputError(RuntimeError):
+    """The input as a whole cannot be read (missing file, unknown format, no header)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    row: int  # 1-based data row; the CSV header is not counted
+    field: str | None  # the offending column, or None when the whole row is bad
+    reason: str
+    raw: str | None = None  # the row as read, shortened, for a human to fix it
+
+
+class RowError(ValueError):
+    """A row failed validation; `field` names the column at fault."""
+
+    def __init__(self, field: str | None, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+
+
+def shorten(value: object, limit: int = 500) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+class Quarantine:
+    """Collects the problems of one ingest source and writes them to one JSONL file.
+
+    The file is named after the source, so re-running an ingest replaces it rather than
+    piling up copies; it is written under a temporary name and renamed.
+    """
+
+    def __init__(self, directory: Path, name: str) -> None:
+        self.path = directory / f"{name}.jsonl"
+        self.problems: list[Problem] = []
+
+    def __len__(self) -> int:
+        return len(self.problems)
+
+    def add(self, problem: Problem) -> None:
+        self.problems.append(problem)
+
+    def write(self) -> Path | None:
+        """Write the file, or remove a stale one when this run found nothing wrong."""
+        if not self.problems:
+            self.path.unlink(missing_ok=True)
+            return None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with tmp.open("w", encoding="utf-8") as out:
+            for problem in self.problems:
+                out.write(json.dumps(asdict(problem), ensure_ascii=False) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(self.path)
+        return self.path

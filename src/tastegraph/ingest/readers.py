@@ -1,0 +1,131 @@
+"""Read CSV, JSONL and Parquet files row by row; a bad row becomes a Problem, not a crash."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tastegraph.ingest.quarantine import InputError, Problem, shorten
+
+FORMATS = (".csv", ".jsonl", ".ndjson", ".parquet")
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8 (surrogateescape)
+
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+
+@dataclass(frozen=True)
+class Row:
+    number: int  # 1-based data row; the CSV header is not counted
+    values: dict[str, Any]  # empty cells are None
+
+
+def read_table(path: Path) -> Iterator[Row | Problem]:
+    """Yield every row of a CSV, JSONL or Parquet file, or a Problem for a row that is bad."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _read_csv(path)
+    if suffix in (".jsonl", ".ndjson"):
+        return _read_jsonl(path)
+    if suffix == ".parquet":
+        return _read_parquet(path)
+    raise InputError(f"{path}: unknown format {suffix!r}; expected one of {', '.join(FORMATS)}")
+
+
+def _read_csv(path: Path) -> Iterator[Row | Problem]:
+    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
+        reader = csv.reader(f)
+        header = _csv_header(path, reader)
+        number = 0
+        while True:
+            number += 1
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield Problem(str(path), number, None, f"malformed CSV: {exc}")
+                continue
+            if not any(cell.strip() for cell in cells):
+                number -= 1  # blank lines are not rows
+                continue
+            problem = _csv_row_problem(path, number, header, cells)
+            if problem:
+                yield problem
+                continue
+            values = {
+                name: (cell.strip() or None) for name, cell in zip(header, cells, strict=True)
+            }
+            yield Row(number, values)
+
+
+def _csv_header(path: Path, reader: Any) -> list[str]:
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InputError(f"{path}: the file is empty; expected a header row") from None
+    except csv.Error as exc:
+        raise InputError(f"{path}: cannot read the header row: {exc}") from exc
+    header = [name.strip() for name in header]
+    if any(_UNDECODABLE.search(name) for name in header):
+        raise InputError(f"{path}: the header is not valid UTF-8; save the file as UTF-8")
+    if len(set(header)) != len(header) or not all(header):
+        raise InputError(f"{path}: the header has empty or repeated column names: {header}")
+    return header
+
+
+def _csv_row_problem(
+    path: Path, number: int, header: list[str], cells: list[str]
+) -> Problem | None:
+    raw = shorten(",".join(cells))
+    if len(cells) != len(header):
+        reason = f"row has {len(cells)} fields but the header has {len(header)}"
+        return Problem(str(path), number, None, reason, raw)
+    for name, cell in zip(header, cells, strict=True):
+        if _UNDECODABLE.search(cell):
+            return Problem(str(path), number, name, "not valid UTF-8", shorten(ascii(cell)))
+        if "\x00" in cell:
+            return Problem(str(path), number, name, "contains a NUL byte", raw)
+    return None
+
+
+def _read_jsonl(path: Path) -> Iterator[Row | Problem]:
+    with path.open("rb") as f:
+        number = 0
+        for line in f:
+            if not line.strip():
+                continue
+            number += 1
+            try:
+                values = json.loads(line.decode("utf-8"))
+            except UnicodeDecodeError:
+                yield Problem(str(path), number, None, "not valid UTF-8", shorten(ascii(line)))
+                continue
+            except json.JSONDecodeError as exc:
+                yield Problem(str(path), number, None, f"malformed JSON: {exc}", shorten(line))
+                continue
+            if not isinstance(values, dict):
+                yield Problem(str(path), number, None, "expected a JSON object", shorten(line))
+                continue
+            yield Row(number, {k: (None if v == "" else v) for k, v in values.items()})
+
+
+def _read_parquet(path: Path) -> Iterator[Row | Problem]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
+        raise InputError(f"{path}: not a readable Parquet file: {exc}") from exc
+    number = 0
+    for batch in parquet.iter_batches(batch_size=10_000):
+        for values in batch.to_pylist():
+            number += 1
+            yield Row(number, {k: (None if v == "" else v) for k, v in values.items()})

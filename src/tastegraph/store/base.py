@@ -1,0 +1,125 @@
+"""Records held by the store and the interface every backend implements."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tastegraph.config import ACTIONS
+
+SCHEMA_VERSION = 1
+
+
+class SchemaVersionError(RuntimeError):
+    """The store on disk was written by a different schema version than this code expects."""
+
+
+class UnknownItemError(KeyError):
+    """An event names an item that is not in the catalog."""
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    title: str | None = None
+    description: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    price: float | None = None
+
+
+@dataclass(frozen=True)
+class Media:
+    item_id: str
+    uri: str  # an absolute file path, or a URI
+    content_hash: str  # sha256 of the file's bytes
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A board, a basket or a session: items grouped by one owner."""
+
+    id: str
+    owner: str
+    title: str | None = None
+    kind: str = "board"
+
+
+@dataclass(frozen=True)
+class Event:
+    event_id: str
+    user_id: str
+    item_id: str
+    action: str
+    weight: float
+    ts: float  # unix seconds, UTC
+    collection_id: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise ValueError(f"unknown action {self.action!r}; expected one of {ACTIONS}")
+
+
+@dataclass
+class WriteResult:
+    """What one write did: rows newly stored, rows already present, rows refused."""
+
+    stored: int = 0
+    duplicates: int = 0
+    # Ids that already exist with different content, with nothing written for them.
+    conflicts: list[str] = field(default_factory=list)
+
+    def __iadd__(self, other: WriteResult) -> WriteResult:
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.conflicts += other.conflicts
+        return self
+
+
+class Store(Protocol):
+    """Durable state: catalog, users, collections and events.
+
+    Every write method commits before it returns, so a returned result means durable.
+    Writes are idempotent: re-sending the same records changes nothing.
+    """
+
+    def add_users(self, users: Sequence[User]) -> WriteResult: ...
+
+    def add_items(self, items: Sequence[Item], *, replace: bool = False) -> WriteResult:
+        """Store new items. An id already stored with other content is a conflict,
+        unless replace is set, in which case the stored item is updated."""
+        ...
+
+    def add_media(self, media: Sequence[Media]) -> WriteResult: ...
+
+    def add_collections(self, collections: Sequence[Collection]) -> WriteResult: ...
+
+    def append_events(self, events: Sequence[Event]) -> WriteResult:
+        """Append events; an event_id already stored is a no-op. Unknown users and
+        collections are created; an unknown item raises UnknownItemError."""
+        ...
+
+    def known_item_ids(self, ids: Iterable[str]) -> set[str]: ...
+
+    def get_item(self, item_id: str) -> Item | None: ...
+
+    def media_for(self, item_id: str) -> list[Media]: ...
+
+    def collection_items(self, collection_id: str) -> list[str]: ...
+
+    def iter_events(self) -> Iterator[Event]:
+        """All events in timestamp order."""
+        ...
+
+    def counts(self) -> dict[str, int]: ...
+
+    def close(self) -> None: ...
