@@ -1,0 +1,3 @@
+from tastegraph.cli import app
+
+app(prog_name="tastegraph")
