@@ -43,7 +43,7 @@ def test_events_file_with_no_usable_row_exits_1(tmp_path: Path) -> None:
     code, output = invoke("--workdir", str(tmp_path / "w"), "ingest", "events", str(events))
     assert code == 1
     assert "quarantine" in output
-    assert (tmp_path / "w" / "quarantine" / "events-events.csv.jsonl").is_file()
+    assert len(list((tmp_path / "w" / "quarantine").glob("events-events.csv-*.jsonl"))) == 1
 
 
 def test_unreadable_input_exits_2(tmp_path: Path) -> None:

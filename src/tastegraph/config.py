@@ -35,7 +35,12 @@ class Settings(BaseSettings):
     ingest_workers: int = 2
     # Photos above this many pixels are refused as possible decompression bombs.
     max_image_pixels: int = 40_000_000
-    # Default towers and language model (ARCHITECTURE.md); used by later stages.
+    # Photos per image-tower forward pass in the embed job.
+    embed_batch_size: int = 32
+    # DataLoader processes decoding photos while the image tower runs.
+    embed_workers: int = 1
+    # Default towers and language model (ARCHITECTURE.md). A CLIP checkpoint on disk
+    # plugs in as "clip:/path/to/folder".
     image_model: str = "efficientnet-lite0"
     text_model: str = "all-MiniLM-L6-v2"
     language_model: str = "SmolLM2-135M-Instruct"

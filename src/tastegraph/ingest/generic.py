@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 
 from tqdm import tqdm
@@ -24,8 +25,9 @@ def ingest_items(
 ) -> IngestReport:
     """Validate item rows, check their photos, store the good ones, quarantine the rest."""
     report = IngestReport("items", str(path))
-    quarantine = Quarantine(settings.quarantine_dir, f"items-{path.name}")
+    quarantine = Quarantine(settings.quarantine_dir, f"items-{path.name}", source=path)
     parsed: dict[str, tuple[int, Item, Path | None]] = {}
+    repeats: dict[str, list[int]] = defaultdict(list)  # rows repeating an earlier row exactly
     for entry in tqdm(read_table(path), desc="reading items", unit="row", disable=None):
         report.read += 1
         if isinstance(entry, Problem):
@@ -40,21 +42,29 @@ def ingest_items(
         if first is None:
             parsed[item.id] = (entry.number, item, image)
         elif first[1:] == (item, image):
-            report.duplicates += 1
+            repeats[item.id].append(entry.number)
         else:
             reason = f"duplicate id {item.id!r} with different content (first at row {first[0]})"
             quarantine.add(Problem(str(path), entry.number, "id", reason, shorten(entry.values)))
 
+    first_rows = {item_id: number for item_id, (number, _, _) in parsed.items()}
     media = _check_item_photos(path, parsed, quarantine, settings)
     for batch in in_batches(list(parsed.values()), settings.ingest_batch_size, "storing items"):
         result = store.add_items([item for _, item, _ in batch], replace=replace)
         report.add(result)
-        refused = set(result.conflicts)
         for number, item, _ in batch:
-            if item.id in refused:
+            if item.id in result.conflicts:
                 reason = "already stored with different content; pass --replace to update it"
                 quarantine.add(Problem(str(path), number, "id", reason, item.id))
-        store.add_media([media[i.id] for _, i, _ in batch if i.id in media and i.id not in refused])
+                del parsed[item.id]
+        store.add_media([media[i.id] for _, i, _ in batch if i.id in media and i.id in parsed])
+    for item_id, numbers in repeats.items():
+        if item_id in parsed:
+            report.duplicates += len(numbers)
+            continue
+        reason = f"repeats row {first_rows[item_id]}, which was quarantined"
+        for number in numbers:
+            quarantine.add(Problem(str(path), number, "id", reason, item_id))
     report.quarantined = len(quarantine)
     report.quarantine_file = quarantine.write()
     return report
@@ -89,7 +99,7 @@ def ingest_events(
 ) -> IngestReport:
     """Validate event rows and append them in durable batches; re-running adds nothing."""
     report = IngestReport("events", str(path))
-    quarantine = Quarantine(settings.quarantine_dir, f"events-{path.name}")
+    quarantine = Quarantine(settings.quarantine_dir, f"events-{path.name}", source=path)
     derive_id = EventIdDeriver("row-")
     batch: list[tuple[int, Event]] = []
     for entry in tqdm(read_table(path), desc="ingesting events", unit="row", disable=None):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
@@ -42,6 +42,8 @@ def check_photo(path: str, max_pixels: int) -> PhotoCheck:
         width, height = _decode(data, max_pixels)
     except _TooLarge as exc:
         return PhotoCheck(path, error=str(exc))
+    except UnidentifiedImageError:
+        return PhotoCheck(path, error="image does not decode: not an image format Pillow can read")
     except Exception as exc:  # PIL raises many types for files that are not images
         return PhotoCheck(path, error=f"image does not decode: {type(exc).__name__}: {exc}")
     return PhotoCheck(path, hashlib.sha256(data).hexdigest(), width, height)

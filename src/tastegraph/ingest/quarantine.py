@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from tastegraph.artifacts import atomic_path
 
 
 class InputError(RuntimeError):
@@ -38,11 +40,14 @@ def shorten(value: object, limit: int = 500) -> str:
 class Quarantine:
     """Collects the problems of one ingest source and writes them to one JSONL file.
 
-    The file is named after the source, so re-running an ingest replaces it rather than
-    piling up copies; it is written under a temporary name and renamed.
+    The file is named after the source (with a hash of its full path), so re-running an
+    ingest replaces it rather than piling up copies; it is written under a temporary name
+    and renamed.
     """
 
-    def __init__(self, directory: Path, name: str) -> None:
+    def __init__(self, directory: Path, name: str, source: Path | None = None) -> None:
+        if source is not None:  # two files of the same name in different folders
+            name += "-" + hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:8]
         self.path = directory / f"{name}.jsonl"
         self.problems: list[Problem] = []
 
@@ -57,12 +62,7 @@ class Quarantine:
         if not self.problems:
             self.path.unlink(missing_ok=True)
             return None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as out:
-            for problem in self.problems:
-                out.write(json.dumps(asdict(problem), ensure_ascii=False) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(self.path)
+        with atomic_path(self.path) as tmp, tmp.open("w", encoding="ascii") as out:
+            # ASCII escapes keep undecodable bytes and Unicode line breaks from splitting lines.
+            out.writelines(json.dumps(asdict(problem)) + "\n" for problem in self.problems)
         return self.path

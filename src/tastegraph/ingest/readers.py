@@ -8,6 +8,8 @@ import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,7 @@ def read_table(path: Path) -> Iterator[Row | Problem]:
 
 def _read_csv(path: Path) -> Iterator[Row | Problem]:
     with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
-        reader = csv.reader(f)
+        reader = csv.reader(f, strict=True)  # a stray quote is an error, not a swallowed file
         header = _csv_header(path, reader)
         number = 0
         while True:
@@ -103,18 +105,33 @@ def _read_jsonl(path: Path) -> Iterator[Row | Problem]:
             if not line.strip():
                 continue
             number += 1
+            raw = shorten(line.decode("utf-8", errors="backslashreplace").rstrip("\n"))
             try:
                 values = json.loads(line.decode("utf-8"))
-            except UnicodeDecodeError:
-                yield Problem(str(path), number, None, "not valid UTF-8", shorten(ascii(line)))
+            except UnicodeError:
+                yield Problem(str(path), number, None, "not valid UTF-8", raw)
                 continue
-            except json.JSONDecodeError as exc:
-                yield Problem(str(path), number, None, f"malformed JSON: {exc}", shorten(line))
+            except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+                yield Problem(str(path), number, None, f"malformed JSON: {exc}", raw)
                 continue
             if not isinstance(values, dict):
-                yield Problem(str(path), number, None, "expected a JSON object", shorten(line))
+                yield Problem(str(path), number, None, "expected a JSON object", raw)
+                continue
+            field = _field_not_text(values)
+            if field is not None:
+                yield Problem(str(path), number, field, "not valid UTF-8 (a lone surrogate)", raw)
                 continue
             yield Row(number, {k: (None if v == "" else v) for k, v in values.items()})
+
+
+def _field_not_text(values: dict[str, Any]) -> str | None:
+    """The first field holding a lone surrogate such as "\\ud800": valid JSON, not text."""
+    for name, value in values.items():
+        try:
+            json.dumps([name, value], ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return name
+    return None
 
 
 def _read_parquet(path: Path) -> Iterator[Row | Problem]:
@@ -128,4 +145,24 @@ def _read_parquet(path: Path) -> Iterator[Row | Problem]:
     for batch in parquet.iter_batches(batch_size=10_000):
         for values in batch.to_pylist():
             number += 1
-            yield Row(number, {k: (None if v == "" else v) for k, v in values.items()})
+            try:
+                yield Row(number, {k: _plain(v) for k, v in values.items()})
+            except ValueError as exc:
+                yield Problem(str(path), number, None, str(exc), shorten(repr(values)))
+
+
+def _plain(value: Any) -> Any:
+    """A Parquet value as a JSON-safe one: dates as ISO 8601, decimals as floats."""
+    if value == "":
+        return None
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        raise ValueError("binary values are not supported; store text or numbers")
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

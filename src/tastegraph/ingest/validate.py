@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import unicodedata
 from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -43,10 +44,12 @@ def parse_id(values: dict[str, Any], field: str, *, required: bool = True) -> st
         raise RowError(field, f"{field} must be a string or an integer, got {type(value).__name__}")
     text = str(value).strip()
     if not text:
-        raise RowError(field, f"missing {field}")
+        if required:
+            raise RowError(field, f"missing {field}")
+        return None
     if len(text) > MAX_ID_LENGTH:
         raise RowError(field, f"{field} is {len(text)} characters long; at most {MAX_ID_LENGTH}")
-    if any(ord(ch) < 32 or ch == "\x7f" for ch in text):
+    if any(unicodedata.category(ch) == "Cc" for ch in text):
         raise RowError(field, f"{field} contains control characters")
     return text
 
@@ -68,7 +71,7 @@ def parse_number(
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise RowError(field, f"{field} is not a number: {value!r}") from None
     if not math.isfinite(number):
         raise RowError(field, f"{field} is not a finite number: {value!r}")
@@ -86,7 +89,7 @@ def parse_timestamp(values: dict[str, Any], field: str = "timestamp") -> float:
         return _to_unix(value)
     try:
         seconds = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         seconds = math.nan
     if math.isfinite(seconds):
         if not 0 <= seconds <= MAX_UNIX_SECONDS:
@@ -146,8 +149,9 @@ def parse_action_and_weight(
 ) -> tuple[str, float]:
     """An explicit action (weight from the row or the default), or a rating in 0..rating_max.
 
-    A rating maps to weight = rating / rating_max and to an action: at least 0.7 of the
-    scale is a save, at most 0.4 a hide, anything between a view.
+    A rating maps to share = rating / rating_max and to an action: at least 0.7 of the
+    scale is a save, at most 0.4 a hide, anything between a view. The weight is the share,
+    or share - 1 for a hide, so dislikes weigh negative like a hide does.
     """
     weight = parse_number(values, "weight")
     action = parse_text(values, "action")
@@ -163,7 +167,8 @@ def parse_action_and_weight(
         raise RowError("rating", f"rating {rating} is above the scale maximum {rating_max}")
     share = rating / rating_max
     action = "save" if share >= 0.7 else "hide" if share <= 0.4 else "view"
-    return action, weight if weight is not None else share
+    default_weight = share - 1.0 if action == "hide" else share
+    return action, weight if weight is not None else default_weight
 
 
 class EventIdDeriver:

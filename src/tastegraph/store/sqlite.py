@@ -302,7 +302,22 @@ class SQLiteStore:
         ).fetchone()
         if row is None:
             return None
-        return Item(row[0], row[1], row[2], json.loads(row[3]), row[4])
+        item_id, title, description, attributes, price = row
+        return Item(item_id, title, description, json.loads(attributes), price)
+
+    def iter_items(self) -> Iterator[Item]:
+        rows = self._conn.execute(
+            "SELECT id, title, description, attributes, price FROM items ORDER BY id"
+        )
+        for item_id, title, description, attributes, price in rows:
+            yield Item(item_id, title, description, json.loads(attributes), price)
+
+    def iter_media(self) -> Iterator[Media]:
+        rows = self._conn.execute(
+            "SELECT item_id, uri, content_hash, width, height FROM media ORDER BY item_id, uri"
+        )
+        for row in rows:
+            yield Media(*row)
 
     def media_for(self, item_id: str) -> list[Media]:
         rows = self._conn.execute(
