@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import secrets
@@ -25,6 +26,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
         yield tmp
         with tmp.open("rb") as f:
             os.fsync(f.fileno())
+        tmp.chmod(0o644)  # mkstemp makes files private; artifacts are for every reader
         tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -40,14 +42,22 @@ def atomic_dir(target: Path) -> Iterator[Path]:
         for file in tmp.iterdir():
             with file.open("rb") as f:
                 os.fsync(f.fileno())
+        tmp.chmod(0o755)  # mkdtemp makes folders private
         tmp.rename(target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
 def write_json(path: Path, value: Any) -> None:
+    """Write JSON atomically; dataclasses are written as objects."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(value, indent=2, sort_keys=True, default=_jsonable) + "\n")
 
 
 def remove_stale_temporaries(directory: Path) -> None:

@@ -9,9 +9,12 @@ from typing import Annotated, Any
 
 import typer
 
+from tastegraph.artifacts import write_json
 from tastegraph.config import Settings
 from tastegraph.ingest import IngestReport, InputError, ingest_events, ingest_hm, ingest_items
-from tastegraph.store import SchemaVersionError, Store, open_store
+from tastegraph.ingest.quarantine import RowError
+from tastegraph.ingest.validate import parse_timestamp
+from tastegraph.store import SchemaVersionError, SQLiteStore, Store, open_store
 
 app = typer.Typer(
     help="tastegraph: offline item embeddings, a taste graph, recommendations and an "
@@ -20,8 +23,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 ingest_app = typer.Typer(help="Put a catalog and its events into the store.", no_args_is_help=True)
-bench_app = typer.Typer(help="Measure speed against a baseline run in the same process.")
+train_app = typer.Typer(
+    help="Train models on the store's catalog and events.", no_args_is_help=True
+)
+evaluate_app = typer.Typer(
+    help="Measure quality on held-out data against baselines.", no_args_is_help=True
+)
+bench_app = typer.Typer(
+    help="Measure speed against a baseline run in the same process.", no_args_is_help=True
+)
 app.add_typer(ingest_app, name="ingest")
+app.add_typer(train_app, name="train")
+app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(bench_app, name="bench")
 
 DataOption = Annotated[
@@ -59,6 +72,22 @@ def _settings(ctx: typer.Context, data: Path | None = None) -> Settings:
     if data is not None:
         settings = settings.model_copy(update={"data": data})
     return settings
+
+
+def _open(settings: Settings) -> SQLiteStore:
+    try:
+        return open_store(settings.resolved_store_url)
+    except SchemaVersionError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _parse_time(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_timestamp({"time": value}, "time")
+    except RowError as exc:
+        raise typer.BadParameter(exc.reason) from None
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -142,15 +171,128 @@ def ingest_events_command(
     )
 
 
+@train_app.command("embeddings")
+def train_embeddings_command(
+    ctx: typer.Context,
+    cutoff: Annotated[
+        str | None,
+        typer.Option(help="Use only events before this time (ISO 8601 or unix seconds)."),
+    ] = None,
+    content_epochs: Annotated[int, typer.Option(help="Epochs of photo-text pairs.")] = 30,
+    taste_epochs: Annotated[int, typer.Option(help="Epochs of co-engaged item pairs.")] = 10,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Train the fusion model that maps photo and text features into one item space.
+
+    Encodes any photo or text not cached yet with the frozen towers (resumable), then trains
+    stage 1 on photo-text pairs of the same item and stage 2 on items engaged together.
+    """
+    from tastegraph.embeddings.job import fusion_root, prepare_features
+    from tastegraph.embeddings.train import TrainConfig, save_fusion, train_fusion
+
+    settings = _settings(ctx)
+    config = TrainConfig(
+        content_epochs=content_epochs,
+        taste_epochs=taste_epochs,
+        cutoff=_parse_time(cutoff),
+        seed=seed,
+    )
+    with _open(settings) as store:
+        features = prepare_features(store, settings)
+        result = train_fusion(features.table, list(store.iter_events()), config)
+    folder = save_fusion(result, fusion_root(settings.workdir), features.towers, config)
+    typer.echo(
+        f"trained on {result.content_items:,} photo-text pairs and {result.taste_pairs:,} "
+        f"co-engaged pairs; final loss {result.history[-1]['loss']:.3f}\nsaved {folder}"
+    )
+
+
+@app.command()
+def embed(ctx: typer.Context) -> None:
+    """Compute item embeddings offline and publish a new embedding store version.
+
+    Only photos and texts no earlier run encoded are encoded (features are cached by content
+    hash and tower version); a killed run resumes where it stopped. Needs a fusion model:
+    run `tastegraph train embeddings` first.
+    """
+    from tastegraph.embeddings.job import run_embed
+
+    settings = _settings(ctx)
+    with _open(settings) as store:
+        try:
+            result = run_embed(store, settings)
+        except (FileNotFoundError, ValueError) as exc:
+            raise _fail(str(exc)) from None
+    table = result.features.table
+    state = "published" if result.published else "unchanged, kept"
+    typer.echo(
+        f"{len(table):,} items ({int(table.has_image.sum()):,} with a photo, "
+        f"{int(table.has_text.sum()):,} with text); encoded {result.features.encoded_images:,} "
+        f"photos and {result.features.encoded_texts:,} texts in {result.seconds:.1f} s\n"
+        f"{state} {result.embeddings.folder}"
+    )
+
+
+@app.command()
+def similar(
+    ctx: typer.Context,
+    item_id: Annotated[str, typer.Argument(help="The item to find neighbours of.")],
+    k: Annotated[int, typer.Option("-k", min=1, help="How many neighbours.")] = 10,
+) -> None:
+    """Print the items nearest to one item in the embedding space, to eyeball the space."""
+    from tastegraph.embeddings.store import EmbeddingStore
+
+    settings = _settings(ctx)
+    try:
+        embeddings = EmbeddingStore.open(settings.workdir)
+        neighbours = embeddings.similar(item_id, k)
+    except (FileNotFoundError, KeyError) as exc:
+        raise _fail(str(exc).strip("\"'")) from None
+    with _open(settings) as store:
+        for neighbour, score in [(item_id, 1.0), *neighbours]:
+            item = store.get_item(neighbour)
+            title = (item.title if item else None) or "(photo only)"
+            kind = (item.attributes.get("product_type", "") if item else "") or ""
+            typer.echo(f"{score:6.3f}  {neighbour:14}  {title}  {kind}")
+
+
+@evaluate_app.command("embeddings")
+def evaluate_embeddings_command(
+    ctx: typer.Context,
+    holdout_items: Annotated[
+        int, typer.Option(help="Items with text kept out of training.")
+    ] = 1000,
+    test_weeks: Annotated[float, typer.Option(help="Last weeks of events: the test split.")] = 8.0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Train on the training split, then report text-to-image retrieval and basket completion
+    with 95% bootstrap intervals, against raw-tower and popularity baselines."""
+    from tastegraph.embeddings.job import prepare_features
+    from tastegraph.embeddings.train import TrainConfig
+    from tastegraph.evaluate.embeddings import EvalConfig, evaluate_embeddings
+
+    settings = _settings(ctx)
+    with _open(settings) as store:
+        features = prepare_features(store, settings)
+        events = list(store.iter_events())
+    config = EvalConfig(holdout_items=holdout_items, test_weeks=test_weeks, seed=seed)
+    report = evaluate_embeddings(features.table, events, TrainConfig(seed=seed), config)
+    path = settings.workdir / "reports" / "embeddings.json"
+    write_json(path, report | {"towers": features.towers})
+    typer.echo(f"split: {report['split']}")
+    for task in ("text_to_image_recall@10", "basket_recall@20"):
+        typer.echo(task)
+        for name, estimate in report[task].items():  # type: ignore[attr-defined]
+            typer.echo(f"  {name:32} {estimate}")
+    typer.echo(f"report: {path}")
+
+
 @app.command()
 def stats(ctx: typer.Context) -> None:
     """Print how many items, photos, users, collections and events the store holds."""
     settings = _settings(ctx)
-    try:
-        with open_store(settings.resolved_store_url) as store:
-            counts = store.counts()
-    except SchemaVersionError as exc:
-        raise _fail(str(exc)) from None
+    with _open(settings) as store:
+        counts = store.counts()
     typer.echo(f"store: {settings.resolved_store_url}")
     for name, count in counts.items():
         typer.echo(f"  {name:20} {count:>10,}")
@@ -169,3 +311,22 @@ def bench_ingest_command(
     if folder is None:
         raise _fail("no dataset folder: pass --data PATH or set TASTEGRAPH_DATA")
     run(folder, events)
+
+
+@bench_app.command("embed")
+def bench_embed_command(
+    data: DataOption = None,
+    images: Annotated[
+        int, typer.Option(help="Photos to embed (and to time the raw tower on).")
+    ] = 512,
+    workers: Annotated[int, typer.Option(help="DataLoader processes decoding photos.")] = 1,
+    full: Annotated[bool, typer.Option("--full", help="Embed every photo of the dataset.")] = False,
+) -> None:
+    """Time the embed job end to end against the raw image-tower forward pass, and an
+    incremental re-run that adds 1% new photos."""
+    from tastegraph.bench.embed import run
+
+    folder = data or Settings().data
+    if folder is None:
+        raise _fail("no dataset folder: pass --data PATH or set TASTEGRAPH_DATA")
+    run(folder, images, workers, full)

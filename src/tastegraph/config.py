@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     embed_batch_size: int = 32
     # DataLoader processes decoding photos while the image tower runs.
     embed_workers: int = 1
+    # Features per cache shard: a killed embed job loses at most one shard of work.
+    embed_shard_size: int = 1024
     # Default towers and language model (ARCHITECTURE.md). A CLIP checkpoint on disk
     # plugs in as "clip:/path/to/folder".
     image_model: str = "efficientnet-lite0"

@@ -1,0 +1,36 @@
+"""What the embedding job sees of each item: its photo, its text, and their cache keys."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from tastegraph.encoders.text import item_text
+from tastegraph.store import Store
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    item_id: str
+    image_path: str | None  # the item's first photo, or None
+    image_key: str | None  # the photo's content hash: the image feature cache key
+    text: str  # "" for a photo-only item
+    text_key: str | None  # hash of the text: the text feature cache key; None without text
+
+
+def text_key(text: str) -> str | None:
+    return hashlib.sha256(text.encode()).hexdigest() if text else None
+
+
+def load_catalog(store: Store) -> list[CatalogEntry]:
+    """Every item with a photo or text, in id order; an item with neither cannot be embedded."""
+    first_photo: dict[str, tuple[str, str]] = {}
+    for media in store.iter_media():
+        first_photo.setdefault(media.item_id, (media.uri, media.content_hash))
+    entries = []
+    for item in store.iter_items():
+        path, image_key = first_photo.get(item.id, (None, None))
+        text = item_text(item)
+        if path is not None or text:
+            entries.append(CatalogEntry(item.id, path, image_key, text, text_key(text)))
+    return entries

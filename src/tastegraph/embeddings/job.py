@@ -1,0 +1,136 @@
+"""The offline batch job: tower features for new content, then fused item embeddings."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tastegraph.config import Settings
+from tastegraph.embeddings.catalog import CatalogEntry, load_catalog
+from tastegraph.embeddings.extract import extract_image_features, extract_text_features
+from tastegraph.embeddings.features import FeatureCache, cache_dir
+from tastegraph.embeddings.fusion import FusionModel
+from tastegraph.embeddings.store import EmbeddingStore
+from tastegraph.embeddings.table import FeatureTable
+from tastegraph.embeddings.train import load_fusion
+from tastegraph.encoders import load_image_tower, load_text_tower
+from tastegraph.encoders.base import ImageTower, TextTower
+from tastegraph.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def fusion_root(workdir: Path) -> Path:
+    return workdir / "models" / "fusion"
+
+
+@dataclass
+class Features:
+    entries: list[CatalogEntry]
+    table: FeatureTable
+    towers: dict[str, str]  # modality -> "name@version"
+    encoded_images: int  # photos encoded by this run (the rest came from the cache)
+    encoded_texts: int
+
+
+def prepare_features(
+    store: Store,
+    settings: Settings,
+    image_tower: ImageTower | None = None,
+    text_tower: TextTower | None = None,
+) -> Features:
+    """Tower features for every item, encoding only content no earlier run encoded."""
+    entries = load_catalog(store)
+    image_tower = image_tower or load_image_tower(settings.image_model)
+    text_tower = text_tower or load_text_tower(settings.text_model)
+    images = FeatureCache(
+        cache_dir(settings.workdir, image_tower.name, image_tower.version), image_tower.dim
+    )
+    texts = FeatureCache(
+        cache_dir(settings.workdir, text_tower.name, text_tower.version), text_tower.dim
+    )
+    encoded_images = extract_image_features(
+        entries,
+        image_tower,
+        images,
+        batch_size=settings.embed_batch_size,
+        workers=settings.embed_workers,
+        shard_size=settings.embed_shard_size,
+    )
+    encoded_texts = extract_text_features(
+        entries, text_tower, texts, shard_size=settings.embed_shard_size
+    )
+    towers = {
+        "image": f"{image_tower.name}@{image_tower.version}",
+        "text": f"{text_tower.name}@{text_tower.version}",
+    }
+    table = FeatureTable.build(entries, images, texts)
+    return Features(entries, table, towers, encoded_images, encoded_texts)
+
+
+@torch.inference_mode()
+def fuse_table(model: FusionModel, table: FeatureTable, batch_size: int = 4096) -> np.ndarray:
+    """(N, embed_dim) float32 item embeddings for every row of the table."""
+    parts = [
+        model.fuse(*table.tensors(slice(start, start + batch_size))).numpy()
+        for start in range(0, len(table), batch_size)
+    ]
+    return np.concatenate(parts) if parts else np.zeros((0, model.config.embed_dim), np.float32)
+
+
+def _fingerprint(features: Features, fusion_version: str) -> str:
+    digest = hashlib.sha256(fusion_version.encode())
+    for entry in features.entries:
+        digest.update(f"{entry.item_id}\x1f{entry.image_key}\x1f{entry.text_key}\n".encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class EmbedResult:
+    embeddings: EmbeddingStore
+    features: Features
+    published: bool  # False when nothing changed and the current version was kept
+    seconds: float
+
+
+def run_embed(
+    store: Store,
+    settings: Settings,
+    image_tower: ImageTower | None = None,
+    text_tower: TextTower | None = None,
+) -> EmbedResult:
+    """Encode new content, fuse every item, and publish a new embedding store version."""
+    start = time.perf_counter()
+    model, fusion = load_fusion(fusion_root(settings.workdir))
+    features = prepare_features(store, settings, image_tower, text_tower)
+    if fusion["towers"] != features.towers:
+        raise ValueError(
+            f"the fusion model {fusion['version']} was trained on towers {fusion['towers']}, "
+            f"but the embed job uses {features.towers}; run `tastegraph train embeddings` again"
+        )
+    fingerprint = _fingerprint(features, fusion["version"])
+    try:
+        current = EmbeddingStore.open(settings.workdir)
+        if current.manifest.get("fingerprint") == fingerprint:
+            return EmbedResult(current, features, False, time.perf_counter() - start)
+    except FileNotFoundError:
+        pass
+    vectors = fuse_table(model, features.table)
+    manifest = {
+        "kind": "item_embeddings",
+        "created_at": time.time(),
+        "towers": features.towers,
+        "fusion_model": fusion["version"],
+        "fingerprint": fingerprint,
+        "items_with_image": int(features.table.has_image.sum()),
+        "items_with_text": int(features.table.has_text.sum()),
+    }
+    folder = EmbeddingStore.publish(settings.workdir, features.table.item_ids, vectors, manifest)
+    log.info("published %d item embeddings to %s", len(vectors), folder)
+    return EmbedResult(EmbeddingStore(folder), features, True, time.perf_counter() - start)

@@ -1,0 +1,166 @@
+"""Train the fusion model in two stages, towers frozen (as in LiT).
+
+1. Content: an item's photo and its text are a positive pair; other items in the batch
+   are negatives.
+2. Taste: items engaged together are a positive pair, so the space reflects taste and not
+   only look. The content loss stays on, weighted, so the text side keeps its meaning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from tastegraph.artifacts import current_version, publish_version
+from tastegraph.embeddings.fusion import FusionConfig, FusionModel
+from tastegraph.embeddings.pairs import co_engaged_pairs
+from tastegraph.embeddings.table import FeatureTable
+from tastegraph.store import Event
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    content_epochs: int = 30  # passes over the items that have both a photo and text
+    taste_epochs: int = 10  # passes over the co-engaged pairs
+    batch_size: int = 512
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    content_weight: float = 0.5  # weight of the content loss during the taste stage
+    cutoff: float | None = None  # unix seconds; only events before it are used
+    session_window_s: float = 3600.0  # same user within this window = engaged together
+    seed: int = 0
+
+
+@dataclass
+class TrainResult:
+    model: FusionModel
+    content_items: int
+    taste_pairs: int
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    order = rng.permutation(n)
+    for start in range(0, n - 1, batch_size):  # a batch of one has no negatives
+        yield order[start : start + batch_size]
+
+
+def _content_loss(model: FusionModel, table: FeatureTable, rows: np.ndarray) -> torch.Tensor:
+    image, text, _, _ = table.tensors(rows)
+    return model.contrastive_loss(model.embed_images(image), model.embed_texts(text))
+
+
+def _fused(model: FusionModel, table: FeatureTable, rows: np.ndarray) -> torch.Tensor:
+    return model.fuse(*table.tensors(rows))
+
+
+def train_fusion(
+    table: FeatureTable,
+    events: Iterable[Event],
+    config: TrainConfig,
+    *,
+    holdout: frozenset[str] = frozenset(),
+    show_progress: bool = True,
+) -> TrainResult:
+    """Train a fusion model; items in `holdout` are never seen in training."""
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    model = FusionModel(FusionConfig(image_dim=table.image.shape[1], text_dim=table.text.shape[1]))
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    trainable = np.array([item not in holdout for item in table.item_ids])
+    content_rows = np.flatnonzero(table.has_image & table.has_text & trainable)
+    index = {item: row for row, item in enumerate(table.item_ids) if trainable[row]}
+    pairs = co_engaged_pairs(
+        events,
+        index,
+        cutoff=config.cutoff,
+        session_window_s=config.session_window_s,
+        seed=config.seed,
+    )
+    log.info(
+        "training on %d items with photo and text, %d co-engaged pairs",
+        len(content_rows),
+        len(pairs),
+    )
+    result = TrainResult(model, len(content_rows), len(pairs))
+    model.train()
+    epochs = tqdm(
+        range(config.content_epochs + config.taste_epochs),
+        desc="training fusion",
+        disable=not show_progress,
+    )
+    for epoch in epochs:
+        taste = epoch >= config.content_epochs
+        n = len(pairs) if taste else len(content_rows)
+        losses = []
+        for batch in _batches(n, config.batch_size, rng):
+            if taste:
+                a, b = pairs[batch, 0], pairs[batch, 1]
+                loss = model.contrastive_loss(_fused(model, table, a), _fused(model, table, b))
+                if len(content_rows) > 1:
+                    sample = rng.choice(
+                        content_rows, min(config.batch_size, len(content_rows)), replace=False
+                    )
+                    loss = loss + config.content_weight * _content_loss(model, table, sample)
+            else:
+                loss = _content_loss(model, table, content_rows[batch])
+            optimizer.zero_grad()
+            loss.backward()  # type: ignore[no-untyped-call]
+            optimizer.step()
+            losses.append(loss.item())
+        stage = "taste" if taste else "content"
+        mean_loss = float(np.mean(losses)) if losses else float("nan")
+        result.history.append({"epoch": epoch, "stage": taste, "loss": mean_loss})
+        epochs.set_postfix(stage=stage, loss=f"{mean_loss:.3f}")
+    model.eval()
+    return result
+
+
+def save_fusion(
+    result: TrainResult, root: Path, towers: dict[str, str], config: TrainConfig
+) -> Path:
+    """Publish the model as a new version: model.safetensors and manifest.json."""
+    manifest = {
+        "kind": "fusion",
+        "created_at": time.time(),
+        "model_config": result.model.config.to_dict(),
+        "train_config": asdict(config),
+        "towers": towers,
+        "content_items": result.content_items,
+        "taste_pairs": result.taste_pairs,
+        "final_loss": result.history[-1]["loss"] if result.history else None,
+    }
+
+    def write(folder: Path) -> None:
+        save_file(result.model.state_dict(), str(folder / "model.safetensors"))
+        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+    return publish_version(root, write)
+
+
+def load_fusion(root: Path) -> tuple[FusionModel, dict[str, Any]]:
+    folder = current_version(root)
+    if folder is None:
+        raise FileNotFoundError(
+            f"no fusion model in {root}; run `tastegraph train embeddings` first"
+        )
+    manifest = json.loads((folder / "manifest.json").read_text())
+    model = FusionModel(FusionConfig(**manifest["model_config"]))
+    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    model.eval()
+    manifest["version"] = folder.name
+    return model, manifest

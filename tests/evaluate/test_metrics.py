@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import numpy as np
+
+from tastegraph.evaluate.embeddings import basket_completion, held_out_baskets
+from tastegraph.evaluate.metrics import bootstrap, recall_at_k, top_k
+from tastegraph.store import Event
+
+
+def test_top_k_orders_best_first() -> None:
+    scores = np.array([[0.1, 0.9, 0.5, 0.7], [3.0, 2.0, 1.0, 0.0]])
+    assert top_k(scores, 2).tolist() == [[1, 3], [0, 1]]
+    assert top_k(scores, 10).shape == (2, 4)
+
+
+def test_recall_counts_the_share_of_relevant_items_found() -> None:
+    ranked = np.array([[1, 2, 3], [4, 5, 6]])
+    assert recall_at_k(ranked, [{1, 9}, {4, 5}]).tolist() == [0.5, 1.0]
+
+
+def test_bootstrap_interval_brackets_the_mean_and_narrows_with_n() -> None:
+    rng = np.random.default_rng(0)
+    small = bootstrap(rng.random(50))
+    large = bootstrap(rng.random(5000))
+    assert small.low <= small.mean <= small.high
+    assert (large.high - large.low) < (small.high - small.low)
+    assert bootstrap(np.array([])).n == 0
+
+
+def test_basket_completion_oracle_scores_one_and_anti_oracle_zero() -> None:
+    baskets = [[0, 1], [2, 3, 4]]
+    members = np.zeros((5, 5), dtype=np.float32)
+    for rows in baskets:
+        for a in rows:
+            members[a, rows] = 1.0
+    oracle = basket_completion(baskets, lambda rows: members[rows].copy(), k=2)
+    anti = basket_completion(baskets, lambda rows: -members[rows], k=1)
+    assert oracle.mean == 1.0
+    assert anti.mean == 0.0
+
+
+def test_held_out_baskets_keep_only_multi_item_baskets_after_the_cutoff() -> None:
+    def ev(n: int, item: str, ts: float, basket: str) -> Event:
+        return Event(f"e{n}", "u", item, "purchase", 1.0, ts, basket)
+
+    events = [ev(1, "a", 0, "k0"), ev(2, "b", 0, "k0"), ev(3, "a", 10, "k1"), ev(4, "c", 10, "k1")]
+    events.append(ev(5, "b", 10, "k2"))  # a single item: nothing to complete
+    index = {"a": 0, "b": 1, "c": 2}
+    assert held_out_baskets(events, index, cutoff=5) == [[0, 2]]
