@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import csv
 import os
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
 from tastegraph.config import Settings
-from tastegraph.ingest import ingest_hm
+from tastegraph.ingest import ingest_events, ingest_hm, ingest_items
 from tastegraph.store import SQLiteStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,3 +36,56 @@ def hm_workdir(hm_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     with SQLiteStore(workdir / "store.db") as store:
         ingest_hm(store, hm_data, settings)
     return workdir
+
+
+# A small real catalog: a few H&M baskets, their items (text where H&M has it) and photos,
+# put in through the public `ingest items` / `ingest events` paths.
+BASKETS = 12
+
+
+def write_small_catalog(hm_data: Path, folder: Path) -> tuple[Path, Path]:
+    with (hm_data / "transactions.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    baskets: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for row in rows:
+        baskets[(row["customer_id"], row["t_dat"])].add(row["article_id"])
+    chosen = [key for key, items in sorted(baskets.items()) if len(items) >= 3][:BASKETS]
+    items = sorted({item for key in chosen for item in baskets[key]})
+    with (hm_data / "articles.csv").open() as f:
+        text = {row["article_id"]: row for row in csv.DictReader(f) if row["article_id"] in items}
+    items_csv, events_csv = folder / "items.csv", folder / "events.csv"
+    with items_csv.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["id", "title", "description", "image", "colour"])
+        for item in items:
+            article = text.get(item, {})
+            photo = hm_data / "images" / item[:3] / f"{item}.jpg"
+            out.writerow(
+                [
+                    item,
+                    article.get("prod_name", ""),
+                    article.get("detail_desc", ""),
+                    photo,
+                    article.get("colour_group_name", ""),
+                ]
+            )
+    with events_csv.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["user", "item", "action", "timestamp", "collection"])
+        for customer, day in chosen:
+            for item in sorted(baskets[(customer, day)]):
+                out.writerow(
+                    [customer[:12], item, "purchase", day, f"basket-{customer[:12]}-{day}"]
+                )
+    return items_csv, events_csv
+
+
+@pytest.fixture(scope="session")
+def small_catalog(hm_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    folder = tmp_path_factory.mktemp("small-catalog")
+    items_csv, events_csv = write_small_catalog(hm_data, folder)
+    settings = Settings(workdir=folder / "work", embed_batch_size=8, embed_shard_size=8)
+    with SQLiteStore(settings.workdir / "store.db") as store:
+        assert ingest_items(store, items_csv, settings).stored > 0
+        assert ingest_events(store, events_csv, settings).stored > 0
+    return settings

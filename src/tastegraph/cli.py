@@ -201,9 +201,10 @@ def train_embeddings_command(
         features = prepare_features(store, settings)
         result = train_fusion(features.table, list(store.iter_events()), config)
     folder = save_fusion(result, fusion_root(settings.workdir), features.towers, config)
+    final_loss = result.losses[-1][1] if result.losses else float("nan")
     typer.echo(
         f"trained on {result.content_items:,} photo-text pairs and {result.taste_pairs:,} "
-        f"co-engaged pairs; final loss {result.history[-1]['loss']:.3f}\nsaved {folder}"
+        f"co-engaged pairs; final loss {final_loss:.3f}\nsaved {folder}"
     )
 
 
@@ -264,6 +265,9 @@ def evaluate_embeddings_command(
     ] = 1000,
     test_weeks: Annotated[float, typer.Option(help="Last weeks of events: the test split.")] = 8.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    validation: Annotated[
+        bool, typer.Option("--validation", help="Report the validation split (for tuning).")
+    ] = False,
 ) -> None:
     """Train on the training split, then report text-to-image retrieval and basket completion
     with 95% bootstrap intervals, against raw-tower and popularity baselines."""
@@ -275,14 +279,19 @@ def evaluate_embeddings_command(
     with _open(settings) as store:
         features = prepare_features(store, settings)
         events = list(store.iter_events())
-    config = EvalConfig(holdout_items=holdout_items, test_weeks=test_weeks, seed=seed)
+    config = EvalConfig(
+        holdout_items=holdout_items, test_weeks=test_weeks, seed=seed, validation=validation
+    )
     report = evaluate_embeddings(features.table, events, TrainConfig(seed=seed), config)
-    path = settings.workdir / "reports" / "embeddings.json"
-    write_json(path, report | {"towers": features.towers})
-    typer.echo(f"split: {report['split']}")
-    for task in ("text_to_image_recall@10", "basket_recall@20"):
+    path = settings.workdir / "reports" / f"embeddings-{report.split['name']}.json"
+    write_json(path, {"report": report, "towers": features.towers})
+    typer.echo(f"split: {report.split}")
+    for task, estimates in [
+        ("text -> image recall@10 (held-out items)", report.text_to_image_recall_at_10),
+        ("basket completion recall@20 (baskets after the cut-off)", report.basket_recall_at_20),
+    ]:
         typer.echo(task)
-        for name, estimate in report[task].items():  # type: ignore[attr-defined]
+        for name, estimate in estimates.items():
             typer.echo(f"  {name:32} {estimate}")
     typer.echo(f"report: {path}")
 

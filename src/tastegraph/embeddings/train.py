@@ -48,7 +48,7 @@ class TrainResult:
     model: FusionModel
     content_items: int
     taste_pairs: int
-    history: list[dict[str, float]] = field(default_factory=list)
+    losses: list[tuple[str, float]] = field(default_factory=list)  # (stage, mean loss) per epoch
 
 
 def _batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
@@ -64,6 +64,24 @@ def _content_loss(model: FusionModel, table: FeatureTable, rows: np.ndarray) -> 
 
 def _fused(model: FusionModel, table: FeatureTable, rows: np.ndarray) -> torch.Tensor:
     return model.fuse(*table.tensors(rows))
+
+
+def _taste_loss(
+    model: FusionModel,
+    table: FeatureTable,
+    pairs: np.ndarray,  # (B, 2) rows engaged together
+    content_rows: np.ndarray,
+    config: TrainConfig,
+    rng: np.random.Generator,
+) -> torch.Tensor:
+    """Co-engaged items close, plus the content loss on a random batch so text keeps meaning."""
+    loss = model.contrastive_loss(
+        _fused(model, table, pairs[:, 0]), _fused(model, table, pairs[:, 1])
+    )
+    if len(content_rows) > 1:
+        sample = rng.choice(content_rows, min(config.batch_size, len(content_rows)), replace=False)
+        loss = loss + config.content_weight * _content_loss(model, table, sample)
+    return loss
 
 
 def train_fusion(
@@ -104,27 +122,20 @@ def train_fusion(
         disable=not show_progress,
     )
     for epoch in epochs:
-        taste = epoch >= config.content_epochs
-        n = len(pairs) if taste else len(content_rows)
-        losses = []
+        stage = "taste" if epoch >= config.content_epochs else "content"
+        n = len(pairs) if stage == "taste" else len(content_rows)
+        batch_losses = []
         for batch in _batches(n, config.batch_size, rng):
-            if taste:
-                a, b = pairs[batch, 0], pairs[batch, 1]
-                loss = model.contrastive_loss(_fused(model, table, a), _fused(model, table, b))
-                if len(content_rows) > 1:
-                    sample = rng.choice(
-                        content_rows, min(config.batch_size, len(content_rows)), replace=False
-                    )
-                    loss = loss + config.content_weight * _content_loss(model, table, sample)
+            if stage == "taste":
+                loss = _taste_loss(model, table, pairs[batch], content_rows, config, rng)
             else:
                 loss = _content_loss(model, table, content_rows[batch])
             optimizer.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
-            losses.append(loss.item())
-        stage = "taste" if taste else "content"
-        mean_loss = float(np.mean(losses)) if losses else float("nan")
-        result.history.append({"epoch": epoch, "stage": taste, "loss": mean_loss})
+            batch_losses.append(loss.item())
+        mean_loss = float(np.mean(batch_losses)) if batch_losses else float("nan")
+        result.losses.append((stage, mean_loss))
         epochs.set_postfix(stage=stage, loss=f"{mean_loss:.3f}")
     model.eval()
     return result
@@ -142,7 +153,7 @@ def save_fusion(
         "towers": towers,
         "content_items": result.content_items,
         "taste_pairs": result.taste_pairs,
-        "final_loss": result.history[-1]["loss"] if result.history else None,
+        "losses": result.losses,
     }
 
     def write(folder: Path) -> None:
