@@ -181,6 +181,7 @@ def train_embeddings_command(
     content_epochs: Annotated[int, typer.Option(help="Epochs of photo-text pairs.")] = 30,
     taste_epochs: Annotated[int, typer.Option(help="Epochs of co-engaged item pairs.")] = 10,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    engine: EngineOption = None,
 ) -> None:
     """Train the fusion model that maps photo and text features into one item space.
 
@@ -190,7 +191,7 @@ def train_embeddings_command(
     from tastegraph.embeddings.job import fusion_root, prepare_features
     from tastegraph.embeddings.train import TrainConfig, save_fusion, train_fusion
 
-    settings = _settings(ctx)
+    settings = _with_engine(_settings(ctx), engine)
     config = TrainConfig(
         content_epochs=content_epochs,
         taste_epochs=taste_epochs,
@@ -208,8 +209,26 @@ def train_embeddings_command(
     )
 
 
+EngineOption = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help="Where the towers run: local, or ray (Ray Data; RAY_ADDRESS for a cluster).",
+        show_default=False,
+    ),
+]
+
+
+def _with_engine(settings: Settings, engine: str | None) -> Settings:
+    if engine is None:
+        return settings
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter(f"unknown engine {engine!r}; expected local or ray")
+    return settings.model_copy(update={"embed_engine": engine})
+
+
 @app.command()
-def embed(ctx: typer.Context) -> None:
+def embed(ctx: typer.Context, engine: EngineOption = None) -> None:
     """Compute item embeddings offline and publish a new embedding store version.
 
     Only photos and texts no earlier run encoded are encoded (features are cached by content
@@ -218,7 +237,7 @@ def embed(ctx: typer.Context) -> None:
     """
     from tastegraph.embeddings.job import run_embed
 
-    settings = _settings(ctx)
+    settings = _with_engine(_settings(ctx), engine)
     with _open(settings) as store:
         try:
             result = run_embed(store, settings)

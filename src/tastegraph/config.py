@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +42,9 @@ class Settings(BaseSettings):
     embed_workers: int = 1
     # Features per cache shard: a killed embed job loses at most one shard of work.
     embed_shard_size: int = 1024
+    # Where the towers run: "local" (this process) or "ray" (Ray Data: RAY_ADDRESS's cluster,
+    # or a Ray started on this machine, listening on loopback only).
+    embed_engine: Literal["local", "ray"] = "local"
     # Default towers and language model (ARCHITECTURE.md). A CLIP checkpoint on disk
     # plugs in as "clip:/path/to/folder".
     image_model: str = "efficientnet-lite0"

@@ -52,7 +52,7 @@ def _collate(
     return [key for key, _ in good], stacked, len(batch)
 
 
-class _ShardWriter:
+class ShardWriter:
     """Buffers features and writes a cache shard every `size` rows."""
 
     def __init__(self, cache: FeatureCache, size: int) -> None:
@@ -92,7 +92,7 @@ def extract_image_features(
     loader = DataLoader(
         _Photos(todo, tower), batch_size=batch_size, collate_fn=_collate, **loader_options
     )
-    writer = _ShardWriter(cache, shard_size)
+    writer = ShardWriter(cache, shard_size)
     with tqdm(
         total=len(todo), desc=f"encoding photos ({tower.name})", unit="img", disable=None
     ) as bar:
@@ -115,7 +115,7 @@ def extract_text_features(
     """Encode every item text not cached yet; returns how many were encoded."""
     texts = {e.text_key: e.text for e in entries if e.text_key}
     todo = cache.missing(texts)
-    writer = _ShardWriter(cache, shard_size)
+    writer = ShardWriter(cache, shard_size)
     with tqdm(
         total=len(todo), desc=f"encoding texts ({tower.name})", unit="text", disable=None
     ) as bar:

@@ -55,23 +55,51 @@ def prepare_features(
     texts = FeatureCache(
         cache_dir(settings.workdir, text_tower.name, text_tower.version), text_tower.dim
     )
-    encoded_images = extract_image_features(
-        entries,
-        image_tower,
-        images,
-        batch_size=settings.embed_batch_size,
-        workers=settings.embed_workers,
-        shard_size=settings.embed_shard_size,
-    )
-    encoded_texts = extract_text_features(
-        entries, text_tower, texts, shard_size=settings.embed_shard_size
-    )
+    if settings.embed_engine == "ray":
+        encoded_images, encoded_texts = _extract_on_ray(entries, settings, images, texts)
+    else:
+        encoded_images = extract_image_features(
+            entries,
+            image_tower,
+            images,
+            batch_size=settings.embed_batch_size,
+            workers=settings.embed_workers,
+            shard_size=settings.embed_shard_size,
+        )
+        encoded_texts = extract_text_features(
+            entries, text_tower, texts, shard_size=settings.embed_shard_size
+        )
     towers = {
         "image": f"{image_tower.name}@{image_tower.version}",
         "text": f"{text_tower.name}@{text_tower.version}",
     }
     table = FeatureTable.build(entries, images, texts)
     return Features(entries, table, towers, encoded_images, encoded_texts)
+
+
+def _extract_on_ray(
+    entries: list[CatalogEntry], settings: Settings, images: FeatureCache, texts: FeatureCache
+) -> tuple[int, int]:
+    from tastegraph.embeddings import ray_engine
+
+    started = ray_engine.start_local_ray()
+    try:
+        encoded_images = ray_engine.extract_image_features_ray(
+            entries,
+            settings.image_model,
+            images,
+            batch_size=settings.embed_batch_size,
+            shard_size=settings.embed_shard_size,
+        )
+        encoded_texts = ray_engine.extract_text_features_ray(
+            entries, settings.text_model, texts, shard_size=settings.embed_shard_size
+        )
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    return encoded_images, encoded_texts
 
 
 @torch.inference_mode()
