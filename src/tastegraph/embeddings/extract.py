@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from tastegraph.embeddings.catalog import CatalogEntry
+from tastegraph.embeddings.catalog import CatalogEntry, photos_by_key, texts_by_key
 from tastegraph.embeddings.features import FeatureCache
 from tastegraph.encoders.base import ImageTower, TextTower
 
@@ -82,8 +82,7 @@ def extract_image_features(
     shard_size: int = SHARD_SIZE,
 ) -> int:
     """Encode every photo not cached yet; returns how many were encoded."""
-    paths = {e.image_key: e.image_path for e in entries if e.image_key and e.image_path}
-    todo = [(key, paths[key]) for key in cache.missing(paths)]
+    todo = cache.missing_content(photos_by_key(entries))
     if not todo:
         return 0
     loader_options: dict[str, Any] = {"num_workers": workers}
@@ -113,15 +112,14 @@ def extract_text_features(
     shard_size: int = SHARD_SIZE,
 ) -> int:
     """Encode every item text not cached yet; returns how many were encoded."""
-    texts = {e.text_key: e.text for e in entries if e.text_key}
-    todo = cache.missing(texts)
+    todo = cache.missing_content(texts_by_key(entries))
     writer = ShardWriter(cache, shard_size)
     with tqdm(
         total=len(todo), desc=f"encoding texts ({tower.name})", unit="text", disable=None
     ) as bar:
         for start in range(0, len(todo), batch_size):
-            keys = todo[start : start + batch_size]
-            writer.add(keys, tower.encode([texts[key] for key in keys]))
+            keys, texts = zip(*todo[start : start + batch_size], strict=True)
+            writer.add(list(keys), tower.encode(texts))
             bar.update(len(keys))
     writer.flush()
     return len(todo)

@@ -56,6 +56,10 @@ class FeatureCache:
         """Keys not cached yet, each once, in first-seen order."""
         return [k for k in dict.fromkeys(keys) if k not in self._rows]
 
+    def missing_content(self, content: dict[str, str]) -> list[tuple[str, str]]:
+        """The (key, content) pairs not cached yet; content is a photo path or a text."""
+        return [(key, content[key]) for key in self.missing(content)]
+
     def add(self, keys: Sequence[str], features: np.ndarray) -> Path:
         """Write one new shard; it is durable and visible once this returns."""
         features = np.ascontiguousarray(features, dtype=np.float32)

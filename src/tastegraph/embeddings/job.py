@@ -160,5 +160,5 @@ def run_embed(
         "items_with_text": int(features.table.has_text.sum()),
     }
     folder = EmbeddingStore.publish(settings.workdir, features.table.item_ids, vectors, manifest)
-    log.info("published %d item embeddings to %s", len(vectors), folder)
+    log.debug("published %d item embeddings to %s", len(vectors), folder)
     return EmbedResult(EmbeddingStore(folder), features, True, time.perf_counter() - start)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tastegraph.embeddings.catalog import CatalogEntry
+from tastegraph.embeddings.catalog import CatalogEntry, photos_by_key, texts_by_key
 from tastegraph.embeddings.extract import SHARD_SIZE, ShardWriter
 from tastegraph.embeddings.features import FeatureCache
 from tastegraph.encoders import load_image_tower, load_text_tower
@@ -162,10 +162,9 @@ def extract_image_features_ray(
     """Encode every photo not cached yet on Ray; returns how many were encoded.
 
     As in the local engine, a photo that fails to decode counts but is not cached."""
-    paths = {e.image_key: e.image_path for e in entries if e.image_key and e.image_path}
-    todo = cache.missing(paths)
+    todo = cache.missing_content(photos_by_key(entries))
     if todo:
-        rows = [{"key": key, "path": paths[key]} for key in todo]
+        rows = [{"key": key, "path": path} for key, path in todo]
         _encode_into(rows, _ImageEncoder, image_model, cache, batch_size, shard_size)
     return len(todo)
 
@@ -179,9 +178,8 @@ def extract_text_features_ray(
     shard_size: int = SHARD_SIZE,
 ) -> int:
     """Encode every item text not cached yet on Ray; returns how many were encoded."""
-    texts = {e.text_key: e.text for e in entries if e.text_key}
-    todo = cache.missing(texts)
+    todo = cache.missing_content(texts_by_key(entries))
     if todo:
-        rows = [{"key": key, "text": texts[key]} for key in todo]
+        rows = [{"key": key, "text": text} for key, text in todo]
         _encode_into(rows, _TextEncoder, text_model, cache, batch_size, shard_size)
     return len(todo)

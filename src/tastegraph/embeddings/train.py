@@ -119,7 +119,7 @@ def train_fusion(
     epochs = tqdm(
         range(config.content_epochs + config.taste_epochs),
         desc="training fusion",
-        disable=not show_progress,
+        disable=None if show_progress else True,  # None: off when not a terminal
     )
     for epoch in epochs:
         stage = "taste" if epoch >= config.content_epochs else "content"
