@@ -1,0 +1,165 @@
+"""All users' profiles in memory, updated per event; saved as JSON plus one .npy matrix."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from tastegraph.artifacts import atomic_dir, current_version, publish_version
+from tastegraph.profiles.config import ProfileConfig
+from tastegraph.profiles.interest import Interest
+from tastegraph.profiles.profile import UserProfile
+from tastegraph.store import Event
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+
+
+class Embeddings(Protocol):
+    """What profiles need from an embedding store (EmbeddingStore has it)."""
+
+    def __contains__(self, item_id: object) -> bool: ...
+
+    def vector(self, item_id: str) -> np.ndarray: ...
+
+
+def profiles_root(workdir: Path) -> Path:
+    return workdir / "profiles"
+
+
+class ProfileStore:
+    def __init__(self, config: ProfileConfig, embeddings_version: str | None = None) -> None:
+        self.config = config
+        self.embeddings_version = embeddings_version  # the embeddings the vectors came from
+        self.profiles: dict[str, UserProfile] = {}
+        self.skipped = 0  # events left out because their item has no embedding
+
+    def __len__(self) -> int:
+        return len(self.profiles)
+
+    def __contains__(self, user_id: object) -> bool:
+        return user_id in self.profiles
+
+    def __iter__(self) -> Iterator[UserProfile]:
+        return iter(self.profiles.values())
+
+    def get(self, user_id: str) -> UserProfile | None:
+        return self.profiles.get(user_id)
+
+    def profile(self, user_id: str) -> UserProfile:
+        """The user's profile, created empty for a new user."""
+        if user_id not in self.profiles:
+            self.profiles[user_id] = UserProfile(user_id, self.config)
+        return self.profiles[user_id]
+
+    def apply(self, event: Event, embeddings: Embeddings) -> bool:
+        """Update the user's profile; False (and counted in skipped) when the item has no
+        embedding."""
+        if event.item_id not in embeddings:
+            self.skipped += 1
+            return False
+        self.profile(event.user_id).update(event, embeddings.vector(event.item_id))
+        return True
+
+    def save(self, folder: Path) -> None:
+        """Write to folder (which must not exist), atomically."""
+        with atomic_dir(folder) as tmp:
+            self._write(tmp)
+
+    def publish(self, workdir: Path) -> Path:
+        """Write a new version under workdir/profiles and make it the current one."""
+        return publish_version(profiles_root(workdir), self._write)
+
+    @classmethod
+    def open(cls, workdir: Path) -> ProfileStore:
+        folder = current_version(profiles_root(workdir))
+        if folder is None:
+            raise FileNotFoundError(f"no profiles in {workdir}; build them first")
+        return cls.load(folder)
+
+    @classmethod
+    def load(cls, folder: Path) -> ProfileStore:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        if manifest.get("kind") != "user_profiles" or manifest.get("format") != FORMAT:
+            raise ValueError(
+                f"{folder} holds {manifest.get('kind')} format {manifest.get('format')}; "
+                f"expected user_profiles format {FORMAT}"
+            )
+        store = cls(ProfileConfig(**manifest["config"]), manifest["embeddings_version"])
+        store.skipped = manifest["skipped"]
+        vectors = np.load(folder / "vectors.npy", allow_pickle=False)  # (members, d) float32
+        for entry in json.loads((folder / "profiles.json").read_text()):
+            profile = UserProfile(entry["user_id"], store.config)
+            profile.updated_at = entry["updated_at"]
+            profile.positive_events = entry["positive_events"]
+            profile.hidden = set(entry["hidden"])
+            profile.engaged = dict(entry["engaged"])
+            for saved in entry["interests"]:
+                rows = slice(saved["offset"], saved["offset"] + len(saved["item_ids"]))
+                profile.interests.append(
+                    Interest(
+                        item_ids=list(saved["item_ids"]),
+                        weights=np.array(saved["weights"], dtype=np.float64),
+                        vectors=vectors[rows],
+                        importance=saved["importance"],
+                        last_update=saved["last_update"],
+                        medoid_index=saved["medoid_index"],
+                    )
+                )
+            store.profiles[profile.user_id] = profile
+        log.info("loaded %d profiles from %s", len(store), folder)
+        return store
+
+    def _write(self, folder: Path) -> None:
+        entries: list[dict[str, Any]] = []
+        chunks: list[np.ndarray] = []
+        offset = 0
+        for user_id in sorted(self.profiles):
+            profile = self.profiles[user_id]
+            interests = []
+            for interest in profile.interests:
+                interests.append(
+                    {
+                        "item_ids": interest.item_ids,
+                        "weights": [float(w) for w in interest.weights],
+                        "importance": float(interest.importance),
+                        "last_update": interest.last_update,
+                        "medoid_index": interest.medoid_index,
+                        "offset": offset,
+                    }
+                )
+                chunks.append(interest.vectors)
+                offset += len(interest.item_ids)
+            entries.append(
+                {
+                    "user_id": user_id,
+                    "updated_at": profile.updated_at,
+                    "positive_events": profile.positive_events,
+                    "hidden": sorted(profile.hidden),
+                    "engaged": dict(sorted(profile.engaged.items())),
+                    "interests": interests,
+                }
+            )
+        matrix = np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
+        manifest = {
+            "kind": "user_profiles",
+            "format": FORMAT,
+            "created_at": time.time(),
+            "config": dataclasses.asdict(self.config),
+            "embeddings_version": self.embeddings_version,
+            "users": len(self.profiles),
+            "interests": sum(len(p.interests) for p in self.profiles.values()),
+            "dim": int(matrix.shape[1]),
+            "skipped": self.skipped,
+        }
+        np.save(folder / "vectors.npy", np.ascontiguousarray(matrix, dtype=np.float32))
+        (folder / "profiles.json").write_text(json.dumps(entries))
+        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
