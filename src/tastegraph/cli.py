@@ -253,6 +253,40 @@ def embed(ctx: typer.Context, engine: EngineOption = None) -> None:
     )
 
 
+@app.command("index")
+def index_command(
+    ctx: typer.Context,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Build from scratch instead of adding new items.")
+    ] = False,
+) -> None:
+    """Build or update the approximate-nearest-neighbour index over the current embeddings.
+
+    New items are added to the current index; a changed embedding store version with changed
+    vectors, or --rebuild, builds a new one. Either way a new version is published atomically.
+    """
+    from tastegraph.embeddings.store import EmbeddingStore
+    from tastegraph.index import build_index, update_index
+
+    settings = _settings(ctx)
+    try:
+        embeddings = EmbeddingStore.open(settings.workdir)
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from None
+    publish = build_index if rebuild else update_index
+    with _open(settings) as store:
+        folder = publish(
+            embeddings,
+            store,
+            settings.workdir,
+            category_key=settings.index_category_key,
+            kind=settings.index_kind,
+            exact_threshold=settings.index_exact_threshold,
+            ef_search=settings.index_ef_search,
+        )
+    typer.echo(f"indexed {len(embeddings):,} items of embeddings {embeddings.version}\n{folder}")
+
+
 @app.command()
 def similar(
     ctx: typer.Context,

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from tastegraph.cli import app
 from tastegraph.config import Settings
 from tastegraph.embeddings.store import EmbeddingStore
+from tastegraph.index import open_index
 
 runner = CliRunner()
 
@@ -32,6 +33,10 @@ def test_train_embed_similar(small_catalog: Settings, tmp_path: Path) -> None:
     embedded = invoke("embed")
     assert "published" in embedded
     assert "unchanged" in invoke("embed")
+    assert "indexed" in invoke("index")
+    embeddings, index = EmbeddingStore.open(workdir), open_index(workdir)
+    assert len(index) == len(embeddings)
+    assert index.metadata["embeddings_version"] == embeddings.version
 
     item = EmbeddingStore.open(workdir).ids[0]
     lines = invoke("similar", item, "-k", "3").strip().splitlines()
