@@ -342,6 +342,7 @@ def evaluate_embeddings_command(
     for task, estimates in [
         ("text -> image recall@10 (held-out items)", report.text_to_image_recall_at_10),
         ("basket completion recall@20 (baskets after the cut-off)", report.basket_recall_at_20),
+        ("recall@20 gain of fused, taste-trained over (paired)", report.basket_recall_gain_over),
     ]:
         typer.echo(task)
         for name, estimate in estimates.items():

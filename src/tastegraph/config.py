@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     embed_workers: int = 1
     # Features per cache shard: a killed embed job loses at most one shard of work.
     embed_shard_size: int = 1024
+    # The item attribute shared by variants of one product (colours, sizes); variants are
+    # positives when the fusion model learns taste. H&M's product_code; any attribute works.
+    variant_attribute: str = "product_code"
     # Where the towers run: "local" (this process) or "ray" (Ray Data: RAY_ADDRESS's cluster,
     # or a Ray started on this machine, listening on loopback only).
     embed_engine: Literal["local", "ray"] = "local"

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from tastegraph.embeddings.pairs import co_engaged_pairs
+import numpy as np
+
+from tastegraph.embeddings.pairs import co_engaged_pairs, variant_pairs
 from tastegraph.store import Event
 
 DAY = 86_400.0
@@ -41,3 +43,10 @@ def test_cutoff_hides_and_unknown_items_are_left_out() -> None:
 
 def test_no_events_gives_an_empty_pair_array() -> None:
     assert co_engaged_pairs([], INDEX).shape == (0, 2)
+
+
+def test_variants_of_one_product_pair_up_unless_held_out() -> None:
+    variant_of = ["p1", "p1", "p2", None, "p1", "p2"]
+    trainable = np.array([True, True, True, True, False, True])
+    pairs = variant_pairs(variant_of, trainable)
+    assert sorted(map(tuple, pairs.tolist())) == [(0, 1), (2, 5)]

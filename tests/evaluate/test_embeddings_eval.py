@@ -29,9 +29,15 @@ def test_report_has_every_method_with_intervals(small_catalog: Settings) -> None
         "fused, content stage only",
         "raw image features",
         "raw text features",
+        "same product, then raw image cosine",
         "most popular before cut-off",
     }
     assert "raw towers + least-squares map" in report.text_to_image_recall_at_10
+    assert set(report.basket_recall_gain_over) == set(report.basket_recall_at_20) - {
+        "fused, taste-trained"
+    }
+    for gain in report.basket_recall_gain_over.values():
+        assert -1.0 <= gain.low <= gain.mean <= gain.high <= 1.0
     for estimate in [
         *report.basket_recall_at_20.values(),
         *report.text_to_image_recall_at_10.values(),

@@ -35,8 +35,8 @@ def test_basket_completion_oracle_scores_one_and_anti_oracle_zero() -> None:
             members[a, rows] = 1.0
     oracle = basket_completion(baskets, lambda rows: members[rows].copy(), k=2)
     anti = basket_completion(baskets, lambda rows: -members[rows], k=1)
-    assert oracle.mean == 1.0
-    assert anti.mean == 0.0
+    assert oracle.tolist() == [1.0, 1.0]
+    assert anti.tolist() == [0.0, 0.0]
 
 
 def test_held_out_baskets_keep_only_multi_item_baskets_after_the_cutoff() -> None:
@@ -47,3 +47,12 @@ def test_held_out_baskets_keep_only_multi_item_baskets_after_the_cutoff() -> Non
     events.append(ev(5, "b", 10, "k2"))  # a single item: nothing to complete
     index = {"a": 0, "b": 1, "c": 2}
     assert held_out_baskets(events, index, cutoff=5) == [[0, 2]]
+
+
+def test_same_product_baseline_ranks_variants_first() -> None:
+    from tastegraph.evaluate.embeddings import _same_product_then_cosine
+
+    vectors = np.array([[1, 0], [0, 1], [0.9, 0.1], [0.1, 0.9]], dtype=np.float32)
+    score = _same_product_then_cosine(["p", "p", None, None], vectors)
+    assert top_k(score(np.array([0])), 2).tolist() == [[0, 1]]  # itself, then its variant
+    assert top_k(score(np.array([2])), 2).tolist() == [[2, 0]]  # no product: cosine only

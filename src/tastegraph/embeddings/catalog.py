@@ -17,14 +17,18 @@ class CatalogEntry:
     image_key: str | None  # the photo's content hash: the image feature cache key
     text: str  # "" for a photo-only item
     text_key: str | None  # hash of the text: the text feature cache key; None without text
+    variant_of: str | None = None  # the product this item is a variant of (colour, size), if known
 
 
 def text_key(text: str) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest() if text else None
 
 
-def load_catalog(store: Store) -> list[CatalogEntry]:
-    """Every item with a photo or text, in id order; an item with neither cannot be embedded."""
+def load_catalog(store: Store, variant_attribute: str | None = None) -> list[CatalogEntry]:
+    """Every item with a photo or text, in id order; an item with neither cannot be embedded.
+
+    `variant_attribute` names the item attribute shared by variants of one product (H&M's
+    product_code); items without it are variants of nothing."""
     first_photo: dict[str, tuple[str, str]] = {}
     for media in store.iter_media():
         first_photo.setdefault(media.item_id, (media.uri, media.content_hash))
@@ -32,8 +36,18 @@ def load_catalog(store: Store) -> list[CatalogEntry]:
     for item in store.iter_items():
         path, image_key = first_photo.get(item.id, (None, None))
         text = item_text(item)
+        variant_of = item.attributes.get(variant_attribute) if variant_attribute else None
         if path is not None or text:
-            entries.append(CatalogEntry(item.id, path, image_key, text, text_key(text)))
+            entries.append(
+                CatalogEntry(
+                    item.id,
+                    path,
+                    image_key,
+                    text,
+                    text_key(text),
+                    None if variant_of is None else str(variant_of),
+                )
+            )
     return entries
 
 

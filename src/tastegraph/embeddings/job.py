@@ -46,7 +46,7 @@ def prepare_features(
     text_tower: TextTower | None = None,
 ) -> Features:
     """Tower features for every item, encoding only content no earlier run encoded."""
-    entries = load_catalog(store)
+    entries = load_catalog(store, settings.variant_attribute)
     image_tower = image_tower or load_image_tower(settings.image_model)
     text_tower = text_tower or load_text_tower(settings.text_model)
     images = FeatureCache(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -13,6 +13,19 @@ from tastegraph.store import Event
 # A group larger than this contributes a random sample of its pairs, so one huge board
 # does not drown out thousands of small baskets.
 MAX_PAIRS_PER_GROUP = 200
+
+
+def variant_pairs(
+    variant_of: Sequence[str | None], trainable: np.ndarray, seed: int = 0
+) -> np.ndarray:
+    """(P, 2) row pairs of items that are variants of one product (e.g. two colours).
+
+    Catalog structure, not engagement: it holds at any time, so it needs no cut-off."""
+    groups: dict[object, set[int]] = defaultdict(set)
+    for row, product in enumerate(variant_of):
+        if product is not None and trainable[row]:
+            groups[("product", product)].add(row)
+    return _pairs_of_groups(groups.values(), seed)
 
 
 def co_engaged_pairs(
@@ -41,9 +54,13 @@ def co_engaged_pairs(
             session_of[event.user_id] += 1
         last_seen[event.user_id] = event.ts
         groups[("session", event.user_id, session_of[event.user_id])].add(row)
+    return _pairs_of_groups(groups.values(), seed)
+
+
+def _pairs_of_groups(groups: Iterable[set[int]], seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     pairs: set[tuple[int, int]] = set()
-    for members in groups.values():
+    for members in groups:
         group_pairs = list(itertools.combinations(sorted(members), 2))
         if len(group_pairs) > MAX_PAIRS_PER_GROUP:
             chosen = rng.choice(len(group_pairs), MAX_PAIRS_PER_GROUP, replace=False)

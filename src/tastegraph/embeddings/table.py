@@ -19,6 +19,7 @@ class FeatureTable:
     text: np.ndarray  # (N, text_dim) float32; zeros where has_text is False
     has_image: np.ndarray  # (N,) bool
     has_text: np.ndarray  # (N,) bool
+    variant_of: list[str | None]  # the product each item is a variant of, where known
 
     @classmethod
     def build(
@@ -35,7 +36,8 @@ class FeatureTable:
         image_rows, text_rows = np.flatnonzero(has_image), np.flatnonzero(has_text)
         image[image_rows] = images.get([kept[i].image_key or "" for i in image_rows])
         text[text_rows] = texts.get([kept[i].text_key or "" for i in text_rows])
-        return cls([e.item_id for e in kept], image, text, has_image, has_text)
+        variant_of = [e.variant_of for e in kept]
+        return cls([e.item_id for e in kept], image, text, has_image, has_text, variant_of)
 
     def __len__(self) -> int:
         return len(self.item_ids)

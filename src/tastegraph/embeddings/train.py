@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from tastegraph.artifacts import current_version, publish_version
 from tastegraph.embeddings.fusion import FusionConfig, FusionModel
-from tastegraph.embeddings.pairs import co_engaged_pairs
+from tastegraph.embeddings.pairs import co_engaged_pairs, variant_pairs
 from tastegraph.embeddings.table import FeatureTable
 from tastegraph.store import Event
 
@@ -40,6 +40,7 @@ class TrainConfig:
     content_weight: float = 0.5  # weight of the content loss during the taste stage
     cutoff: float | None = None  # unix seconds; only events before it are used
     session_window_s: float = 3600.0  # same user within this window = engaged together
+    variant_pairs: bool = True  # variants of one product are positives in the taste stage too
     seed: int = 0
 
 
@@ -109,6 +110,9 @@ def train_fusion(
         session_window_s=config.session_window_s,
         seed=config.seed,
     )
+    if config.variant_pairs:
+        variants = variant_pairs(table.variant_of, trainable, config.seed)
+        pairs = np.unique(np.concatenate([pairs, variants]), axis=0)
     log.info(
         "training on %d items with photo and text, %d co-engaged pairs",
         len(content_rows),
