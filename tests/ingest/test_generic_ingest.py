@@ -89,6 +89,13 @@ def catalog(tmp_path: Path) -> Path:
     return write_csv(tmp_path / "shop" / "items.csv", ITEM_HEADER, rows)
 
 
+def assert_quarantine_file_named(report: IngestReport, settings: Settings, prefix: str) -> None:
+    """In the workdir's quarantine folder, named after the source file (plus a path hash)."""
+    assert report.quarantine_file is not None
+    assert report.quarantine_file.parent == settings.quarantine_dir
+    assert report.quarantine_file.name.startswith(prefix)
+
+
 CATALOG_PROBLEMS = [(3, "id"), (4, "price"), (5, "image"), (6, "image"), (8, "id"), (10, None)]
 
 
@@ -97,9 +104,7 @@ def test_catalog_counts_and_quarantine(
 ) -> None:
     report = ingest_items(store, catalog, settings)
     assert counts(report) == (10, 3, 1, 6)
-    assert report.quarantine_file is not None
-    assert report.quarantine_file.parent == settings.quarantine_dir
-    assert report.quarantine_file.name.startswith("items-items.csv-")
+    assert_quarantine_file_named(report, settings, "items-items.csv-")
     problems = quarantined(report)
     assert rows_and_fields(report) == CATALOG_PROBLEMS
     assert all(problem["file"] == str(catalog) for problem in problems)
@@ -258,9 +263,7 @@ def test_event_counts_and_quarantine(
 ) -> None:
     report = ingest_events(store, event_log, settings)
     assert counts(report) == (10, 6, 0, 4)
-    assert report.quarantine_file is not None
-    assert report.quarantine_file.parent == settings.quarantine_dir
-    assert report.quarantine_file.name.startswith(f"events-{event_log.name}-")
+    assert_quarantine_file_named(report, settings, f"events-{event_log.name}-")
     assert rows_and_fields(report) == EVENT_PROBLEMS
     problems = {problem["row"]: problem for problem in quarantined(report)}
     assert all(problem["file"] == str(event_log) for problem in problems.values())
