@@ -76,6 +76,7 @@ def publish_version(root: Path, write: Callable[[Path], None]) -> Path:
     `write` fills a temporary folder; the folder is renamed to root/<version>, then the
     CURRENT pointer is replaced. Readers see the old version until that last rename.
     """
+    remove_stale_temporaries(root)  # what a writer killed mid-publish left (one writer a root)
     version = time.strftime("v%Y%m%dT%H%M%S", time.gmtime()) + f"-{secrets.token_hex(3)}"
     with atomic_dir(root / version) as tmp:
         write(tmp)

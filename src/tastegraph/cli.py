@@ -57,7 +57,10 @@ def main(
     ] = None,
     store: Annotated[
         str | None,
-        typer.Option(help="Store URL, e.g. sqlite:///path/store.db [default: in the workdir]."),
+        typer.Option(
+            help="Store URL: sqlite:///relative/store.db or sqlite:////absolute/store.db "
+            "[default: store.db in the workdir]."
+        ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
 ) -> None:
@@ -77,7 +80,7 @@ def _settings(ctx: typer.Context, data: Path | None = None) -> Settings:
 def _open(settings: Settings) -> SQLiteStore:
     try:
         return open_store(settings.resolved_store_url)
-    except SchemaVersionError as exc:
+    except (SchemaVersionError, ValueError, NotImplementedError) as exc:
         raise _fail(str(exc)) from None
 
 
@@ -110,11 +113,11 @@ def _print_reports(reports: list[IngestReport]) -> None:
 
 def _run_ingest(settings: Settings, job: Callable[[Store], list[IngestReport]]) -> None:
     """Open the store, run one ingest job, print its reports; exit 1 if nothing was usable."""
-    try:
-        with open_store(settings.resolved_store_url) as store:
+    with _open(settings) as store:
+        try:
             reports = job(store)
-    except (InputError, SchemaVersionError) as exc:
-        raise _fail(str(exc)) from None
+        except InputError as exc:
+            raise _fail(str(exc)) from None
     _print_reports(reports)
     if not any(r.anything_usable for r in reports):
         raise _fail("no row could be stored; see the quarantine files above", code=1)

@@ -187,7 +187,7 @@ def test_a_photo_that_fails_to_decode_is_skipped_with_a_warning(
     cache = FeatureCache(tmp_path / "images", EfficientNetLite0Tower.dim)
     with caplog.at_level(logging.WARNING, logger="tastegraph.embeddings.ray_engine"):
         encoded = extract_image_features_ray(photos, EfficientNetLite0Tower.name, cache)
-    assert encoded == 3  # as in the local engine: asked for, though not cached
+    assert encoded == 2  # the broken photo is skipped, not counted
     assert cache.missing(e.image_key or "" for e in photos) == ["broken-photo"]
     assert "broken.jpg" in caplog.text
 

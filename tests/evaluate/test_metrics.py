@@ -56,3 +56,15 @@ def test_same_product_baseline_ranks_variants_first() -> None:
     score = _same_product_then_cosine(["p", "p", None, None], vectors)
     assert top_k(score(np.array([0])), 2).tolist() == [[0, 1]]  # itself, then its variant
     assert top_k(score(np.array([2])), 2).tolist() == [[2, 0]]  # no product: cosine only
+
+
+def test_held_out_products_take_every_variant_and_skip_taken_ones() -> None:
+    from tastegraph.evaluate.embeddings import _hold_out_products
+
+    products = ["p1", "p1", "p2", "p2", "p3", "item:x"]
+    rng = np.random.default_rng(0)
+    rows, chosen = _hold_out_products(products, np.arange(6), 3, rng, frozenset({"p3"}))
+    assert len(rows) == 3 and "p3" not in chosen
+    held_rows = {row for row, product in enumerate(products) if product in chosen}
+    assert set(rows.tolist()) <= held_rows
+    assert all(products[row] in chosen for row in rows.tolist())

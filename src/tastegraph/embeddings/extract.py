@@ -59,6 +59,7 @@ class ShardWriter:
         self.cache, self.size = cache, size
         self.keys: list[str] = []
         self.features: list[np.ndarray] = []
+        self.written = 0  # rows now durable in the cache
 
     def add(self, keys: list[str], features: np.ndarray) -> None:
         self.keys += keys
@@ -69,6 +70,7 @@ class ShardWriter:
     def flush(self) -> None:
         if self.keys:
             self.cache.add(self.keys, np.concatenate(self.features))
+            self.written += len(self.keys)
             self.keys, self.features = [], []
 
 
@@ -81,7 +83,7 @@ def extract_image_features(
     workers: int = 1,
     shard_size: int = SHARD_SIZE,
 ) -> int:
-    """Encode every photo not cached yet; returns how many were encoded."""
+    """Encode every photo not cached yet; returns how many were encoded (bad photos are not)."""
     todo = cache.missing_content(photos_by_key(entries))
     if not todo:
         return 0
@@ -100,7 +102,7 @@ def extract_image_features(
                 writer.add(keys, tower.encode(batch))
             bar.update(asked)
     writer.flush()
-    return len(todo)
+    return writer.written
 
 
 def extract_text_features(
@@ -122,4 +124,4 @@ def extract_text_features(
             writer.add(list(keys), tower.encode(texts))
             bar.update(len(keys))
     writer.flush()
-    return len(todo)
+    return writer.written

@@ -113,9 +113,20 @@ def fuse_table(model: FusionModel, table: FeatureTable, batch_size: int = 4096) 
 
 
 def _fingerprint(features: Features, fusion_version: str) -> str:
+    """Changes with any item's content, with which of its features are encoded (a photo that
+    failed once and decodes now), and with the fusion model."""
+    table = features.table
+    encoded = dict(
+        zip(
+            table.item_ids,
+            zip(table.has_image.tolist(), table.has_text.tolist(), strict=True),
+            strict=True,
+        )
+    )
     digest = hashlib.sha256(fusion_version.encode())
-    for entry in features.entries:
-        digest.update(f"{entry.item_id}\x1f{entry.image_key}\x1f{entry.text_key}\n".encode())
+    for e in features.entries:
+        state = encoded.get(e.item_id)
+        digest.update(f"{e.item_id}\x1f{e.image_key}\x1f{e.text_key}\x1f{state}\n".encode())
     return digest.hexdigest()
 
 

@@ -125,7 +125,8 @@ def _encode_into(
     cache: FeatureCache,
     batch_size: int,
     shard_size: int,
-) -> None:
+) -> int:
+    """Encode `rows` on Ray into the cache; returns how many were encoded."""
     import ray.data
 
     features = ray.data.from_items(rows).map_batches(
@@ -149,6 +150,7 @@ def _encode_into(
         if keep.any():
             writer.add(batch["key"][keep].tolist(), batch["features"][keep])
     writer.flush()
+    return writer.written
 
 
 def extract_image_features_ray(
@@ -161,12 +163,12 @@ def extract_image_features_ray(
 ) -> int:
     """Encode every photo not cached yet on Ray; returns how many were encoded.
 
-    As in the local engine, a photo that fails to decode counts but is not cached."""
+    As in the local engine, a photo that fails to decode is skipped and not counted."""
     todo = cache.missing_content(photos_by_key(entries))
-    if todo:
-        rows = [{"key": key, "path": path} for key, path in todo]
-        _encode_into(rows, _ImageEncoder, image_model, cache, batch_size, shard_size)
-    return len(todo)
+    if not todo:
+        return 0
+    rows = [{"key": key, "path": path} for key, path in todo]
+    return _encode_into(rows, _ImageEncoder, image_model, cache, batch_size, shard_size)
 
 
 def extract_text_features_ray(
@@ -179,7 +181,7 @@ def extract_text_features_ray(
 ) -> int:
     """Encode every item text not cached yet on Ray; returns how many were encoded."""
     todo = cache.missing_content(texts_by_key(entries))
-    if todo:
-        rows = [{"key": key, "text": text} for key, text in todo]
-        _encode_into(rows, _TextEncoder, text_model, cache, batch_size, shard_size)
-    return len(todo)
+    if not todo:
+        return 0
+    rows = [{"key": key, "text": text} for key, text in todo]
+    return _encode_into(rows, _TextEncoder, text_model, cache, batch_size, shard_size)

@@ -84,6 +84,40 @@ def text_to_image(
     }
 
 
+def _products(table: FeatureTable) -> list[str]:
+    """The product of each row: its variant group, or the item itself when it has none."""
+    return [
+        p if p is not None else f"item:{i}"
+        for p, i in zip(table.variant_of, table.item_ids, strict=True)
+    ]
+
+
+def _hold_out_products(
+    products: list[str],
+    candidates: np.ndarray,
+    size: int,
+    rng: np.random.Generator,
+    taken: frozenset[str],
+) -> tuple[np.ndarray, frozenset[str]]:
+    """Whole products drawn at random until they hold `size` candidate rows, so no colour
+    variant of a held-out item is seen in training. Returns the held-out candidate rows
+    (sorted) and the products held out; products in `taken` are never drawn."""
+    rows_of: dict[str, list[int]] = defaultdict(list)
+    for row in candidates.tolist():
+        if products[row] not in taken:
+            rows_of[products[row]].append(row)
+    names = list(rows_of)
+    chosen: list[str] = []
+    rows: list[int] = []
+    for index in rng.permutation(len(names)):
+        if len(rows) >= size:
+            break
+        product = names[index]
+        chosen.append(product)
+        rows += rows_of[product]
+    return np.array(sorted(rows[:size])), frozenset(chosen)
+
+
 def held_out_baskets(
     events: Sequence[Event], index: dict[str, int], cutoff: float
 ) -> list[list[int]]:
@@ -144,21 +178,26 @@ def evaluate_embeddings(
     """Train on the training split only, then measure both tasks on the held-out data."""
     rng = np.random.default_rng(config.seed)
     both = np.flatnonzero(table.has_image & table.has_text)
+    if len(both) < 6 or not events:
+        raise ValueError("evaluation needs at least 6 items with photo and text, and events")
     size = min(config.holdout_items, len(both) // 3)
-    holdout = np.sort(rng.choice(both, size, replace=False))
+    products = _products(table)
+    holdout, held = _hold_out_products(products, both, size, rng, frozenset())
     cutoff = max(e.ts for e in events) - config.test_weeks * WEEK
-    held = frozenset(table.item_ids[i] for i in holdout)
     if config.validation:
         events = [e for e in events if e.ts < cutoff]
         cutoff -= config.test_weeks * WEEK
-        holdout = np.sort(rng.choice(np.setdiff1d(both, holdout), size, replace=False))
-        held |= {table.item_ids[i] for i in holdout}
-    train_rows = np.setdiff1d(both, [table.index()[item] for item in held])
+        holdout, held_too = _hold_out_products(products, both, size, rng, held)
+        held |= held_too
+    train_rows = np.array([row for row in both if products[row] not in held])
+    held_items = frozenset(table.item_ids[row] for row, p in enumerate(products) if p in held)
     trained = dataclasses.replace(train_config, cutoff=cutoff)
     content_only = dataclasses.replace(trained, taste_epochs=0)
-    model = train_fusion(table, events, trained, holdout=held, show_progress=show_progress).model
+    model = train_fusion(
+        table, events, trained, holdout=held_items, show_progress=show_progress
+    ).model
     content = train_fusion(
-        table, events, content_only, holdout=held, show_progress=show_progress
+        table, events, content_only, holdout=held_items, show_progress=show_progress
     ).model
 
     index = table.index()

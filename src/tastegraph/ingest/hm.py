@@ -170,6 +170,7 @@ def _ingest_items(
         return statistics.median(prices[article]) if article in prices else None
 
     items: dict[str, Item] = {}
+    rows_of: dict[str, int] = {}  # article -> its row in articles.csv
     for row in _rows(path, quarantine, report):
         try:
             article = _article_id(row.values)
@@ -184,6 +185,7 @@ def _ingest_items(
         }
         title, description = row.values.get("prod_name"), row.values.get("detail_desc")
         items[article] = Item(article, title, description, attributes, price_of(article))
+        rows_of[article] = row.number
     photo_only = sorted(set(prices) - set(items))
     for article in photo_only:
         items[article] = Item(
@@ -197,7 +199,9 @@ def _ingest_items(
         report.add(result)
         for item_id in result.conflicts:
             reason = "already stored with different content; re-ingest into a new workdir"
-            quarantine.add(Problem(str(path), 0, "article_id", reason, item_id))
+            quarantine.add(
+                Problem(str(path), rows_of.get(item_id, 0), "article_id", reason, item_id)
+            )
     _finish(report, quarantine)
     return report, sorted(items)
 

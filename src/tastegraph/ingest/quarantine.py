@@ -17,7 +17,7 @@ class InputError(RuntimeError):
 @dataclass(frozen=True)
 class Problem:
     file: str
-    row: int  # 1-based data row; the CSV header is not counted
+    row: int  # 1-based data row (CSV header not counted); 0 for a record with no row of its own
     field: str | None  # the offending column, or None when the whole row is bad
     reason: str
     raw: str | None = None  # the row as read, shortened, for a human to fix it
