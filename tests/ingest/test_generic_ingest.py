@@ -399,3 +399,20 @@ def test_parquet_extra_date_column_does_not_crash(
     report = ingest_items(store, path, settings)
     assert report.read == 1
     assert report.stored + report.quarantined == 1
+
+
+def test_replacing_an_item_replaces_its_photo(
+    store: SQLiteStore, settings: Settings, tmp_path: Path
+) -> None:
+    photos = tmp_path / "replace"
+    photos.mkdir()
+    for name, colour in (("old.jpg", "red"), ("new.jpg", "blue")):
+        Image.new("RGB", (8, 8), colour).save(photos / name)
+    first = write_csv(photos / "v1.csv", ["id", "title", "image"], [["r1", "Shirt", "old.jpg"]])
+    second = write_csv(photos / "v2.csv", ["id", "title", "image"], [["r1", "Shirt v2", "new.jpg"]])
+    ingest_items(store, first, settings)
+    ingest_items(store, second, settings, replace=True)
+    assert [Path(m.uri).name for m in store.media_for("r1")] == ["new.jpg"]
+    no_photo = write_csv(photos / "v3.csv", ["id", "title", "image"], [["r1", "Shirt v3", ""]])
+    ingest_items(store, no_photo, settings, replace=True)
+    assert store.media_for("r1") == []

@@ -57,7 +57,9 @@ def ingest_items(
                 reason = "already stored with different content; pass --replace to update it"
                 quarantine.add(Problem(str(path), number, "id", reason, item.id))
                 del parsed[item.id]
-        store.add_media([media[i.id] for _, i, _ in batch if i.id in media and i.id in parsed])
+        # The file is the truth for its items: a new photo replaces the old, none removes it.
+        accepted = [item.id for _, item, _ in batch if item.id in parsed]
+        store.set_media(accepted, [media[i] for i in accepted if i in media])
     for item_id, numbers in repeats.items():
         if item_id in parsed:
             report.duplicates += len(numbers)

@@ -101,6 +101,10 @@ class Store(Protocol):
 
     def add_media(self, media: Sequence[Media]) -> WriteResult: ...
 
+    def set_media(self, item_ids: Sequence[str], media: Sequence[Media]) -> WriteResult:
+        """Make `media` the only photos of `item_ids`: others they had are removed."""
+        ...
+
     def add_collections(self, collections: Sequence[Collection]) -> WriteResult: ...
 
     def append_events(self, events: Sequence[Event]) -> WriteResult:

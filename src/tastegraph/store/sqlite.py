@@ -200,8 +200,19 @@ class SQLiteStore:
 
     def add_media(self, media: Sequence[Media]) -> WriteResult:
         """Store photos; a photo whose file changed (new hash or size) is updated."""
+        return self.set_media([], media)
+
+    def set_media(self, item_ids: Sequence[str], media: Sequence[Media]) -> WriteResult:
         result = WriteResult()
         with self._transaction() as conn:
+            kept = {(m.item_id, m.uri) for m in media}
+            for item_id in item_ids:
+                rows = conn.execute("SELECT uri FROM media WHERE item_id = ?", (item_id,))
+                for (uri,) in rows.fetchall():
+                    if (item_id, uri) not in kept:
+                        conn.execute(
+                            "DELETE FROM media WHERE item_id = ? AND uri = ?", (item_id, uri)
+                        )
             for m in media:
                 content = (m.content_hash, m.width, m.height)
                 existing = conn.execute(
