@@ -15,6 +15,11 @@ from pathlib import Path
 from typing import Any
 
 
+def _fsync(path: Path) -> None:
+    with path.open("rb") as f:
+        os.fsync(f.fileno())
+
+
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success it is renamed over `target`."""
@@ -24,8 +29,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
-        with tmp.open("rb") as f:
-            os.fsync(f.fileno())
+        _fsync(tmp)
         tmp.chmod(0o644)  # mkstemp makes files private; artifacts are for every reader
         tmp.replace(target)
     finally:
@@ -40,8 +44,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     try:
         yield tmp
         for file in tmp.iterdir():
-            with file.open("rb") as f:
-                os.fsync(f.fileno())
+            _fsync(file)
         tmp.chmod(0o755)  # mkdtemp makes folders private
         tmp.rename(target)
     finally:

@@ -67,8 +67,7 @@ def ingest_items(
         reason = f"repeats row {first_rows[item_id]}, which was quarantined"
         for number in numbers:
             quarantine.add(Problem(str(path), number, "id", reason, item_id))
-    report.quarantined = len(quarantine)
-    report.quarantine_file = quarantine.write()
+    report.finish(quarantine)
     return report
 
 
@@ -119,8 +118,7 @@ def ingest_events(
             _append_known(store, path, batch, report, quarantine)
             batch = []
     _append_known(store, path, batch, report, quarantine)
-    report.quarantined = len(quarantine)
-    report.quarantine_file = quarantine.write()
+    report.finish(quarantine)
     return report
 
 

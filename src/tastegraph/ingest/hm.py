@@ -151,7 +151,7 @@ def _ingest_customers(store: Store, data_dir: Path, settings: Settings) -> Inges
         users.append(User(customer, attributes))
     for batch in in_batches(users, settings.ingest_batch_size, "storing users"):
         report.add(store.add_users(batch))
-    _finish(report, quarantine)
+    report.finish(quarantine)
     return report
 
 
@@ -202,7 +202,7 @@ def _ingest_items(
             quarantine.add(
                 Problem(str(path), rows_of.get(item_id, 0), "article_id", reason, item_id)
             )
-    _finish(report, quarantine)
+    report.finish(quarantine)
     return report, sorted(items)
 
 
@@ -229,7 +229,7 @@ def _ingest_photos(
             media.append(Media(item, uri, check.content_hash, check.width, check.height))
     for batch in in_batches(media, settings.ingest_batch_size, "storing photos"):
         report.add(store.add_media(batch))
-    _finish(report, quarantine)
+    report.finish(quarantine)
     return report
 
 
@@ -273,10 +273,5 @@ def _ingest_purchases(
     ]
     for batch in in_batches(events, settings.ingest_batch_size, "storing events"):
         report.add(store.append_events(batch))
-    _finish(report, quarantine)
+    report.finish(quarantine)
     return report
-
-
-def _finish(report: IngestReport, quarantine: Quarantine) -> None:
-    report.quarantined = len(quarantine)
-    report.quarantine_file = quarantine.write()

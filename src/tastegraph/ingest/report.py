@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from tqdm import tqdm
 
+from tastegraph.ingest.quarantine import Quarantine
 from tastegraph.store import WriteResult
 
 T = TypeVar("T")
@@ -28,6 +29,11 @@ class IngestReport:
     def add(self, result: WriteResult) -> None:
         self.stored += result.stored
         self.duplicates += result.duplicates
+
+    def finish(self, quarantine: Quarantine) -> None:
+        """Count the quarantined rows and write them to their file."""
+        self.quarantined = len(quarantine)
+        self.quarantine_file = quarantine.write()
 
     @property
     def anything_usable(self) -> bool:
