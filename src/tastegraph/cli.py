@@ -353,6 +353,164 @@ def evaluate_embeddings_command(
     typer.echo(f"report: {path}")
 
 
+@app.command("graph")
+def graph_command(ctx: typer.Context) -> None:
+    """Build the taste graph, its interests (labelled clusters) and fresh popular items
+    over the current embeddings and all events, and publish them as a new version."""
+    from tastegraph.graph.job import build_and_publish
+
+    settings = _settings(ctx)
+    with _open(settings) as store:
+        try:
+            folder = build_and_publish(store, settings.workdir, settings)
+        except FileNotFoundError as exc:
+            raise _fail(str(exc)) from None
+    typer.echo(f"published the taste graph: {folder}")
+
+
+@app.command("profiles")
+def profiles_command(ctx: typer.Context) -> None:
+    """Recompute every user's interest profile from all their events (the batch job; the
+    server also updates profiles live on each event) and publish them."""
+    from tastegraph.index import open_index
+    from tastegraph.profiles import ProfileConfig, build_profiles
+
+    settings = _settings(ctx)
+    try:
+        index = open_index(settings.workdir)
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from None
+    with _open(settings) as store:
+        profiles = build_profiles(store.iter_events(), index, ProfileConfig.from_settings(settings))
+    folder = profiles.publish(settings.workdir)
+    interests = sum(len(p.interests) for p in profiles)
+    typer.echo(f"published {len(profiles):,} profiles with {interests:,} interests: {folder}")
+
+
+ExploreOption = Annotated[
+    float | None,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="Share of the feed given to interests next to the user's (0-1) [default: 0.2].",
+        show_default=False,
+    ),
+]
+
+
+def _print_recommendations(recommendations: list[Any]) -> None:
+    for rec in recommendations:
+        typer.echo(
+            f"{rec.score:8.3f}  {rec.item_id:14}  {rec.source:8}  {rec.interest:28}  {rec.reason}"
+        )
+
+
+def _recommender(settings: Settings, store: Store) -> Any:
+    from tastegraph.recommend.load import open_recommender
+
+    try:
+        return open_recommender(settings.workdir, store, settings)
+    except FileNotFoundError as exc:
+        raise _fail(f"{exc} (run `tastegraph index`, `graph` and `profiles`)") from None
+
+
+@app.command()
+def recommend(
+    ctx: typer.Context,
+    user_id: Annotated[str, typer.Argument(help="The user to build a home feed for.")],
+    n: Annotated[int, typer.Option("-n", min=1, max=500, help="How many items.")] = 12,
+    explore: ExploreOption = None,
+) -> None:
+    """Print a user's home feed with the reason for every item. An unknown user gets the
+    feed of a new user (popular items)."""
+    settings = _settings(ctx)
+    with _open(settings) as store:
+        recommender = _recommender(settings, store)
+    _print_recommendations(recommender.feed(user_id, n, explore=explore))
+
+
+@app.command()
+def related(
+    ctx: typer.Context,
+    item_id: Annotated[str, typer.Argument(help="The item to find more like.")],
+    n: Annotated[int, typer.Option("-n", min=1, max=500, help="How many items.")] = 12,
+) -> None:
+    """More like this: items near the given one in taste and look, with reasons."""
+    settings = _settings(ctx)
+    with _open(settings) as store:
+        recommender = _recommender(settings, store)
+    if item_id not in recommender.index:
+        raise _fail(f"item {item_id!r} is not in the index")
+    _print_recommendations(recommender.related(item_id, n))
+
+
+@app.command()
+def search(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help='What to look for, e.g. "black summer dress".')],
+    n: Annotated[int, typer.Option("-n", min=1, max=500, help="How many items.")] = 12,
+) -> None:
+    """Text search: the query is embedded by the text tower and the fusion model, then
+    matched against item embeddings."""
+    from tastegraph.recommend.search import QueryEncoder
+
+    settings = _settings(ctx)
+    with _open(settings) as store:
+        recommender = _recommender(settings, store)
+    try:
+        vector = QueryEncoder(settings.workdir, settings).encode(query)
+    except (FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    _print_recommendations(recommender.search(vector, n, query=query))
+
+
+@evaluate_app.command("recommendations")
+def evaluate_recommendations_command(
+    ctx: typer.Context,
+    validation: Annotated[
+        bool,
+        typer.Option(
+            "--validation",
+            help="Cut-off 2020-06-02, test weeks up to 2020-07-28: tune here, never on test.",
+        ),
+    ] = False,
+    explore: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="The explore dial of the measured feed.")
+    ] = 0.0,
+    resamples: Annotated[int, typer.Option(min=100, help="Bootstrap resamples.")] = 1000,
+) -> None:
+    """Next purchases and basket completion on the H&M temporal split (cut-off 2020-07-28),
+    against popularity, repurchase, co-visitation, implicit ALS and content baselines, with
+    95% bootstrap intervals. Fits everything on events before the cut-off, including the
+    fusion model. Writes reports/recommend-<split>.{md,json,png} in the workdir."""
+    from tastegraph.embeddings.job import prepare_features
+    from tastegraph.evaluate import report as reports
+    from tastegraph.evaluate.recommend import RecommendEvalConfig, evaluate_recommendations
+    from tastegraph.graph.job import item_details
+
+    settings = _settings(ctx)
+    with _open(settings) as store:
+        table = prepare_features(store, settings).table
+        events = list(store.iter_events())
+        details = item_details(store, settings.variant_attribute)
+    options: dict[str, Any] = {"explore": explore, "resamples": resamples}
+    config = (
+        RecommendEvalConfig.validation(**options) if validation else RecommendEvalConfig(**options)
+    )
+    try:
+        report = evaluate_recommendations(table, events, details, config)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    path = reports.write(report, settings.workdir / "reports")
+    typer.echo(reports.markdown(report))
+    typer.echo(f"report: {path}")
+
+
+app.command("eval", help="Shortcut for `tastegraph evaluate recommendations`.")(
+    evaluate_recommendations_command
+)
+
+
 @app.command()
 def stats(ctx: typer.Context) -> None:
     """Print how many items, photos, users, collections and events the store holds."""

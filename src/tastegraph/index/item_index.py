@@ -247,13 +247,19 @@ class ItemIndex:
         categories: Collection[str] | None = None,
         price_range: PriceRange | None = None,
         exclude: Collection[str] | None = None,
+        within: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Like `search`, FAISS-style: scores (B, k') float32 and rows (B, k') int64, where
-        k' = min(k, items passing) and `ids[row]` is the item id."""
+        k' = min(k, items passing) and `ids[row]` is the item id. `within`, an (N,) bool
+        row mask, is one more filter: only rows where it is True pass."""
         queries = _as_queries(queries, self.dim)  # (B, d)
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
             raise ValueError(f"k must be an integer of at least 1, got {k!r}")
         mask = self._mask(categories, price_range, exclude)  # (N,) bool or None
+        if within is not None:
+            if within.shape != (len(self),) or within.dtype != bool:
+                raise ValueError(f"within must be a ({len(self)},) bool mask, got {within.shape}")
+            mask = within if mask is None else mask & within
         passing = len(self) if mask is None else int(np.count_nonzero(mask))
         k = min(int(k), passing)
         if k == 0:

@@ -68,6 +68,7 @@ def cluster_profile(
             profile.positive_events += 1
             profile.hidden.discard(event.item_id)
             profile.note_engaged(event.item_id, event.action)
+            profile.note_recent(event)
         elif weight < 0:
             negative[event.item_id] += weight
             if event.action == "hide":

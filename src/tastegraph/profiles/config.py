@@ -40,6 +40,9 @@ class ProfileConfig:
     max_batch_items: int = 500
     # Users with fewer positive events than this are new: callers mix in popular items.
     cold_start_events: int = 3
+    # Latest positive events kept per user (item, action, time), for real-time candidates
+    # such as walks from what the user engaged with last.
+    recent_events: int = 20
     # Profile weight of each action: purchase > save > click > view > 0 > hide.
     action_weights: dict[str, float] = field(default_factory=_default_action_weights)
     # Where an event's weight comes from: its action ("action", through action_weights) or
@@ -54,6 +57,8 @@ class ProfileConfig:
             raise ValueError(
                 f"max_items_per_interest must be at least 1, got {self.max_items_per_interest}"
             )
+        if self.recent_events < 1:
+            raise ValueError(f"recent_events must be at least 1, got {self.recent_events}")
         if self.max_batch_items < 1:
             raise ValueError(f"max_batch_items must be at least 1, got {self.max_batch_items}")
         for name in ("join_threshold", "merge_threshold"):

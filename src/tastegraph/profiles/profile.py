@@ -39,6 +39,8 @@ class UserProfile:
         self.engaged: dict[str, str] = {}  # item -> its strongest positive action so far
         self.positive_events = 0
         self.updated_at: float | None = None  # time of the latest event taken in
+        # The latest positive events, oldest first: (item id, action, unix seconds).
+        self.recent: list[tuple[str, str, float]] = []
 
     @property
     def dim(self) -> int | None:
@@ -61,6 +63,7 @@ class UserProfile:
             self.positive_events += 1
             self.hidden.discard(event.item_id)
             self.note_engaged(event.item_id, event.action)
+            self.note_recent(event)
             self._add(event.item_id, vector, weight, event.ts)
         elif weight < 0:
             if event.action == "hide":
@@ -150,6 +153,13 @@ class UserProfile:
             if item_id in interest.item_ids:
                 return interest
         return None
+
+    def note_recent(self, event: Event) -> None:
+        """Keep the latest `recent_events` positive events, in time order."""
+        self.recent.append((event.item_id, event.action, event.ts))
+        if len(self.recent) > 1 and self.recent[-1][2] < self.recent[-2][2]:
+            self.recent.sort(key=lambda entry: entry[2])  # an event arrived late
+        del self.recent[: -self.config.recent_events]
 
     def note_engaged(self, item_id: str, action: str) -> None:
         """Remember the strongest positive action on each item (for "already bought")."""

@@ -20,7 +20,7 @@ from tastegraph.store import Event
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: profiles keep their recent events
 
 
 class Embeddings(Protocol):
@@ -102,6 +102,7 @@ class ProfileStore:
             profile.positive_events = entry["positive_events"]
             profile.hidden = set(entry["hidden"])
             profile.engaged = dict(entry["engaged"])
+            profile.recent = [(i, a, float(t)) for i, a, t in entry["recent"]]
             for saved in entry["interests"]:
                 rows = slice(saved["offset"], saved["offset"] + len(saved["item_ids"]))
                 profile.interests.append(
@@ -145,6 +146,7 @@ class ProfileStore:
                     "positive_events": profile.positive_events,
                     "hidden": sorted(profile.hidden),
                     "engaged": dict(sorted(profile.engaged.items())),
+                    "recent": profile.recent,
                     "interests": interests,
                 }
             )

@@ -1,0 +1,359 @@
+"""Offline evaluation of recommendations on a temporal split, against classical baselines.
+
+Everything the recommender uses (fusion model, graph, interests, profiles, popularity) and
+every baseline is fitted on events before the cut-off only; the weeks after it are held out.
+
+1. Next purchases (home feed): n items per user who buys after the cut-off; MAP@n (the H&M
+   Kaggle definition), recall, NDCG, hits on cold items (never bought before the cut-off)
+   and warm ones, catalog coverage, intra-list diversity. Intervals resample users.
+2. Basket completion (related items): every basket after the cut-off with two or more
+   items; each item is a query, the rest of its basket the targets; k results from the
+   whole catalog, the query excluded; recall@k and MRR. Intervals resample whole baskets
+   (the queries of one basket are not independent).
+All methods are measured on the same users and baskets, with the same resamples, so ratios
+to a baseline come with paired intervals.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+import numpy as np
+
+from tastegraph.embeddings.job import fuse_table
+from tastegraph.embeddings.table import FeatureTable
+from tastegraph.embeddings.train import TrainConfig, train_fusion
+from tastegraph.evaluate import baselines as base
+from tastegraph.evaluate.metrics import (
+    Estimate,
+    average_precision_at_k,
+    catalog_coverage,
+    clustered_bootstrap,
+    hits,
+    intra_list_diversity,
+    ndcg_at_k,
+    recall_at_k,
+    reciprocal_rank,
+    top_k,
+)
+from tastegraph.graph.job import ItemDetails, TasteArtifacts
+from tastegraph.index import CATEGORY_KEY, ItemIndex
+from tastegraph.profiles import ProfileConfig, build_profiles
+from tastegraph.recommend import RecommendConfig, Recommender
+from tastegraph.store import Event
+
+log = logging.getLogger(__name__)
+
+OURS = "tastegraph"
+TEST_CUTOFF = datetime(2020, 7, 28, tzinfo=UTC).timestamp()
+VALIDATION_CUTOFF = datetime(2020, 6, 2, tzinfo=UTC).timestamp()
+_CHUNK = 256
+
+
+@dataclass
+class RecommendEvalConfig:
+    cutoff: float = TEST_CUTOFF  # unix seconds: events before it train, after it test
+    end: float | None = None  # test events end here (the validation split ends at the test cut-off)
+    split: str = "test"
+    feed_k: int = 12
+    related_k: int = 20
+    explore: float = 0.0  # the explore dial of the measured feed
+    resamples: int = 1000
+    seed: int = 0
+    train: TrainConfig = field(default_factory=TrainConfig)
+    recommend: RecommendConfig = field(default_factory=RecommendConfig)
+
+    @classmethod
+    def validation(cls, **overrides: object) -> RecommendEvalConfig:
+        """Tune here: cut-off 2020-06-02, test weeks end where the real test split starts."""
+        settings: dict[str, object] = {"cutoff": VALIDATION_CUTOFF, "end": TEST_CUTOFF}
+        return cls(split="validation", **(settings | overrides))  # type: ignore[arg-type]
+
+
+@dataclass
+class TaskReport:
+    unit: str  # what the intervals resample
+    units: int
+    queries: int
+    metrics: dict[str, dict[str, Estimate]]  # method -> metric -> estimate
+    # Ours over each baseline on the headline metric: paired ratio with its interval.
+    ratio_to: dict[str, Estimate]
+    headline: str
+    extra: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> figure
+
+
+@dataclass
+class RecommendReport:
+    split: dict[str, str | int | float]
+    next_purchase: TaskReport
+    basket_completion: TaskReport
+
+
+def evaluate_recommendations(
+    table: FeatureTable,
+    events: Sequence[Event],
+    details: dict[str, ItemDetails],
+    config: RecommendEvalConfig,
+    *,
+    show_progress: bool = True,
+) -> RecommendReport:
+    """Fit everything on events before the cut-off, then measure both tasks after it."""
+    train = [e for e in events if e.ts < config.cutoff]
+    test = [
+        e for e in events if e.ts >= config.cutoff and (config.end is None or e.ts < config.end)
+    ]
+    if not train or not test:
+        raise ValueError(
+            f"the cut-off leaves {len(train)} training and {len(test)} test events; both must "
+            "be non-empty"
+        )
+    index = table.index()
+    recommender, vectors = fit_recommender(table, train, details, config, show_progress)
+    logbook = base.TrainingLog.build(train, index, config.cutoff)
+    split: dict[str, str | int | float] = {
+        "name": config.split,
+        "cutoff": datetime.fromtimestamp(config.cutoff, UTC).date().isoformat(),
+        "end": "end of log"
+        if config.end is None
+        else datetime.fromtimestamp(config.end, UTC).date().isoformat(),
+        "training_events": len(train),
+        "test_events": len(test),
+        "explore": config.explore,
+    }
+    return RecommendReport(
+        split,
+        next_purchases(recommender, logbook, table, vectors, test, config),
+        basket_completion(recommender, logbook, table, vectors, test, config),
+    )
+
+
+def fit_recommender(
+    table: FeatureTable,
+    train: Sequence[Event],
+    details: dict[str, ItemDetails],
+    config: RecommendEvalConfig,
+    show_progress: bool,
+) -> tuple[Recommender, np.ndarray]:
+    """The full pipeline on training events: fusion model, index, graph, profiles."""
+    trained = train_fusion(
+        table, train, replace(config.train, cutoff=config.cutoff), show_progress=show_progress
+    )
+    vectors = fuse_table(trained.model, table)  # (N, d) float32, L2-normalised
+    return build_recommender(table, vectors, train, details, config), vectors
+
+
+def build_recommender(
+    table: FeatureTable,
+    vectors: np.ndarray,
+    train: Sequence[Event],
+    details: dict[str, ItemDetails],
+    config: RecommendEvalConfig,
+) -> Recommender:
+    """Index, graph, interests and profiles over item vectors (N, d) and training events."""
+    ids = table.item_ids
+    known = [details.get(i) for i in ids]
+    categories = [d.attributes.get(CATEGORY_KEY) if d else None for d in known]
+    index = ItemIndex.build(
+        ids,
+        vectors,
+        [None if c in (None, "") else str(c) for c in categories],
+        [d.price if d else None for d in known],
+        kind="exact",
+    )
+    taste = TasteArtifacts.build(train, ids, vectors, details, now=config.cutoff)
+    profiles = build_profiles(train, index, ProfileConfig())
+    return Recommender(
+        index,
+        taste.graph,
+        taste.interests,
+        taste.popular,
+        profiles,
+        titles={i: d.title for i, d in details.items() if d.title},
+        variants={i: d.product for i, d in details.items() if d.product},
+        config=config.recommend,
+    )
+
+
+# -- next purchases -------------------------------------------------------------------------
+
+
+def next_purchases(
+    recommender: Recommender,
+    logbook: base.TrainingLog,
+    table: FeatureTable,
+    vectors: np.ndarray,
+    test: Sequence[Event],
+    config: RecommendEvalConfig,
+) -> TaskReport:
+    index = table.index()
+    bought: dict[str, set[int]] = defaultdict(set)
+    for event in test:
+        if event.action == "purchase" and event.item_id in index:
+            bought[event.user_id].add(index[event.item_id])
+    users = sorted(bought)
+    relevant = [bought[u] for u in users]
+    seen = {row for history in logbook.history.values() for row, _ in history}
+    cold = [r - seen for r in relevant]
+    warm = [r & seen for r in relevant]
+    k = config.feed_k
+    rows_of = {item_id: row for row, item_id in enumerate(table.item_ids)}
+
+    def ours(user: str, n: int) -> np.ndarray:
+        feed = recommender.feed(user, n, explore=config.explore)
+        return np.array([rows_of[r.item_id] for r in feed], dtype=np.int64)
+
+    popularity = base.Popularity(logbook)
+    methods: dict[str, Callable[[str, int], np.ndarray]] = {
+        OURS: ours,
+        "time-decayed popularity": popularity.recommend,
+        "repurchase + popularity": base.RepurchasePopularity(logbook, popularity).recommend,
+        "co-visitation item-kNN": base.CoVisitation(logbook, popularity=popularity).recommend,
+        "implicit ALS": base.ALS(logbook, popularity=popularity).recommend,
+        "content kNN, raw image features": base.ContentKNN(
+            logbook, table.image, popularity=popularity
+        ).recommend,
+    }
+    per_user: dict[str, dict[str, np.ndarray]] = {}
+    extra: dict[str, dict[str, float]] = {}
+    for name, recommend in methods.items():
+        ranked = _pad([recommend(u, k) for u in users], k)  # (U, k)
+        per_user[name] = {
+            f"MAP@{k}": average_precision_at_k(ranked, relevant, k),
+            f"recall@{k}": recall_at_k(ranked, relevant),
+            f"NDCG@{k}": ndcg_at_k(ranked, relevant, k),
+            "intra-list diversity": np.nan_to_num(intra_list_diversity(ranked, vectors)),
+        }
+        extra[name] = {
+            "cold hits": float(hits(ranked, cold, k).sum()),
+            "warm hits": float(hits(ranked, warm, k).sum()),
+            "catalog coverage": catalog_coverage(ranked, len(table)),
+        }
+    pairs = {"cold pairs": float(sum(map(len, cold))), "warm pairs": float(sum(map(len, warm)))}
+    extra["test set"] = pairs
+    return _task_report(per_user, np.arange(len(users)), "users", f"MAP@{k}", config, extra)
+
+
+# -- basket completion ---------------------------------------------------------------------
+
+
+def basket_completion(
+    recommender: Recommender,
+    logbook: base.TrainingLog,
+    table: FeatureTable,
+    vectors: np.ndarray,
+    test: Sequence[Event],
+    config: RecommendEvalConfig,
+) -> TaskReport:
+    index = table.index()
+    baskets: dict[str, set[int]] = defaultdict(set)
+    for event in test:
+        if event.collection_id and event.item_id in index and event.action != "hide":
+            baskets[event.collection_id].add(index[event.item_id])
+    groups = [sorted(rows) for _, rows in sorted(baskets.items()) if len(rows) >= 2]
+    queries = np.array([q for rows in groups for q in rows], dtype=np.int64)
+    cluster = np.array([b for b, rows in enumerate(groups) for _ in rows])
+    relevant = [set(groups[b]) - {q} for b, q in zip(cluster, queries, strict=True)]
+    scorers: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+        OURS: recommender.related_scores,
+        "our embedding, cosine only": base.cosine_scorer(vectors),
+        "raw image cosine": base.cosine_scorer(table.image),
+        "raw text cosine (image where no text)": _text_then_image(table),
+        "same product, then raw image cosine": _same_product_then(table, table.image),
+        "co-visitation": base.CoVisitation(logbook).score,
+    }
+    per_query: dict[str, dict[str, np.ndarray]] = {}
+    k = config.related_k
+    for name, score in scorers.items():
+        ranked = _rank(score, queries, k)
+        per_query[name] = {
+            f"recall@{k}": recall_at_k(ranked, relevant),
+            "MRR": reciprocal_rank(ranked, relevant),
+        }
+    return _task_report(per_query, cluster, "baskets", f"recall@{k}", config, {})
+
+
+def _rank(score: Callable[[np.ndarray], np.ndarray], queries: np.ndarray, k: int) -> np.ndarray:
+    """(Q, k) best rows per query, the query itself never among them."""
+    out = []
+    for start in range(0, len(queries), _CHUNK):
+        chunk = queries[start : start + _CHUNK]
+        scores = np.array(score(chunk), dtype=np.float32)
+        scores[np.arange(len(chunk)), chunk] = -np.inf
+        out.append(top_k(scores, k))
+    return np.concatenate(out) if out else np.zeros((0, k), np.int64)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    unit: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return unit.astype(np.float32)
+
+
+def _text_then_image(table: FeatureTable) -> Callable[[np.ndarray], np.ndarray]:
+    """Text cosine for queries with text, image cosine for the others."""
+    text, image = _unit(table.text), _unit(table.image)
+
+    def score(rows: np.ndarray) -> np.ndarray:
+        scores: np.ndarray = np.where(
+            table.has_text[rows][:, None], text[rows] @ text.T, image[rows] @ image.T
+        )
+        return scores
+
+    return score
+
+
+def _same_product_then(
+    table: FeatureTable, features: np.ndarray
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Other variants of the query's product first, then everything by cosine."""
+    names = [
+        p if p is not None else f"item:{i}"
+        for p, i in zip(table.variant_of, table.item_ids, strict=True)
+    ]
+    codes = {name: code for code, name in enumerate(dict.fromkeys(names))}
+    product = np.array([codes[name] for name in names])
+    cosine = base.cosine_scorer(features)
+
+    def score(rows: np.ndarray) -> np.ndarray:
+        boosted: np.ndarray = cosine(rows) + 2.0 * (product[rows][:, None] == product[None, :])
+        return boosted
+
+    return score
+
+
+# -- summaries ------------------------------------------------------------------------------
+
+
+def _pad(lists: Sequence[np.ndarray], k: int) -> np.ndarray:
+    out = np.full((len(lists), k), -1, dtype=np.int64)
+    for i, rows in enumerate(lists):
+        out[i, : min(k, len(rows))] = rows[:k]
+    return out
+
+
+def _task_report(
+    values: dict[str, dict[str, np.ndarray]],
+    clusters: np.ndarray,
+    unit: str,
+    headline: str,
+    config: RecommendEvalConfig,
+    extra: dict[str, dict[str, float]],
+) -> TaskReport:
+    def estimate(x: np.ndarray, baseline: np.ndarray | None = None) -> Estimate:
+        return clustered_bootstrap(x, clusters, config.resamples, config.seed, baseline)
+
+    metrics = {
+        method: {metric: estimate(x) for metric, x in by_metric.items()}
+        for method, by_metric in values.items()
+    }
+    ours = values[OURS][headline]
+    ratios = {
+        method: estimate(ours, by_metric[headline])
+        for method, by_metric in values.items()
+        if method != OURS and by_metric[headline].mean() > 0
+    }
+    units = len(np.unique(clusters))
+    return TaskReport(unit, units, len(clusters), metrics, ratios, headline, extra)

@@ -1,0 +1,94 @@
+"""The recommendation evaluation as text tables, a Markdown report and a plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from matplotlib.figure import Figure  # the object API: no display, no global state
+
+from tastegraph.artifacts import atomic_path, write_json
+from tastegraph.evaluate.recommend import OURS, RecommendReport, TaskReport
+
+TASKS = {
+    "next_purchase": "Next purchases (home feed)",
+    "basket_completion": "Basket completion (related items)",
+}
+
+
+def task_table(title: str, task: TaskReport) -> list[str]:
+    """Markdown table rows: one per method, one column per metric, then the ratio."""
+    metrics = list(next(iter(task.metrics.values())))
+    extras = sorted(
+        {key for m, figures in task.extra.items() if m in task.metrics for key in figures}
+    )
+    header = ["method", *metrics, *extras, f"ours / method, {task.headline}"]
+    lines = [
+        f"### {title}",
+        "",
+        f"{task.units:,} {task.unit}, {task.queries:,} queries; 95% bootstrap intervals "
+        f"resample {task.unit}, the same resamples for every method.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for method, estimates in task.metrics.items():
+        cells = [method]
+        cells += [f"{e.mean:.4f} [{e.low:.4f}, {e.high:.4f}]" for e in estimates.values()]
+        figures = task.extra.get(method, {})
+        cells += [_figure(figures.get(key)) for key in extras]
+        ratio = task.ratio_to.get(method)
+        cells.append(
+            "—" if ratio is None else f"{ratio.mean:.2f} [{ratio.low:.2f}, {ratio.high:.2f}]"
+        )
+        lines.append("| " + " | ".join(cells) + " |")
+    for name, figures in task.extra.items():
+        if name not in task.metrics:
+            lines += ["", f"{name}: " + ", ".join(f"{k} {_figure(v)}" for k, v in figures.items())]
+    return [*lines, ""]
+
+
+def markdown(report: RecommendReport, plot_name: str | None = None) -> str:
+    split = ", ".join(f"{k} {v}" for k, v in report.split.items())
+    lines = ["# Recommendation quality", "", f"Split: {split}.", ""]
+    for attribute, title in TASKS.items():
+        lines += task_table(title, getattr(report, attribute))
+    if plot_name:
+        lines += [f"![headline metrics with 95% intervals]({plot_name})", ""]
+    return "\n".join(lines)
+
+
+def plot(report: RecommendReport, path: Path) -> None:
+    """Headline metric of every method, with its interval, one panel per task."""
+    figure = Figure(figsize=(13, 4.5))
+    axes = figure.subplots(1, 2)
+    for axis, (attribute, title) in zip(axes, TASKS.items(), strict=True):
+        task: TaskReport = getattr(report, attribute)
+        names = list(task.metrics)
+        estimates = [task.metrics[name][task.headline] for name in names]
+        means = [e.mean for e in estimates]
+        errors = [[e.mean - e.low for e in estimates], [e.high - e.mean for e in estimates]]
+        colours = ["tab:red" if name == OURS else "tab:grey" for name in names]
+        axis.barh(names, means, xerr=errors, color=colours, capsize=3)
+        axis.invert_yaxis()
+        axis.set_title(f"{title}: {task.headline}")
+        axis.set_xlabel(f"{task.headline} (95% interval over {task.unit})")
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=110)
+
+
+def write(report: RecommendReport, folder: Path) -> Path:
+    """recommend-<split>.json, .md and .png in folder; returns the Markdown path."""
+    stem = f"recommend-{report.split['name']}"
+    write_json(folder / f"{stem}.json", report)
+    plot(report, folder / f"{stem}.png")
+    path = folder / f"{stem}.md"
+    with atomic_path(path) as tmp:
+        tmp.write_text(markdown(report, f"{stem}.png"))
+    return path
+
+
+def _figure(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:.3f}"

@@ -1,0 +1,36 @@
+"""Open a Recommender over the published artifacts of a workdir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tastegraph.config import Settings
+from tastegraph.graph.job import TasteArtifacts, item_details
+from tastegraph.index import open_index
+from tastegraph.profiles import ProfileConfig, ProfileStore
+from tastegraph.recommend.config import RecommendConfig
+from tastegraph.recommend.recommender import Recommender
+from tastegraph.store import Store
+
+
+def open_recommender(
+    workdir: Path, store: Store, settings: Settings, config: RecommendConfig | None = None
+) -> Recommender:
+    """The current index, taste graph and profiles; a workdir without profiles starts every
+    user new (they fill in as events arrive)."""
+    taste = TasteArtifacts.open(workdir)
+    try:
+        profiles = ProfileStore.open(workdir)
+    except FileNotFoundError:
+        profiles = ProfileStore(ProfileConfig.from_settings(settings))
+    details = item_details(store, settings.variant_attribute)
+    return Recommender(
+        open_index(workdir),
+        taste.graph,
+        taste.interests,
+        taste.popular,
+        profiles,
+        titles={i: d.title for i, d in details.items() if d.title},
+        variants={i: d.product for i, d in details.items() if d.product},
+        config=config,
+    )
