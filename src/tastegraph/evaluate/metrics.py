@@ -57,9 +57,13 @@ def clustered_bootstrap(
     point = values.mean()
     if baseline is not None:
         baseline = np.asarray(baseline, dtype=np.float64)
-        numerator = numerator / (weights @ baseline / weights.sum(axis=1))
+        denominator = weights @ baseline / weights.sum(axis=1)
+        # A resample where the baseline scores 0 has no ratio; it is left out.
+        numerator = numerator[denominator > 0] / denominator[denominator > 0]
         point = point / baseline.mean()
-    low, high = np.nanpercentile(numerator, [2.5, 97.5])
+    if len(numerator) == 0:
+        return Estimate(float(point), float("nan"), float("nan"), len(ids))
+    low, high = np.percentile(numerator, [2.5, 97.5])
     return Estimate(float(point), float(low), float(high), len(ids))
 
 

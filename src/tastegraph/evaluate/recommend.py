@@ -41,6 +41,7 @@ from tastegraph.evaluate.metrics import (
     top_k,
 )
 from tastegraph.graph.job import ItemDetails, TasteArtifacts
+from tastegraph.graph.sage import graph_aware_embeddings, train_aggregator
 from tastegraph.index import CATEGORY_KEY, ItemIndex
 from tastegraph.profiles import ProfileConfig, build_profiles
 from tastegraph.recommend import RecommendConfig, Recommender
@@ -124,10 +125,12 @@ def evaluate_recommendations(
         "test_events": len(test),
         "explore": config.explore,
     }
+    aggregator = train_aggregator(train, table.item_ids, vectors, config.cutoff)
+    graph_aware = graph_aware_embeddings(aggregator, recommender.graph, vectors)
     return RecommendReport(
         split,
         next_purchases(recommender, logbook, table, vectors, test, config),
-        basket_completion(recommender, logbook, table, vectors, test, config),
+        basket_completion(recommender, logbook, table, vectors, test, config, graph_aware),
     )
 
 
@@ -247,7 +250,10 @@ def basket_completion(
     vectors: np.ndarray,
     test: Sequence[Event],
     config: RecommendEvalConfig,
+    graph_aware: np.ndarray | None = None,
 ) -> TaskReport:
+    """graph_aware: (N, d) PinSage-style embeddings, measured as queries against the
+    content embeddings of every item (an ablation; None leaves it out)."""
     index = table.index()
     baskets: dict[str, set[int]] = defaultdict(set)
     for event in test:
@@ -265,6 +271,10 @@ def basket_completion(
         "same product, then raw image cosine": _same_product_then(table, table.image),
         "co-visitation": base.CoVisitation(logbook).score,
     }
+    if graph_aware is not None:
+        scorers["graph-aware (PinSage-style) query, cosine"] = lambda rows: (
+            graph_aware[rows] @ vectors.T
+        )
     per_query: dict[str, dict[str, np.ndarray]] = {}
     k = config.related_k
     for name, score in scorers.items():

@@ -22,9 +22,9 @@ class RecommendConfig:
     popular_weight: float = 0.3
     # The user's own items back in the feed (in fashion people buy a liked item again, in
     # another size or for someone else); off with exclude_engaged.
-    repeat_weight: float = 0.5
+    repeat_weight: float = 10.0
     # Diversification (MMR): 1.0 ranks by score alone; lower trades score for variety.
-    mmr_lambda: float = 0.85
+    mmr_lambda: float = 0.95
     mmr_pool: int = 5  # MMR picks among the best mmr_pool * n candidates
     # Default share of feed slots given to interests adjacent to the user's (the explore dial).
     explore: float = 0.2

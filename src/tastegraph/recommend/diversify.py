@@ -8,13 +8,15 @@ import numpy as np
 def mmr(vectors: np.ndarray, scores: np.ndarray, n: int, relevance: float) -> list[int]:
     """Pick n of the candidates (vectors (C, d) L2-normalised, scores (C,)), greedily
     maximising relevance * score - (1 - relevance) * (max cosine to the picked ones).
-    Scores are scaled to [0, 1] first so both terms are comparable. Returns rows in order."""
+    Scores enter by rank, mapped onto [0, 1] (best 1, worst 0), so both terms are
+    comparable whatever the scale of the scores. Returns rows in order."""
     count = len(scores)
     n = min(n, count)
     if n <= 0:
         return []
-    low, high = float(np.min(scores)), float(np.max(scores))
-    scaled = (scores - low) / (high - low) if high > low else np.ones(count)
+    ranks = np.empty(count)
+    ranks[np.argsort(-scores, kind="stable")] = np.arange(count)
+    scaled = 1.0 - ranks / max(count - 1, 1)
     closest = np.full(count, -np.inf)  # max cosine of each candidate to the picked ones
     free = np.ones(count, dtype=bool)
     picked: list[int] = []

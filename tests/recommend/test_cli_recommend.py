@@ -1,0 +1,54 @@
+"""The recommendation commands end to end through the CLI, on the small real catalog."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from tastegraph.cli import app
+from tastegraph.config import Settings
+from tastegraph.store import SQLiteStore
+
+runner = CliRunner()
+
+
+def test_graph_profiles_recommend_related_search(small_catalog: Settings, tmp_path: Path) -> None:
+    workdir = tmp_path / "work"
+    shutil.copytree(small_catalog.workdir, workdir)
+    env = {"TASTEGRAPH_WORKDIR": str(workdir), "HF_HUB_OFFLINE": "1"}
+
+    def invoke(*args: str, code: int = 0) -> str:
+        result = runner.invoke(app, list(args), env=env)
+        assert result.exit_code == code, result.output
+        return result.output
+
+    assert "tastegraph index" in invoke("recommend", "anyone", code=2)
+    invoke("train", "embeddings", "--content-epochs", "2", "--taste-epochs", "1")
+    invoke("embed")
+    invoke("index")
+    assert "run `tastegraph embed`" not in invoke("graph")
+    assert "published" in invoke("profiles")
+
+    with SQLiteStore(workdir / "store.db") as store:
+        events = list(store.iter_events())
+    user, bought = events[0].user_id, events[0].item_id
+    feed = invoke("recommend", user, "-n", "5", "--explore", "0.4").strip().splitlines()
+    assert len(feed) == 5
+    assert sum(" explore " in line for line in feed) == 2
+    assert all(
+        "Because" in line or "Something new" in line or "Popular" in line or "before" in line
+        for line in feed
+    )
+    newcomer = invoke("recommend", "someone-new", "-n", "3", "--explore", "0")
+    assert newcomer.count("Popular right now") == 3
+
+    related = invoke("related", bought, "-n", "4").strip().splitlines()
+    assert len(related) == 4 and all(bought not in line.split()[1] for line in related)
+    assert "not in the index" in invoke("related", "nope", code=2)
+
+    found = invoke("search", "black dress", "-n", "3").strip().splitlines()
+    assert len(found) == 3 and all("Matches “black dress”" in line for line in found)
+    assert "empty" in invoke("search", "   ", code=2)
+    assert "--validation" in invoke("eval", "--help")
