@@ -410,7 +410,7 @@ def _recommender(settings: Settings, store: Store) -> Any:
 
     try:
         return open_recommender(settings.workdir, store, settings)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         raise _fail(f"{exc} (run `tastegraph index`, `graph` and `profiles`)") from None
 
 
@@ -535,6 +535,31 @@ def bench_ingest_command(
     if folder is None:
         raise _fail("no dataset folder: pass --data PATH or set TASTEGRAPH_DATA")
     run(folder, events)
+
+
+@bench_app.command("recommend")
+def bench_recommend_command(
+    ctx: typer.Context,
+    synthetic_items: Annotated[
+        int, typer.Option(min=0, help="Items in the synthetic catalog (0: skip it).")
+    ] = 1_000_000,
+    requests: Annotated[int, typer.Option(min=10, help="Timed feed requests per run.")] = 500,
+    catalog: Annotated[
+        bool,
+        typer.Option(
+            help="Also time the workdir's real catalog (needs embed, index, graph, profiles)."
+        ),
+    ] = True,
+) -> None:
+    """Time the home feed (p50/p99, in-process) and the per-event profile update, each
+    beside a baseline: exact brute-force search, and a full profile recompute."""
+    from tastegraph.bench.recommend import run
+
+    settings = _settings(ctx)
+    try:
+        run(settings.workdir if catalog else None, synthetic_items, requests)
+    except FileNotFoundError as exc:
+        raise _fail(f"{exc}; or pass --no-catalog") from None
 
 
 @bench_app.command("embed")

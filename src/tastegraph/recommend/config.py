@@ -11,6 +11,8 @@ class RecommendConfig:
     interests: int = 8  # the user's most important interests searched (ANN from each medoid)
     per_interest: int = 50  # nearest items fetched per interest
     walk_items: int = 10  # the user's latest items walks start from
+    walkers: int = 100  # walks per query item, each of walk_steps steps
+    walk_steps: int = 8
     # A walk query's weight halves for every this many hours it is older than the user's
     # latest event, so the feed follows what the user does right now.
     walk_half_life_hours: float = 24.0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from tastegraph.graph import InterestMap, RandomWalker, TasteGraph
+from tastegraph.graph import InterestMap, RandomWalker, TasteGraph, WalkConfig
 from tastegraph.index import ItemIndex, PriceRange
 from tastegraph.profiles import ProfileStore, UserProfile
 from tastegraph.recommend.config import RecommendConfig, check_explore
@@ -80,10 +80,14 @@ class Recommender:
         self.interests = interests
         self.profiles = profiles
         self.titles = titles
+        self.variants = variants
+        self.popular = list(popular)
         self.config = config or RecommendConfig()
-        self.walker = RandomWalker(graph)
+        self.walker = RandomWalker(
+            graph, WalkConfig(walkers=self.config.walkers, steps=self.config.walk_steps)
+        )
         ids = self._ids = index.ids
-        self._vectors = index.index.reconstruct_n(0, len(index))  # (N, d) float32
+        self._vectors: np.ndarray = index.index.reconstruct_n(0, len(index))  # (N, d) float32
         self._graph_row = np.array([graph.rows.get(i, -1) for i in ids], dtype=np.int64)
         self._index_row = np.full(len(graph), -1, dtype=np.int64)  # graph row -> index row
         self._index_row[self._graph_row[self._graph_row >= 0]] = np.flatnonzero(
@@ -101,6 +105,11 @@ class Recommender:
         products = {p: c for c, p in enumerate(dict.fromkeys(variants.get(i, i) for i in ids))}
         self._variant = np.array([products[variants.get(i, i)] for i in ids], dtype=np.int64)
         self._explore_items = self._items_per_interest()
+
+    @property
+    def item_vectors(self) -> np.ndarray:
+        """(N, d) float32 item embeddings, in index row order."""
+        return self._vectors
 
     # -- live updates ----------------------------------------------------------------------
 

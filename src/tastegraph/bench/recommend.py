@@ -1,0 +1,188 @@
+"""Recommendation speed: home-feed latency and profile updates, each beside a baseline.
+
+1. Feed on a real catalog (a workdir where `embed`, `index`, `graph` and `profiles` ran):
+   p50/p99 per request in-process with the configured index, beside the same feed with
+   exact brute-force search.
+2. Profile update per event: the incremental update against recomputing the user's whole
+   profile from their events (the batch job's per-user work).
+3. Feed on a synthetic catalog (default 1,000,000 items, 256-d, clustered like real
+   embeddings): HNSW against exact brute-force search, with synthetic shoppers and baskets.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tastegraph.config import Settings
+from tastegraph.graph import InterestConfig, InterestMap, TasteGraph
+from tastegraph.index import ItemIndex
+from tastegraph.profiles import ProfileConfig, build_profiles, cluster_profile, popular_items
+from tastegraph.recommend import Recommender
+from tastegraph.store import Event, open_store
+
+FEED_P99_TARGET_MS = 10.0
+SYNTHETIC_P99_TARGET_MS = 30.0
+UPDATE_TARGET_MS = 1.0
+WARM_UP = 20
+
+
+@dataclass(frozen=True)
+class Latency:
+    p50_ms: float
+    p99_ms: float
+
+    @classmethod
+    def of(cls, seconds: Sequence[float]) -> Latency:
+        p50, p99 = np.percentile(np.asarray(seconds) * 1000, [50, 99])
+        return cls(float(p50), float(p99))
+
+
+def time_calls(call: Callable[[int], object], count: int) -> Latency:
+    """Latency of call(i) for i in range(count), after WARM_UP untimed calls."""
+    for i in range(min(WARM_UP, count)):
+        call(i)
+    seconds = []
+    for i in range(count):
+        start = time.perf_counter()
+        call(i)
+        seconds.append(time.perf_counter() - start)
+    return Latency.of(seconds)
+
+
+def _row(name: str, ours: Latency, baseline: Latency, target: float) -> None:
+    print(
+        f"{name:44} p50 {ours.p50_ms:8.2f} ms  p99 {ours.p99_ms:8.2f} ms   "
+        f"baseline p50 {baseline.p50_ms:8.2f} ms  p99 {baseline.p99_ms:8.2f} ms   "
+        f"speed-up p99 {baseline.p99_ms / ours.p99_ms:6.1f}x   target p99 <= {target} ms "
+        f"{'met' if ours.p99_ms <= target else 'NOT met'}"
+    )
+
+
+def exact_twin(recommender: Recommender) -> Recommender:
+    """The same recommender over an exact (brute-force) index of the same vectors."""
+    index = recommender.index
+    exact = ItemIndex.build(
+        index.ids,
+        recommender.item_vectors,
+        [index.fields.category(r) for r in range(len(index))],
+        index.fields.prices,
+        kind="exact",
+    )
+    return Recommender(
+        exact,
+        recommender.graph,
+        recommender.interests,
+        recommender.popular,
+        recommender.profiles,
+        recommender.titles,
+        recommender.variants,
+        recommender.config,
+    )
+
+
+def bench_feeds(
+    recommender: Recommender, users: list[str], requests: int
+) -> tuple[Latency, Latency]:
+    ours = time_calls(lambda i: recommender.feed(users[i % len(users)], 12), requests)
+    twin = exact_twin(recommender)
+    baseline = time_calls(lambda i: twin.feed(users[i % len(users)], 12), requests)
+    return ours, baseline
+
+
+def bench_catalog(workdir: Path, requests: int) -> None:
+    from tastegraph.recommend.load import open_recommender
+
+    settings = Settings(workdir=workdir)
+    with open_store(settings.resolved_store_url) as store:
+        recommender = open_recommender(workdir, store, settings)
+        events = list(store.iter_events())
+    users = sorted(recommender.profiles.profiles)
+    print(
+        f"catalog in {workdir}: {len(recommender.index):,} items ({recommender.index.kind} "
+        f"index), {len(users):,} users with a profile"
+    )
+    ours, baseline = bench_feeds(recommender, users, requests)
+    _row(f"feed, {recommender.index.kind} index vs exact", ours, baseline, FEED_P99_TARGET_MS)
+    bench_profile_updates(events, recommender.index, min(requests, len(events)))
+
+
+def bench_profile_updates(events: list[Event], embeddings: ItemIndex, count: int) -> None:
+    """Replay the last `count` events: the incremental update vs a full recompute."""
+    known = [e for e in events if e.item_id in embeddings]
+    history, replay = known[:-count], known[-count:]
+    store = build_profiles(history, embeddings, ProfileConfig())
+    so_far: dict[str, list[Event]] = {}
+    for event in history:
+        so_far.setdefault(event.user_id, []).append(event)
+    vectors = [embeddings.vector(e.item_id) for e in replay]  # looked up beforehand
+    incremental = time_calls(
+        lambda i: store.profile(replay[i].user_id).update(replay[i], vectors[i]), len(replay)
+    )
+
+    def recompute(i: int) -> None:
+        user_events = [*so_far.get(replay[i].user_id, []), replay[i]]
+        cluster_profile(replay[i].user_id, user_events, embeddings, store.config)
+
+    _row(
+        "profile update per event vs full recompute",
+        incremental,
+        time_calls(recompute, len(replay)),
+        UPDATE_TARGET_MS,
+    )
+
+
+def synthetic_recommender(items: int, dim: int, seed: int = 0) -> tuple[Recommender, list[str]]:
+    """A clustered catalog with shoppers who buy within a few styles, in baskets."""
+    rng = np.random.default_rng(seed)
+    styles = 2000
+    centres = rng.standard_normal((styles, dim)).astype(np.float32)
+    style = rng.integers(0, styles, items)
+    vectors = centres[style] + 0.6 * rng.standard_normal((items, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = [f"item{i:07d}" for i in range(items)]
+    by_style = [np.flatnonzero(style == s) for s in range(styles)]
+    events, users = [], [f"user{u:05d}" for u in range(2000)]
+    for u, user in enumerate(users):
+        favourites = rng.integers(0, styles, 3)
+        for k in range(20):
+            members = by_style[int(favourites[k % 3])]
+            item = ids[int(members[rng.integers(0, len(members))])]
+            events.append(
+                Event(f"{u}-{k}", user, item, "purchase", 1.0, 1e9 + k * 3600.0, f"{u}-{k // 4}")
+            )
+    print(
+        f"synthetic catalog: {items:,} items x {dim}, {len(events):,} events; "
+        "building the HNSW index"
+    )
+    start = time.perf_counter()
+    index = ItemIndex.build(
+        ids, vectors, prices=rng.uniform(5, 100, items), kind="hnsw", hnsw_m=16, ef_construction=40
+    )
+    print(f"  HNSW built in {time.perf_counter() - start:.0f} s")
+    now = events[-1].ts + 1
+    graph = TasteGraph.build(events, ids, now=now)
+    interests = InterestMap.build(vectors, [{}] * items, [None] * items, InterestConfig(count=256))
+    profiles = build_profiles(events, index, ProfileConfig())
+    recommender = Recommender(
+        index, graph, interests, popular_items(events, now, 7.0, 1000), profiles, {}, {}
+    )
+    return recommender, users
+
+
+def run(workdir: Path | None, synthetic_items: int, requests: int, dim: int = 256) -> None:
+    if workdir is not None:
+        bench_catalog(workdir, requests)
+    if synthetic_items > 0:
+        recommender, users = synthetic_recommender(synthetic_items, dim)
+        ours, baseline = bench_feeds(recommender, users, requests)
+        _row(
+            f"feed, {synthetic_items:,} items, HNSW vs exact",
+            ours,
+            baseline,
+            SYNTHETIC_P99_TARGET_MS,
+        )
