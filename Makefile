@@ -44,6 +44,7 @@ test-slow: $(STAMP) system-tools
 bench: $(STAMP)
 	$(BIN)/tastegraph bench ingest --data "$(TASTEGRAPH_DATA)"
 	$(BIN)/tastegraph bench embed --data "$(TASTEGRAPH_DATA)"
+	$(BIN)/tastegraph bench recommend --no-catalog
 
 clean:
 	rm -rf $(VENV) tastegraph-data

@@ -61,10 +61,10 @@ def test_held_out_baskets_keep_only_multi_item_baskets_after_the_cutoff() -> Non
 
 
 def test_same_product_baseline_ranks_variants_first() -> None:
-    from tastegraph.evaluate.embeddings import _same_product_then_cosine
+    from tastegraph.evaluate.baselines import same_product_then_cosine
 
     vectors = np.array([[1, 0], [0, 1], [0.9, 0.1], [0.1, 0.9]], dtype=np.float32)
-    score = _same_product_then_cosine(["p", "p", None, None], vectors)
+    score = same_product_then_cosine(["p", "p", None, None], vectors)
     assert top_k(score(np.array([0])), 2).tolist() == [[0, 1]]  # itself, then its variant
     assert top_k(score(np.array([2])), 2).tolist() == [[2, 0]]  # no product: cosine only
 

@@ -20,7 +20,7 @@ from typing import Protocol
 
 import numpy as np
 from scipy import sparse
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped,unused-ignore]
+from threadpoolctl import threadpool_limits
 
 from tastegraph.evaluate.metrics import top_k
 from tastegraph.store import Event
@@ -252,7 +252,7 @@ class ALS:
         return fill(np.asarray(ids).tolist(), self.popularity.ranking, n)
 
 
-def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length; all-zeros rows (no vector) stay zero."""
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -262,10 +262,27 @@ def _unit_rows(vectors: np.ndarray) -> np.ndarray:
 
 def cosine_scorer(vectors: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     """Item-to-item cosine on (N, D) vectors; an item whose vector is all zeros scores 0."""
-    unit = _unit_rows(vectors)
+    unit = unit_rows(vectors)
 
     def score(rows: np.ndarray) -> np.ndarray:
         scores: np.ndarray = unit[np.asarray(rows)] @ unit.T
+        return scores
+
+    return score
+
+
+def same_product_then_cosine(
+    variant_of: Sequence[str | None], vectors: np.ndarray
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Other variants of the query's product first (items of no known product match
+    none), then everything by cosine."""
+    codes = {product: code for code, product in enumerate(dict.fromkeys(variant_of))}
+    product = np.array([codes[p] if p is not None else -1 for p in variant_of])
+    cosine = cosine_scorer(vectors)
+
+    def score(rows: np.ndarray) -> np.ndarray:
+        same = (product[rows][:, None] == product[None, :]) & (product[rows][:, None] >= 0)
+        scores: np.ndarray = cosine(rows) + 2.0 * same  # cosine <= 1: variants come first
         return scores
 
     return score
@@ -288,7 +305,7 @@ class ContentKNN:
         if len(vectors) != log.n_items:
             raise ValueError(f"need one vector per item row: {log.n_items}, got {len(vectors)}")
         self.log = log
-        self.unit = _unit_rows(vectors)
+        self.unit = unit_rows(vectors)
         self.recent = recent
         self.half_life_days = half_life_days
         self.popularity = popularity if popularity is not None else Popularity(log)

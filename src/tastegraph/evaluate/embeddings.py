@@ -26,6 +26,7 @@ from tastegraph.embeddings.fusion import FusionModel
 from tastegraph.embeddings.job import fuse_table
 from tastegraph.embeddings.table import FeatureTable
 from tastegraph.embeddings.train import TrainConfig, train_fusion
+from tastegraph.evaluate.baselines import cosine_scorer, same_product_then_cosine, unit_rows
 from tastegraph.evaluate.metrics import Estimate, bootstrap, recall_at_k, top_k
 from tastegraph.store import Event
 
@@ -54,12 +55,6 @@ class EmbeddingReport:
     basket_recall_gain_over: dict[str, Estimate]
 
 
-def _normalise(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    unit: np.ndarray = (x / np.maximum(norms, 1e-12)).astype(np.float32)
-    return unit
-
-
 def _hits(queries: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
     """1.0 where query i finds candidate i in its top k."""
     ranked = top_k(queries @ candidates.T, k)
@@ -74,8 +69,8 @@ def text_to_image(
         image, text, _, _ = table.tensors(holdout)
         ours = _hits(model.embed_texts(text).numpy(), model.embed_images(image).numpy(), k)
     mapping, *_ = np.linalg.lstsq(table.text[train_rows], table.image[train_rows], rcond=None)
-    mapped = _normalise(table.text[holdout] @ mapping)
-    baseline = _hits(mapped, _normalise(table.image[holdout]), k)
+    mapped = unit_rows(table.text[holdout] @ mapping)
+    baseline = _hits(mapped, unit_rows(table.image[holdout]), k)
     chance = np.full(len(holdout), min(k, len(holdout)) / len(holdout))
     return {
         "fusion model": bootstrap(ours),
@@ -147,27 +142,6 @@ def basket_completion(
     return np.array([np.mean(per_basket[b]) for b in range(len(baskets))])
 
 
-def _cosine_scorer(vectors: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    unit = _normalise(vectors)
-    return lambda rows: unit[rows] @ unit.T
-
-
-def _same_product_then_cosine(
-    variant_of: Sequence[str | None], vectors: np.ndarray
-) -> Callable[[np.ndarray], np.ndarray]:
-    """Variants of the query's product first, then the rest, each by cosine."""
-    codes = {product: code for code, product in enumerate(dict.fromkeys(variant_of))}
-    product = np.array([codes[p] if p is not None else -1 for p in variant_of])
-    cosine = _cosine_scorer(vectors)
-
-    def score(rows: np.ndarray) -> np.ndarray:
-        same = (product[rows][:, None] == product[None, :]) & (product[rows][:, None] >= 0)
-        scores: np.ndarray = cosine(rows) + 2.0 * same  # cosine ≤ 1: variants come first
-        return scores
-
-    return score
-
-
 def evaluate_embeddings(
     table: FeatureTable,
     events: Sequence[Event],
@@ -207,11 +181,11 @@ def evaluate_embeddings(
     for row, count in popular.items():
         popularity[row] = count
     scorers = {
-        OURS: _cosine_scorer(fuse_table(model, table)),
-        "fused, content stage only": _cosine_scorer(fuse_table(content, table)),
-        "raw image features": _cosine_scorer(table.image),
-        "raw text features": _cosine_scorer(table.text),
-        "same product, then raw image cosine": _same_product_then_cosine(
+        OURS: cosine_scorer(fuse_table(model, table)),
+        "fused, content stage only": cosine_scorer(fuse_table(content, table)),
+        "raw image features": cosine_scorer(table.image),
+        "raw text features": cosine_scorer(table.text),
+        "same product, then raw image cosine": same_product_then_cosine(
             table.variant_of, table.image
         ),
         "most popular before cut-off": lambda rows: np.tile(popularity, (len(rows), 1)),

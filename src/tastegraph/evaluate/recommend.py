@@ -268,7 +268,9 @@ def basket_completion(
         "our embedding, cosine only": base.cosine_scorer(vectors),
         "raw image cosine": base.cosine_scorer(table.image),
         "raw text cosine (image where no text)": _text_then_image(table),
-        "same product, then raw image cosine": _same_product_then(table, table.image),
+        "same product, then raw image cosine": base.same_product_then_cosine(
+            table.variant_of, table.image
+        ),
         "co-visitation": base.CoVisitation(logbook).score,
     }
     if graph_aware is not None:
@@ -297,39 +299,15 @@ def _rank(score: Callable[[np.ndarray], np.ndarray], queries: np.ndarray, k: int
     return np.concatenate(out) if out else np.zeros((0, k), np.int64)
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    unit: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    return unit.astype(np.float32)
-
-
 def _text_then_image(table: FeatureTable) -> Callable[[np.ndarray], np.ndarray]:
     """Text cosine for queries with text, image cosine for the others."""
-    text, image = _unit(table.text), _unit(table.image)
+    text, image = base.unit_rows(table.text), base.unit_rows(table.image)
 
     def score(rows: np.ndarray) -> np.ndarray:
         scores: np.ndarray = np.where(
             table.has_text[rows][:, None], text[rows] @ text.T, image[rows] @ image.T
         )
         return scores
-
-    return score
-
-
-def _same_product_then(
-    table: FeatureTable, features: np.ndarray
-) -> Callable[[np.ndarray], np.ndarray]:
-    """Other variants of the query's product first, then everything by cosine."""
-    names = [
-        p if p is not None else f"item:{i}"
-        for p, i in zip(table.variant_of, table.item_ids, strict=True)
-    ]
-    codes = {name: code for code, name in enumerate(dict.fromkeys(names))}
-    product = np.array([codes[name] for name in names])
-    cosine = base.cosine_scorer(features)
-
-    def score(rows: np.ndarray) -> np.ndarray:
-        boosted: np.ndarray = cosine(rows) + 2.0 * (product[rows][:, None] == product[None, :])
-        return boosted
 
     return score
 
