@@ -1,0 +1,1 @@
+"""The embedding-native shopping assistant: a language model that reads item embeddings."""

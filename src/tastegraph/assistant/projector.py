@@ -1,0 +1,83 @@
+"""Item embeddings to soft tokens: the language model reads an item as k input embeddings.
+
+The shape follows Qwen3-VL's patch merger (LayerNorm -> Linear -> GELU -> Linear to the
+LM's hidden size); here the input is one precomputed item embedding instead of a group of
+vision-tower patches, and the output is k tokens instead of one per merged patch group.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from tastegraph.artifacts import current_version, publish_version
+
+
+@dataclass(frozen=True)
+class ProjectorConfig:
+    embed_dim: int = 256  # item embedding width (the fusion model's output)
+    hidden_size: int = 576  # the LM's input embedding width (SmolLM2-135M: 576)
+    tokens: int = 4  # soft tokens per item (k)
+    inner_dim: int = 1024  # width of the hidden layer
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+
+
+class ItemProjector(nn.Module):
+    def __init__(self, config: ProjectorConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.norm = nn.LayerNorm(config.embed_dim)
+        self.up = nn.Linear(config.embed_dim, config.inner_dim)
+        self.act = nn.GELU()
+        self.down = nn.Linear(config.inner_dim, config.tokens * config.hidden_size)
+
+    def forward(self, items: torch.Tensor) -> torch.Tensor:
+        """(B, embed_dim) item embeddings -> (B, tokens, hidden_size) soft tokens."""
+        if items.ndim != 2 or items.shape[1] != self.config.embed_dim:
+            raise ValueError(
+                f"expected (B, {self.config.embed_dim}) item embeddings, got {tuple(items.shape)}"
+            )
+        out: torch.Tensor = self.down(self.act(self.up(self.norm(items))))  # (B, tokens * hidden)
+        return out.view(len(items), self.config.tokens, self.config.hidden_size)
+
+
+def projector_root(workdir: Path) -> Path:
+    return workdir / "models" / "projector"
+
+
+def save_projector(projector: ItemProjector, workdir: Path, manifest: dict[str, Any]) -> Path:
+    """Publish a new version: model.safetensors and a manifest that should name the
+    embedding store version and the LM it was trained for."""
+
+    def write(folder: Path) -> None:
+        save_file(projector.state_dict(), str(folder / "model.safetensors"))
+        content = {"kind": "item_projector", "created_at": time.time()} | manifest
+        content["config"] = asdict(projector.config)
+        (folder / "manifest.json").write_text(json.dumps(content, indent=2) + "\n")
+
+    return publish_version(projector_root(workdir), write)
+
+
+def load_projector(workdir: Path) -> tuple[ItemProjector, dict[str, Any]]:
+    folder = current_version(projector_root(workdir))
+    if folder is None:
+        raise FileNotFoundError(
+            f"no item projector in {workdir}; run `tastegraph train assistant` first"
+        )
+    manifest = json.loads((folder / "manifest.json").read_text())
+    projector = ItemProjector(ProjectorConfig(**manifest["config"]))
+    projector.load_state_dict(load_file(str(folder / "model.safetensors")))
+    projector.eval()
+    manifest["version"] = folder.name
+    return projector, manifest
