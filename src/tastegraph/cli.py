@@ -562,6 +562,65 @@ def bench_recommend_command(
         raise _fail(f"{exc}; or pass --no-catalog") from None
 
 
+@bench_app.command("assistant")
+def bench_assistant_command(
+    ctx: typer.Context,
+    data: DataOption = None,
+    items: Annotated[
+        int, typer.Option("-n", "--items", min=1, max=64, help="Candidate items per turn (N).")
+    ] = 8,
+    tokens: Annotated[
+        int, typer.Option("-k", "--tokens", min=1, max=64, help="Soft tokens per item (k).")
+    ] = 4,
+    resolution: Annotated[
+        list[int] | None,
+        typer.Option(
+            help="Photo size for the Qwen3-VL-2B-shape path; repeat for several [default: 256]."
+        ),
+    ] = None,
+    decode: Annotated[int, typer.Option(min=1, help="Tokens decoded per turn.")] = 16,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed turns per path.")] = 5,
+    cpu_hour_usd: Annotated[
+        float, typer.Option(help="Price of this machine per hour (USD).")
+    ] = 0.10,
+    gpu_hour_usd: Annotated[float, typer.Option(help="Price of one GPU per hour (USD).")] = 2.50,
+    gpu_tflops: Annotated[
+        float, typer.Option(help="Effective GPU TFLOP/s assumed for the GPU cost estimate.")
+    ] = 200.0,
+    full: Annotated[
+        bool, typer.Option("--full", help="Photos at 256, 512 and 1024 px (several minutes).")
+    ] = False,
+) -> None:
+    """One assistant turn with N candidate items three ways: item embeddings as soft tokens
+    (ours), photos encoded per request by the default image tower, and a Qwen3-VL-2B-shaped
+    vision tower whose visual tokens the LM prefills. Prints latency (median, p90, time to
+    first token), FLOPs (also for the real Qwen3-VL-2B text model), peak memory and cost per
+    million turns, each as a ratio to ours; writes JSON and a plot to <workdir>/reports."""
+    from tastegraph.bench.assistant import BenchConfig, run
+
+    settings = _settings(ctx)
+    folder = data or settings.data
+    if folder is None:
+        raise _fail("no dataset folder for the photos: pass --data PATH or set TASTEGRAPH_DATA")
+    sizes = (256, 512, 1024) if full else tuple(resolution or (256,))
+    if any(size % 32 for size in sizes):
+        raise _fail(f"resolutions must be multiples of 32 (patch 16, merge 2), got {sizes}")
+    config = BenchConfig(
+        items=items,
+        tokens=tokens,
+        resolutions=sizes,
+        decode=decode,
+        repeats=repeats,
+        cpu_hour_usd=cpu_hour_usd,
+        gpu_hour_usd=gpu_hour_usd,
+        gpu_tflops=gpu_tflops,
+    )
+    try:
+        run(folder, settings.workdir, config)
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from None
+
+
 @bench_app.command("embed")
 def bench_embed_command(
     data: DataOption = None,
