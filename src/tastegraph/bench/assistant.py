@@ -286,8 +286,11 @@ def default_stack_path(
             return lm_turn(lm, start, embeds, config.decode)
 
         firsts, totals, flops = timed(turn, config.repeats)
+        with torch.inference_mode(), FlopCounterMode(display=False) as tower_flops:
+            batch = torch.stack([tower.preprocess(photo) for photo in photos])
+            fusion.embed_images(torch.from_numpy(tower.encode(batch)))
     prompt = ids.shape[1]
-    qwen = decoder_flops(QWEN3_VL_2B_TEXT, prompt, config.decode)
+    qwen = decoder_flops(QWEN3_VL_2B_TEXT, prompt, config.decode) + tower_flops.get_total_flops()
     name = "default stack, photos encoded per request"
     return result(name, firsts, totals, flops, qwen, peak[0], prompt)
 
