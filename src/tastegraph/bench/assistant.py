@@ -88,7 +88,9 @@ class PathResult:
     median_s: float
     p90_s: float
     first_token_s: float  # median time to the first generated token
-    flops: float  # per turn, counted while running (timed LM and tower)
+    # Per turn, counted while running (timed LM and tower) by torch's FlopCounterMode, which
+    # does not see the attention products of CPU scaled-dot-product attention.
+    flops: float
     qwen3_vl_2b_flops: float  # per turn with Qwen3-VL-2B's text model (analytic) instead
     peak_memory_mb: float
     prompt_tokens: int
@@ -353,6 +355,8 @@ def table(results: list[PathResult], config: BenchConfig) -> str:
         f"{config.decode} tokens decoded; timed LM SmolLM2-135M on this CPU",
         f"cost: ${config.cpu_hour_usd}/hour for this machine; GPU ${config.gpu_hour_usd}/hour at "
         f"an effective {config.gpu_tflops:g} TFLOP/s on the Qwen3-VL-2B FLOPs (flags)",
+        "GFLOPs: counted on the timed models (attention products not seen by the counter); "
+        "GFLOPs 2B: analytic, with Qwen3-VL-2B's text model (and its vision tower where used)",
         "",
         f"{'path':46} {'median':>8} {'p90':>8} {'TTFT':>8} {'prompt':>7} {'GFLOPs':>9} "
         f"{'GFLOPs 2B':>10} {'peak MB':>8} {'$/1M CPU':>9} {'$/1M GPU':>9} {'latency':>8} "
