@@ -87,7 +87,7 @@ class ItemLM:
         if self.item_token_id >= model.get_input_embeddings().num_embeddings:
             # No free row for the placeholder: one more. Its own embedding is never read
             # (item tokens overwrite it) and generation never emits it.
-            model.resize_token_embeddings(len(tokenizer))
+            model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
 
     @classmethod
     def load(cls, folder: Path, projector: ItemProjector) -> ItemLM:

@@ -398,7 +398,6 @@ def plot(results: list[PathResult], config: BenchConfig, path: Path) -> None:
         xlabel="photo resolution (px)", ylabel="seconds per turn", yscale="log", title="Latency"
     )
     latency.legend(fontsize=8)
-    text = decoder_flops(QWEN3_VL_2B_TEXT, 0, config.decode)
     per_size = [
         decoder_flops(
             QWEN3_VL_2B_TEXT,
@@ -416,7 +415,7 @@ def plot(results: list[PathResult], config: BenchConfig, path: Path) -> None:
         xlabel="photo resolution (px)",
         ylabel="TFLOPs per turn",
         yscale="log",
-        title=f"Compute (N={config.items}; text alone {text / 1e12:.2f})",
+        title=f"Compute with Qwen3-VL-2B (N={config.items})",
     )
     flops.legend(fontsize=8)
     figure.tight_layout()
