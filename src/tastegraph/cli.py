@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -220,6 +221,69 @@ EngineOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+@train_app.command("assistant")
+def train_assistant_command(
+    ctx: typer.Context,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the items with text.")] = 1,
+    batch_size: Annotated[int, typer.Option(min=1, help="Items per step.")] = 16,
+    max_items: Annotated[
+        int | None, typer.Option(min=10, help="Train on at most this many items (a quick run).")
+    ] = None,
+    tokens: Annotated[int, typer.Option("-k", "--tokens", min=1, help="Soft tokens per item.")] = 4,
+) -> None:
+    """Stage 1, alignment: teach the projector to turn an item embedding into tokens from
+    which the frozen LM (SmolLM2-135M) can tell the item's text. Resumes from its last
+    checkpoint; publishes the projector under models/projector. (Stage 2, shopping
+    conversations, is not built yet.)"""
+    import numpy as np
+
+    from tastegraph.assistant.lm import ItemLM, cached_default_lm
+    from tastegraph.assistant.projector import ItemProjector, ProjectorConfig, save_projector
+    from tastegraph.assistant.train import AlignConfig, train_alignment
+    from tastegraph.embeddings.store import EmbeddingStore
+    from tastegraph.encoders import item_text
+
+    settings = _settings(ctx)
+    try:
+        embeddings = EmbeddingStore.open(settings.workdir)
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from None
+    with _open(settings) as store:
+        texts = {item.id: item_text(item) for item in store.iter_items()}
+    ids = [i for i in embeddings.ids if texts.get(i)][:max_items]
+    folder = cached_default_lm(settings.workdir)
+    hidden = json.loads((folder / "config.json").read_text())["hidden_size"]
+    projector = ItemProjector(
+        ProjectorConfig(
+            embed_dim=int(embeddings.vectors.shape[1]), hidden_size=hidden, tokens=tokens
+        )
+    )
+    lm = ItemLM.load(folder, projector)
+    vectors = np.stack([embeddings.vector(i) for i in ids])
+    config = AlignConfig(epochs=epochs, batch_size=batch_size, holdout=min(200, len(ids) // 5))
+    checkpoints = settings.workdir / "models" / "projector-training" / embeddings.version
+    try:
+        result = train_alignment(lm, vectors, [texts[i] for i in ids], checkpoints, config)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    manifest = {
+        "stage": "alignment",
+        "embeddings_version": embeddings.version,
+        "lm": str(folder.name),
+        "items": len(ids),
+        "steps": result.steps,
+        "seconds": result.seconds,
+        "heldout_loss_before": result.heldout_loss_before,
+        "heldout_loss_after": result.heldout_loss_after,
+    }
+    published = save_projector(lm.projector, settings.workdir, manifest)
+    typer.echo(
+        f"aligned on {len(ids):,} items in {result.steps} steps ({result.seconds:.0f} s); "
+        f"held-out answer loss {result.heldout_loss_before:.3f} -> {result.heldout_loss_after:.3f}"
+        f"\nsaved {published}"
+    )
 
 
 def _with_engine(settings: Settings, engine: str | None) -> Settings:

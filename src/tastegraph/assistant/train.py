@@ -1,0 +1,164 @@
+"""Stage 1 of assistant training, alignment: the LM learns to read an item from its tokens.
+
+Each example is a chat turn "Describe this item: <k item tokens>" whose answer is the item's
+own text (title, attributes, description); only the projector learns, the LM stays frozen.
+Training checkpoints the projector every `checkpoint_every` steps (safetensors plus a JSON
+position); a re-run resumes from the last checkpoint (the optimizer's moments restart).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from tastegraph.artifacts import current_version, publish_version
+from tastegraph.assistant.lm import ItemLM
+
+log = logging.getLogger(__name__)
+
+PROMPT = "Describe this item: "
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    epochs: int = 1
+    batch_size: int = 16
+    lr: float = 1e-3
+    max_text_tokens: int = 64  # answer tokens kept per item
+    holdout: int = 200  # items kept out of training, for the held-out loss
+    checkpoint_every: int = 100  # steps
+    seed: int = 0
+
+
+@dataclass
+class AlignResult:
+    steps: int
+    seconds: float
+    heldout_loss_before: float
+    heldout_loss_after: float
+    losses: list[float] = field(default_factory=list)
+
+
+def encode_examples(
+    lm: ItemLM, texts: Sequence[str], max_text_tokens: int
+) -> list[tuple[list[int], int]]:
+    """Per text: (token ids of the whole turn, length of its prompt part)."""
+    prompt = [{"role": "user", "content": PROMPT + lm.item_placeholder}]
+    prompt_ids = lm.chat_ids(prompt)[0].tolist()
+    end = lm.tokenizer.eos_token_id
+    examples = []
+    for text in texts:
+        answer = lm.tokenizer(text, add_special_tokens=False)["input_ids"][:max_text_tokens]
+        examples.append(([*prompt_ids, *answer, end], len(prompt_ids)))
+    return examples
+
+
+def batch_loss(
+    lm: ItemLM, examples: Sequence[tuple[list[int], int]], items: torch.Tensor
+) -> torch.Tensor:
+    """Mean next-token loss on the answer tokens of a batch (right-padded)."""
+    width = max(len(ids) for ids, _ in examples)
+    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    ids = torch.full((len(examples), width), pad, dtype=torch.long)
+    labels = torch.full_like(ids, -100)
+    mask = torch.zeros_like(ids)
+    for row, (tokens, prompt) in enumerate(examples):
+        ids[row, : len(tokens)] = torch.tensor(tokens)
+        labels[row, prompt : len(tokens)] = ids[row, prompt : len(tokens)]
+        mask[row, : len(tokens)] = 1
+    loss: torch.Tensor = lm.forward(ids, items, attention_mask=mask, labels=labels).loss
+    return loss
+
+
+def heldout_loss(
+    lm: ItemLM, examples: list[tuple[list[int], int]], items: torch.Tensor, batch: int
+) -> float:
+    with torch.inference_mode():
+        losses = [
+            float(batch_loss(lm, examples[i : i + batch], items[i : i + batch]))
+            for i in range(0, len(examples), batch)
+        ]
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+def train_alignment(
+    lm: ItemLM,
+    vectors: np.ndarray,
+    texts: Sequence[str],
+    checkpoints: Path,
+    config: AlignConfig | None = None,
+    show_progress: bool = True,
+) -> AlignResult:
+    """Train lm.projector on (item embedding (N, d), item text) pairs."""
+    config = config or AlignConfig()
+    if len(vectors) != len(texts) or len(texts) <= config.holdout:
+        raise ValueError(f"need more than {config.holdout} items with text, one vector each")
+    for parameter in lm.model.parameters():
+        parameter.requires_grad_(False)
+    rng = np.random.default_rng(config.seed)
+    order = rng.permutation(len(texts))
+    held, train = order[: config.holdout], order[config.holdout :]
+    examples = encode_examples(lm, texts, config.max_text_tokens)
+    items = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
+    held_examples = [examples[i] for i in held]
+    before = heldout_loss(lm, held_examples, items[held], config.batch_size)
+    start_step = resume(lm, checkpoints)
+    optimizer = torch.optim.AdamW(lm.projector.parameters(), lr=config.lr)
+    per_epoch = -(-len(train) // config.batch_size)
+    total = config.epochs * per_epoch
+    result = AlignResult(start_step, 0.0, before, float("nan"))
+    started = time.perf_counter()
+    lm.projector.train()
+    progress = tqdm(range(start_step, total), desc="aligning projector", disable=not show_progress)
+    for step in progress:
+        epoch, offset = divmod(step, per_epoch)
+        shuffled = np.random.default_rng(config.seed + epoch).permutation(train)
+        rows = shuffled[offset * config.batch_size : (offset + 1) * config.batch_size]
+        loss = batch_loss(lm, [examples[i] for i in rows], items[rows])
+        optimizer.zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]
+        optimizer.step()
+        result.losses.append(loss.item())
+        progress.set_postfix(loss=f"{loss.item():.3f}")
+        if (step + 1) % config.checkpoint_every == 0 or step + 1 == total:
+            save_checkpoint(lm, checkpoints, step + 1)
+        result.steps = step + 1
+    lm.projector.eval()
+    result.seconds = time.perf_counter() - started
+    result.heldout_loss_after = heldout_loss(lm, held_examples, items[held], config.batch_size)
+    return result
+
+
+def save_checkpoint(lm: ItemLM, folder: Path, step: int) -> None:
+    """Publish the projector weights and the step reached as the current checkpoint, then
+    drop older checkpoints."""
+
+    def write(tmp: Path) -> None:
+        save_file(lm.projector.state_dict(), str(tmp / "projector.safetensors"))
+        (tmp / "position.json").write_text(json.dumps({"step": step}))
+
+    current = publish_version(folder, write)
+    for old in folder.iterdir():
+        if old.is_dir() and old.name.startswith("v") and old != current:
+            shutil.rmtree(old)
+
+
+def resume(lm: ItemLM, folder: Path) -> int:
+    """Load the last checkpoint into lm.projector; the step to go on from (0 if none)."""
+    checkpoint = current_version(folder)
+    if checkpoint is None:
+        return 0
+    lm.projector.load_state_dict(load_file(str(checkpoint / "projector.safetensors")))
+    step = int(json.loads((checkpoint / "position.json").read_text())["step"])
+    log.info("resuming projector alignment from step %d", step)
+    return step
