@@ -34,7 +34,9 @@ class AlignConfig:
     epochs: int = 1
     batch_size: int = 16
     lr: float = 1e-3
-    max_text_tokens: int = 64  # answer tokens kept per item
+    # Answer tokens kept per item: the title and first attributes. The cost of a step grows
+    # with them (the frozen LM still runs backward to reach the item tokens).
+    max_text_tokens: int = 32
     holdout: int = 200  # items kept out of training, for the held-out loss
     checkpoint_every: int = 100  # steps
     seed: int = 0
