@@ -143,3 +143,24 @@ def test_bad_requests_raise_clear_errors(world: World) -> None:
     with pytest.raises(KeyError, match="nope"):
         recommender.related("nope")
     assert len(recommender.feed("u1", PER_STYLE * 6 + 10)) <= PER_STYLE * 6
+
+
+def test_a_shop_without_history_still_fills_the_feed(world: World) -> None:
+    from tastegraph.graph import TasteGraph
+    from tastegraph.profiles import ProfileConfig, ProfileStore
+    from tastegraph.recommend import Recommender
+
+    full = world.recommender()
+    bare = Recommender(
+        full.index,
+        TasteGraph.build([], world.ids),
+        full.interests,
+        [],
+        ProfileStore(ProfileConfig()),
+        world.titles,
+        world.variants,
+    )
+    feed = bare.feed("first-visitor", 6, explore=0.0)
+    assert len(feed) == 6 and len({r.item_id for r in feed}) == 6
+    assert all(r.reason.startswith("Something to start with") for r in feed)
+    assert len(set(styles(feed))) == 6  # one from each interest

@@ -137,12 +137,20 @@ class Recommender:
         sources = self._feed_candidates(profile, allowed)
         ranked = self._rank(sources, n)
         explore_slots = round(explore * n)
-        for rec in ranked[: n - explore_slots]:
-            allowed[self.index.row(rec.item_id)] = False
+        self._take(ranked[: n - explore_slots], allowed)
         explored = self._explore(profile, explore_slots, allowed)
         # Slots exploration cannot fill (no adjacent interest left) go back to the ranking.
         ranked = ranked[: n - len(explored)]
+        self._take(ranked, allowed)
+        if len(ranked) + len(explored) < n:  # a shop with little history: fill from all interests
+            explored += self._explore(
+                profile, n - len(ranked) - len(explored), allowed, everywhere=True
+            )
         return _interleave(ranked, explored) if explored else ranked
+
+    def _take(self, recommendations: list[Recommendation], allowed: np.ndarray) -> None:
+        for rec in recommendations:
+            allowed[self.index.row(rec.item_id)] = False
 
     def _feed_candidates(
         self, profile: UserProfile | None, allowed: np.ndarray
@@ -272,11 +280,17 @@ class Recommender:
         return [order[by_interest == c] for c in range(len(self.interests))]
 
     def _explore(
-        self, profile: UserProfile | None, slots: int, allowed: np.ndarray
+        self,
+        profile: UserProfile | None,
+        slots: int,
+        allowed: np.ndarray,
+        *,
+        everywhere: bool = False,
     ) -> list[Recommendation]:
         """Items from interests adjacent to the user's that they have not engaged with,
         one per interest in turn, nearest interests first. A new user explores around the
-        interests of popular items."""
+        interests of popular items; `everywhere` (or a shop without any) takes every
+        interest in turn."""
         if slots <= 0:
             return []
         own: list[int] = []
@@ -295,6 +309,8 @@ class Recommender:
                 target = int(adjacent[origin, rank])
                 if target not in engaged:
                     targets.setdefault(target, origin)
+        if everywhere or not origins:
+            targets = {c: c for c in range(len(self.interests))}
         queues = {t: iter(self._explore_items[t].tolist()) for t in targets}
         out: list[Recommendation] = []
         while queues and len(out) < slots:  # one item per adjacent interest in turn
@@ -305,7 +321,11 @@ class Recommender:
                     continue
                 allowed[row] = False
                 label, near = self.interests.labels[target], self.interests.labels[targets[target]]
-                reason = f"Something new: {label}, next to {near}"
+                reason = (
+                    f"Something to start with: {label}"
+                    if target == targets[target]
+                    else f"Something new: {label}, next to {near}"
+                )
                 out.append(self._recommendation(row, 0.0, "explore", reason))
                 if len(out) == slots:
                     break
