@@ -528,6 +528,48 @@ def search(
     _print_recommendations(recommender.search(vector, n, query=query))
 
 
+@app.command()
+def chat(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Option("--user", help="Whose feed and profile the assistant uses.")],
+    candidates: Annotated[
+        int, typer.Option(min=1, max=9, help="Items shown to the LM per turn.")
+    ] = 8,
+) -> None:
+    """Chat with the shopping assistant in the terminal (an empty line or Ctrl-D ends it).
+    Each answer names a catalog item; the LM reads the candidates as item tokens."""
+    from tastegraph.assistant.chat import Assistant
+    from tastegraph.assistant.lm import ItemLM, cached_default_lm
+    from tastegraph.assistant.projector import load_projector
+    from tastegraph.recommend.search import QueryEncoder
+
+    settings = _settings(ctx)
+    with _open(settings) as store:
+        recommender = _recommender(settings, store)
+    try:
+        projector, _ = load_projector(settings.workdir)
+        lm = ItemLM.load(cached_default_lm(settings.workdir), projector)
+        encoder = QueryEncoder(settings.workdir, settings)
+    except (FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    assistant = Assistant(lm, recommender, encoder, candidates)
+    history: list[dict[str, str]] = []
+    typer.echo(f"chatting as {user}; an empty line ends the chat")
+    while True:
+        try:
+            message = input("you> ").strip()
+        except EOFError:
+            break
+        if not message:
+            break
+        reply = assistant.reply(user, message, history)
+        typer.echo(f"assistant> {reply.text}\n  items: {', '.join(reply.item_ids[:3])}")
+        history += [
+            {"role": "user", "content": message},
+            {"role": "assistant", "content": reply.text},
+        ]
+
+
 @evaluate_app.command("recommendations")
 def evaluate_recommendations_command(
     ctx: typer.Context,

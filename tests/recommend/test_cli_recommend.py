@@ -52,3 +52,14 @@ def test_graph_profiles_recommend_related_search(small_catalog: Settings, tmp_pa
     assert len(found) == 3 and all("Matches “black dress”" in line for line in found)
     assert "empty" in invoke("search", "   ", code=2)
     assert "--validation" in invoke("eval", "--help")
+
+    # The assistant: align a projector on the catalog, then one chat turn with the real LM.
+    assert "train assistant" in invoke("chat", "--user", user, code=2)
+    assert "held-out answer loss" in invoke("train", "assistant", "--batch-size", "8")
+    result = runner.invoke(app, ["chat", "--user", user], env=env, input="a black top\n\n")
+    assert result.exit_code == 0, result.output
+    answer = next(line for line in result.output.splitlines() if "assistant> [" in line)
+    named = next(line for line in result.output.splitlines() if "items:" in line)
+    with SQLiteStore(workdir / "store.db") as store:
+        catalog = {item.id for item in store.iter_items()}
+    assert answer and set(named.split("items:")[1].replace(",", " ").split()) <= catalog
