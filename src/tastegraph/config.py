@@ -68,3 +68,9 @@ class Settings(BaseSettings):
     @property
     def quarantine_dir(self) -> Path:
         return self.workdir / "quarantine"
+
+
+def default_action_weights() -> dict[str, float]:
+    """The settings' default action weights, without reading the environment."""
+    default = Settings.model_fields["action_weights"].get_default(call_default_factory=True)
+    return dict(default)

@@ -45,6 +45,7 @@ from tastegraph.graph.sage import graph_aware_embeddings, train_aggregator
 from tastegraph.index import CATEGORY_KEY, ItemIndex
 from tastegraph.profiles import ProfileConfig, build_profiles
 from tastegraph.recommend import RecommendConfig, Recommender
+from tastegraph.recommend.load import assemble
 from tastegraph.store import Event
 
 log = logging.getLogger(__name__)
@@ -169,16 +170,7 @@ def build_recommender(
     )
     taste = TasteArtifacts.build(train, ids, vectors, details, now=config.cutoff)
     profiles = build_profiles(train, index, ProfileConfig())
-    return Recommender(
-        index,
-        taste.graph,
-        taste.interests,
-        taste.popular,
-        profiles,
-        titles={i: d.title for i, d in details.items() if d.title},
-        variants={i: d.product for i, d in details.items() if d.product},
-        config=config.recommend,
-    )
+    return assemble(index, taste, profiles, details, config.recommend)
 
 
 # -- next purchases -------------------------------------------------------------------------

@@ -19,23 +19,18 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from tastegraph.artifacts import current_version, publish_version
-from tastegraph.config import Settings
+from tastegraph.artifacts import current_version, publish_version, read_manifest
+from tastegraph.config import default_action_weights
 from tastegraph.store import Event
 
 DAY_S = 86_400.0
 FORMAT = 1
 
 
-def _default_action_weights() -> dict[str, float]:
-    default = Settings.model_fields["action_weights"].get_default(call_default_factory=True)
-    return dict(default)
-
-
 @dataclass(frozen=True)
 class GraphConfig:
     # Edge weight of each action; a hide is negative and takes weight off the edge.
-    action_weights: dict[str, float] = field(default_factory=_default_action_weights)
+    action_weights: dict[str, float] = field(default_factory=default_action_weights)
     # An edge's weight halves every half_life_days before the graph's `now`.
     half_life_days: float = 30.0
     # Link items through the users who engaged with them, not only through collections.
@@ -161,12 +156,7 @@ class TasteGraph:
 
     @classmethod
     def load(cls, folder: Path) -> TasteGraph:
-        manifest = json.loads((folder / "manifest.json").read_text())
-        if manifest.get("kind") != "taste_graph" or manifest.get("format") != FORMAT:
-            raise ValueError(
-                f"{folder} holds {manifest.get('kind')} format {manifest.get('format')}; "
-                f"expected taste_graph format {FORMAT}"
-            )
+        manifest = read_manifest(folder, "taste_graph", FORMAT)
         ids = json.loads((folder / "ids.json").read_text())
         with np.load(folder / "edges.npz", allow_pickle=False) as saved:
             edges = sp.csr_matrix(

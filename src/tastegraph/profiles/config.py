@@ -6,16 +6,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tastegraph.config import ACTIONS, Settings
+from tastegraph.config import ACTIONS, Settings, default_action_weights
 from tastegraph.store import Event
 
 DAY_S = 86_400.0
-
-
-def _default_action_weights() -> dict[str, float]:
-    """Settings' default action weights, without reading the environment."""
-    default = Settings.model_fields["action_weights"].get_default(call_default_factory=True)
-    return dict(default)
 
 
 @dataclass(frozen=True)
@@ -44,7 +38,7 @@ class ProfileConfig:
     # such as walks from what the user engaged with last.
     recent_events: int = 20
     # Profile weight of each action: purchase > save > click > view > 0 > hide.
-    action_weights: dict[str, float] = field(default_factory=_default_action_weights)
+    action_weights: dict[str, float] = field(default_factory=default_action_weights)
     # Where an event's weight comes from: its action ("action", through action_weights) or
     # the event itself ("event": the weight stored at ingest, e.g. from a rating). A hide
     # always counts as negative.

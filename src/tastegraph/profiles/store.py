@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from tastegraph.artifacts import atomic_dir, current_version, publish_version
+from tastegraph.artifacts import atomic_dir, current_version, publish_version, read_manifest
 from tastegraph.profiles.config import ProfileConfig
 from tastegraph.profiles.interest import Interest
 from tastegraph.profiles.profile import UserProfile
@@ -87,12 +87,7 @@ class ProfileStore:
 
     @classmethod
     def load(cls, folder: Path) -> ProfileStore:
-        manifest = json.loads((folder / "manifest.json").read_text())
-        if manifest.get("kind") != "user_profiles" or manifest.get("format") != FORMAT:
-            raise ValueError(
-                f"{folder} holds {manifest.get('kind')} format {manifest.get('format')}; "
-                f"expected user_profiles format {FORMAT}"
-            )
+        manifest = read_manifest(folder, "user_profiles", FORMAT)
         store = cls(ProfileConfig(**manifest["config"]), manifest["embeddings_version"])
         store.skipped = manifest["skipped"]
         vectors = np.load(folder / "vectors.npy", allow_pickle=False)  # (members, d) float32

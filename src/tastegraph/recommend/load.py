@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tastegraph.config import Settings
-from tastegraph.graph.job import TasteArtifacts, item_details
-from tastegraph.index import open_index
+from tastegraph.graph.job import ItemDetails, TasteArtifacts, item_details
+from tastegraph.index import ItemIndex, open_index
 from tastegraph.profiles import ProfileConfig, ProfileStore
 from tastegraph.recommend.config import RecommendConfig
 from tastegraph.recommend.recommender import Recommender
@@ -24,8 +24,19 @@ def open_recommender(
     except FileNotFoundError:
         profiles = ProfileStore(ProfileConfig.from_settings(settings))
     details = item_details(store, settings.variant_attribute)
+    return assemble(open_index(workdir), taste, profiles, details, config)
+
+
+def assemble(
+    index: ItemIndex,
+    taste: TasteArtifacts,
+    profiles: ProfileStore,
+    details: dict[str, ItemDetails],
+    config: RecommendConfig | None = None,
+) -> Recommender:
+    """A Recommender from its parts, with titles and products taken from item details."""
     return Recommender(
-        open_index(workdir),
+        index,
         taste.graph,
         taste.interests,
         taste.popular,
