@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -192,8 +191,8 @@ def train_embeddings_command(
     Encodes any photo or text not cached yet with the frozen towers (resumable), then trains
     stage 1 on photo-text pairs of the same item and stage 2 on items engaged together.
     """
-    from tastegraph.embeddings.job import fusion_root, prepare_features
-    from tastegraph.embeddings.train import TrainConfig, save_fusion, train_fusion
+    from tastegraph.embeddings.job import train_fusion_model
+    from tastegraph.embeddings.train import TrainConfig
 
     settings = _with_engine(_settings(ctx), engine)
     config = TrainConfig(
@@ -203,9 +202,7 @@ def train_embeddings_command(
         seed=seed,
     )
     with _open(settings) as store:
-        features = prepare_features(store, settings)
-        result = train_fusion(features.table, list(store.iter_events()), config)
-    folder = save_fusion(result, fusion_root(settings.workdir), features.towers, config)
+        result, folder = train_fusion_model(store, settings, config)
     final_loss = result.losses[-1][1] if result.losses else float("nan")
     typer.echo(
         f"trained on {result.content_items:,} photo-text pairs and {result.taste_pairs:,} "
@@ -237,50 +234,17 @@ def train_assistant_command(
     which the frozen LM (SmolLM2-135M) can tell the item's text. Resumes from its last
     checkpoint; publishes the projector under models/projector. (Stage 2, shopping
     conversations, is not built yet.)"""
-    import numpy as np
-
-    from tastegraph.assistant.lm import ItemLM, cached_default_lm
-    from tastegraph.assistant.projector import ItemProjector, ProjectorConfig, save_projector
-    from tastegraph.assistant.train import AlignConfig, train_alignment
-    from tastegraph.embeddings.store import EmbeddingStore
-    from tastegraph.encoders import item_text
+    from tastegraph.assistant.train import AlignConfig, align_assistant
 
     settings = _settings(ctx)
-    try:
-        embeddings = EmbeddingStore.open(settings.workdir)
-    except FileNotFoundError as exc:
-        raise _fail(str(exc)) from None
+    config = AlignConfig(epochs=epochs, batch_size=batch_size)
     with _open(settings) as store:
-        texts = {item.id: item_text(item) for item in store.iter_items()}
-    ids = [i for i in embeddings.ids if texts.get(i)][:max_items]
-    folder = cached_default_lm(settings.workdir)
-    hidden = json.loads((folder / "config.json").read_text())["hidden_size"]
-    projector = ItemProjector(
-        ProjectorConfig(
-            embed_dim=int(embeddings.vectors.shape[1]), hidden_size=hidden, tokens=tokens
-        )
-    )
-    lm = ItemLM.load(folder, projector)
-    vectors = np.stack([embeddings.vector(i) for i in ids])
-    config = AlignConfig(epochs=epochs, batch_size=batch_size, holdout=min(200, len(ids) // 5))
-    checkpoints = settings.workdir / "models" / "projector-training" / embeddings.version
-    try:
-        result = train_alignment(lm, vectors, [texts[i] for i in ids], checkpoints, config)
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
-    manifest = {
-        "stage": "alignment",
-        "embeddings_version": embeddings.version,
-        "lm": str(folder.name),
-        "items": len(ids),
-        "steps": result.steps,
-        "seconds": result.seconds,
-        "heldout_loss_before": result.heldout_loss_before,
-        "heldout_loss_after": result.heldout_loss_after,
-    }
-    published = save_projector(lm.projector, settings.workdir, manifest)
+        try:
+            result, published = align_assistant(store, settings, config, max_items, tokens)
+        except (FileNotFoundError, ValueError) as exc:
+            raise _fail(str(exc)) from None
     typer.echo(
-        f"aligned on {len(ids):,} items in {result.steps} steps ({result.seconds:.0f} s); "
+        f"aligned on {result.items:,} items in {result.steps} steps ({result.seconds:.0f} s); "
         f"held-out answer loss {result.heldout_loss_before:.3f} -> {result.heldout_loss_after:.3f}"
         f"\nsaved {published}"
     )
@@ -437,7 +401,7 @@ def profiles_command(ctx: typer.Context) -> None:
     """Recompute every user's interest profile from all their events (the batch job; the
     server also updates profiles live on each event) and publish them."""
     from tastegraph.index import open_index
-    from tastegraph.profiles import ProfileConfig, build_profiles
+    from tastegraph.profiles import publish_profiles
 
     settings = _settings(ctx)
     try:
@@ -445,8 +409,7 @@ def profiles_command(ctx: typer.Context) -> None:
     except FileNotFoundError as exc:
         raise _fail(str(exc)) from None
     with _open(settings) as store:
-        profiles = build_profiles(store.iter_events(), index, ProfileConfig.from_settings(settings))
-    folder = profiles.publish(settings.workdir)
+        folder, profiles = publish_profiles(store, index, settings)
     interests = sum(len(p.interests) for p in profiles)
     typer.echo(f"published {len(profiles):,} profiles with {interests:,} interests: {folder}")
 
@@ -568,6 +531,115 @@ def chat(
             {"role": "user", "content": message},
             {"role": "assistant", "content": reply.text},
         ]
+
+
+HostOption = Annotated[
+    str | None,
+    typer.Option(help="Address to listen on [default: 127.0.0.1, this machine only]."),
+]
+PortOption = Annotated[int | None, typer.Option(min=1, max=65535, help="Port [default: 8000].")]
+
+
+def _serve(settings: Settings, host: str | None, port: int | None, assistant: bool) -> None:
+    import secrets
+
+    import uvicorn
+
+    from tastegraph.serve.app import create_app
+
+    updates: dict[str, Any] = {"serve_host": host or settings.serve_host}
+    updates["serve_port"] = port or settings.serve_port
+    if not settings.api_token:
+        updates["api_token"] = secrets.token_urlsafe(24)
+    settings = settings.model_copy(update=updates)
+    try:
+        app = create_app(settings, assistant=assistant)
+    except (FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    url = f"http://{settings.serve_host}:{settings.serve_port}"
+    typer.echo(
+        f"tastegraph at {url}/#token={settings.api_token}\n"
+        f"  API docs {url}/docs; write endpoints need 'Authorization: Bearer "
+        f"{settings.api_token}' (set TASTEGRAPH_API_TOKEN to choose it)"
+    )
+    uvicorn.run(app, host=settings.serve_host, port=settings.serve_port, log_level="warning")
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: HostOption = None,
+    port: PortOption = None,
+    assistant: Annotated[
+        bool, typer.Option(help="Load the assistant for /v1/assistant/chat on first use.")
+    ] = True,
+) -> None:
+    """Run the HTTP API and the web page over the workdir's published artifacts.
+
+    Newly published embeddings, index, graph, profiles or models are picked up without a
+    restart. The URL it prints carries the write token for the page (after #, so it never
+    reaches a server log).
+    """
+    _serve(_settings(ctx), host, port, assistant)
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    data: DataOption = None,
+    content_epochs: Annotated[
+        int, typer.Option(min=1, help="Fusion model epochs on photo-text pairs.")
+    ] = 30,
+    taste_epochs: Annotated[
+        int, typer.Option(min=0, help="Fusion model epochs on co-engaged items.")
+    ] = 10,
+    assistant_items: Annotated[
+        int,
+        typer.Option(min=0, help="Items the assistant aligns on (12 min per 3,000); 0: none."),
+    ] = 3000,
+    reingest: Annotated[
+        bool, typer.Option(help="Read the dataset again although the store holds events.")
+    ] = False,
+    retrain: Annotated[
+        bool, typer.Option(help="Train the fusion model again although one exists.")
+    ] = False,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve when the jobs are done.")
+    ] = True,
+    host: HostOption = None,
+    port: PortOption = None,
+) -> None:
+    """The main job on an H&M dataset folder, then the server:
+
+    1. ingest: catalog, customers, purchases and photos into the store (skipped once the
+       store holds events; --reingest reads the files again, idempotently);
+    2. train embeddings: the fusion model over the frozen image and text towers (skipped
+       when one exists; --retrain);
+    3. embed: every item's embedding, encoding only new photos and texts;
+    4. index: the FAISS item index; 5. graph: taste graph, interests, popular items;
+    6. profiles: every user's interests;
+    7. train assistant: align the projector so the LM reads item embeddings;
+    8. serve: the API and the web page on 127.0.0.1.
+
+    Steps 4-7 are skipped when built from the current embeddings, so a second run starts
+    serving in seconds. The first run on the H&M sample takes about half an hour here.
+    """
+    from tastegraph.pipeline import Pipeline, PipelineConfig, StepReport
+
+    settings = _settings(ctx, data)
+    config = PipelineConfig(content_epochs, taste_epochs, assistant_items, reingest, retrain)
+
+    def show(report: StepReport) -> None:
+        state = "done" if report.ran else "skip"
+        typer.echo(f"[{state}] {report.step:16} {report.seconds:7.1f} s  {report.detail}")
+
+    with _open(settings) as store:
+        try:
+            Pipeline(store, settings, config).run(settings.data, show)
+        except (FileNotFoundError, ValueError, InputError) as exc:
+            raise _fail(str(exc)) from None
+    if serve_after:
+        _serve(settings, host, port, assistant_items > 0)
 
 
 @evaluate_app.command("recommendations")

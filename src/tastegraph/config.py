@@ -60,6 +60,17 @@ class Settings(BaseSettings):
     image_model: str = "efficientnet-lite0"
     text_model: str = "all-MiniLM-L6-v2"
     language_model: str = "SmolLM2-135M-Instruct"
+    # The HTTP server. Write endpoints (events, new items) need `Authorization: Bearer
+    # <api_token>`; without one set, `tastegraph serve` makes a random token and prints it.
+    api_token: str = ""
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 8000
+    # How often the server looks for newly published artifacts (embeddings, index, graph,
+    # profiles, models) and swaps them in without a restart.
+    serve_watch_seconds: float = 2.0
+    # Requests larger than this get 413; photos of new items count towards it.
+    max_request_bytes: int = 16_000_000
+    max_events_per_request: int = 1000
 
     @property
     def resolved_store_url(self) -> str:

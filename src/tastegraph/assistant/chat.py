@@ -8,7 +8,7 @@ writes a short reason for its choice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +24,18 @@ SYSTEM = (
 )
 ANSWER_PREFIX = "Best match: ["
 MAX_CANDIDATES = 9  # labels are single digits
+
+
+@dataclass(frozen=True)
+class Choice:
+    candidates: list[str]  # what the LM saw, in label order
+    order: list[int]  # candidate positions, the LM's preferred first
+    prompt: torch.Tensor  # (1, T) token ids up to the label
+    items: torch.Tensor  # (N, d) the candidates' embeddings
+
+    @property
+    def item_ids(self) -> list[str]:
+        return [self.candidates[i] for i in self.order]
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,12 @@ class Assistant:
 
     def reply(self, user_id: str, message: str, history: Sequence[dict[str, str]] = ()) -> Reply:
         """Answer `message`; `history` holds earlier turns as {"role", "content"} dicts."""
+        choice = self.choose(user_id, message, history)
+        reason = "".join(self.reason(choice)).strip()
+        return Reply(self.answer(choice, reason), choice.item_ids, choice.candidates)
+
+    def choose(self, user_id: str, message: str, history: Sequence[dict[str, str]] = ()) -> Choice:
+        """Show the candidates to the LM and rank them by its scores for their labels."""
         if not message.strip():
             raise ValueError("the message is empty")
         candidates = self.candidates_for(user_id, message)
@@ -79,13 +97,20 @@ class Assistant:
         with torch.inference_mode():
             scores = self.lm.forward(prompt, items).logits[0, -1, self._labels[: len(rows)]]
         order = torch.argsort(scores, descending=True).tolist()
-        best = order[0]
-        reason = self.lm.generate(
-            torch.cat([prompt, self._ids(f"{best + 1}] ")], dim=1), items, self.max_new_tokens
-        ).strip()
-        title = self.recommender.titles.get(candidates[best], f"item {candidates[best]}")
-        text = f"[{best + 1}] {title}: {reason}" if reason else f"[{best + 1}] {title}"
-        return Reply(text, [candidates[i] for i in order], candidates)
+        return Choice(candidates, order, prompt, items)
+
+    def reason(self, choice: Choice) -> Iterator[str]:
+        """The LM's reason for its choice, piece by piece as it decodes."""
+        best = choice.order[0]
+        prompt = torch.cat([choice.prompt, self._ids(f"{best + 1}] ")], dim=1)
+        return self.lm.stream(prompt, choice.items, self.max_new_tokens)
+
+    def answer(self, choice: Choice, reason: str) -> str:
+        """The reply text: the chosen item's label and title, then the reason."""
+        best = choice.order[0]
+        item_id = choice.candidates[best]
+        title = self.recommender.titles.get(item_id, f"item {item_id}")
+        return f"[{best + 1}] {title}: {reason}" if reason else f"[{best + 1}] {title}"
 
     def _ids(self, text: str) -> torch.Tensor:
         ids = self.lm.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]

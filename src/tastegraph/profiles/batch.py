@@ -10,14 +10,16 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 
+from tastegraph.config import Settings
 from tastegraph.profiles.config import ProfileConfig
 from tastegraph.profiles.interest import Interest, weighted_medoid
 from tastegraph.profiles.profile import UserProfile
 from tastegraph.profiles.store import Embeddings, ProfileStore
-from tastegraph.store import Event
+from tastegraph.store import Event, Store
 
 log = logging.getLogger(__name__)
 
@@ -121,3 +123,16 @@ def build_profiles(
         store.skipped,
     )
     return store
+
+
+def publish_profiles(
+    store: Store, embeddings: Embeddings, settings: Settings
+) -> tuple[Path, ProfileStore]:
+    """Recompute every profile from the events stored so far and publish them; the
+    profiles remember the log position they include, so a server can replay the rest."""
+    through = store.last_event_seq()
+    profiles = build_profiles(
+        store.iter_events(through), embeddings, ProfileConfig.from_settings(settings)
+    )
+    profiles.events_through = through
+    return profiles.publish(settings.workdir), profiles

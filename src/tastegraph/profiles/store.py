@@ -39,6 +39,9 @@ class ProfileStore:
     def __init__(self, config: ProfileConfig, embeddings_version: str | None = None) -> None:
         self.config = config
         self.embeddings_version = embeddings_version  # the embeddings the vectors came from
+        # The store's event log position these profiles include (Store.last_event_seq);
+        # a server replays the events after it. None when unknown.
+        self.events_through: int | None = None
         self.profiles: dict[str, UserProfile] = {}
         self.skipped = 0  # events left out because their item has no embedding
 
@@ -90,6 +93,7 @@ class ProfileStore:
         manifest = read_manifest(folder, "user_profiles", FORMAT)
         store = cls(ProfileConfig(**manifest["config"]), manifest["embeddings_version"])
         store.skipped = manifest["skipped"]
+        store.events_through = manifest.get("events_through")
         vectors = np.load(folder / "vectors.npy", allow_pickle=False)  # (members, d) float32
         for entry in json.loads((folder / "profiles.json").read_text()):
             profile = UserProfile(entry["user_id"], store.config)
@@ -156,6 +160,7 @@ class ProfileStore:
             "interests": sum(len(p.interests) for p in self.profiles.values()),
             "dim": int(matrix.shape[1]),
             "skipped": self.skipped,
+            "events_through": self.events_through,
         }
         np.save(folder / "vectors.npy", np.ascontiguousarray(matrix, dtype=np.float32))
         (folder / "profiles.json").write_text(json.dumps(entries))

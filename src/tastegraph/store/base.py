@@ -114,6 +114,10 @@ class Store(Protocol):
 
     def known_item_ids(self, ids: Iterable[str]) -> set[str]: ...
 
+    def known_event_ids(self, ids: Iterable[str]) -> set[str]: ...
+
+    def known_user_ids(self, ids: Iterable[str]) -> set[str]: ...
+
     def get_item(self, item_id: str) -> Item | None: ...
 
     def iter_items(self) -> Iterator[Item]:
@@ -128,8 +132,17 @@ class Store(Protocol):
 
     def collection_items(self, collection_id: str) -> list[str]: ...
 
-    def iter_events(self) -> Iterator[Event]:
-        """All events in timestamp order."""
+    def iter_events(self, through_seq: int | None = None) -> Iterator[Event]:
+        """All events in timestamp order; with through_seq, only those stored up to that
+        log position (see last_event_seq)."""
+        ...
+
+    def last_event_seq(self) -> int:
+        """The store's position in its event log: events are numbered as they are stored."""
+        ...
+
+    def events_after(self, seq: int) -> list[Event]:
+        """Events stored after log position `seq`, in the order they were stored."""
         ...
 
     def counts(self) -> dict[str, int]: ...

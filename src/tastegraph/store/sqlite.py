@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -81,6 +82,14 @@ CREATE INDEX events_ts ON events (ts);
 _IN_CHUNK = 500
 
 
+_EVENT_COLUMNS = "event_id, user_id, item_id, action, weight, ts, collection_id, context"
+
+
+def _event(row: tuple[Any, ...]) -> Event:
+    event_id, user_id, item_id, action, weight, ts, collection_id, context = row
+    return Event(event_id, user_id, item_id, action, weight, ts, collection_id, json.loads(context))
+
+
 def _to_json(value: dict[str, Any]) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
@@ -91,8 +100,12 @@ class SQLiteStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit mode: transactions are opened explicitly in _transaction().
-        self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        # Autocommit mode: transactions are opened explicitly in _transaction(). A server
+        # shares one store between threads; the lock keeps their statements apart.
+        self._conn = sqlite3.connect(
+            self.path, isolation_level=None, timeout=30.0, check_same_thread=False
+        )
+        self._lock = threading.RLock()
         self._conn.execute("PRAGMA journal_mode=WAL")
         # FULL: the WAL is synced on every commit, so an acknowledged write survives power loss.
         self._conn.execute("PRAGMA synchronous=FULL")
@@ -133,13 +146,14 @@ class SQLiteStore:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; it is durable once the block exits without error."""
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -297,20 +311,33 @@ class SQLiteStore:
     # -- reads ----------------------------------------------------------------------------
 
     def known_item_ids(self, ids: Iterable[str]) -> set[str]:
+        return self._known("items", "id", ids)
+
+    def known_user_ids(self, ids: Iterable[str]) -> set[str]:
+        return self._known("users", "id", ids)
+
+    def known_event_ids(self, ids: Iterable[str]) -> set[str]:
+        return self._known("events", "event_id", ids)
+
+    def _known(self, table: str, column: str, ids: Iterable[str]) -> set[str]:
         wanted = list(set(ids))
         known: set[str] = set()
         for start in range(0, len(wanted), _IN_CHUNK):
             chunk = wanted[start : start + _IN_CHUNK]
             marks = ", ".join("?" * len(chunk))
-            rows = self._conn.execute(f"SELECT id FROM items WHERE id IN ({marks})", chunk)
+            with self._lock:
+                rows = self._conn.execute(
+                    f"SELECT {column} FROM {table} WHERE {column} IN ({marks})", chunk
+                ).fetchall()
             known.update(row[0] for row in rows)
         return known
 
     def get_item(self, item_id: str) -> Item | None:
-        row = self._conn.execute(
-            "SELECT id, title, description, attributes, price FROM items WHERE id = ?",
-            (item_id,),
-        ).fetchone()
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT id, title, description, attributes, price FROM items WHERE id = ?",
+                (item_id,),
+            ).fetchone()
         if row is None:
             return None
         item_id, title, description, attributes, price = row
@@ -331,11 +358,12 @@ class SQLiteStore:
             yield Media(*row)
 
     def media_for(self, item_id: str) -> list[Media]:
-        rows = self._conn.execute(
-            "SELECT item_id, uri, content_hash, width, height FROM media WHERE item_id = ?"
-            " ORDER BY uri",
-            (item_id,),
-        )
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT item_id, uri, content_hash, width, height FROM media WHERE item_id = ?"
+                " ORDER BY uri",
+                (item_id,),
+            ).fetchall()
         return [Media(*row) for row in rows]
 
     def collection_items(self, collection_id: str) -> list[str]:
@@ -345,16 +373,23 @@ class SQLiteStore:
         )
         return [row[0] for row in rows]
 
-    def iter_events(self) -> Iterator[Event]:
-        rows = self._conn.execute(
-            "SELECT event_id, user_id, item_id, action, weight, ts, collection_id, context"
-            " FROM events ORDER BY ts, seq"
-        )
+    def iter_events(self, through_seq: int | None = None) -> Iterator[Event]:
+        bound = "" if through_seq is None else f"WHERE seq <= {int(through_seq)} "
+        rows = self._conn.execute(f"SELECT {_EVENT_COLUMNS} FROM events {bound}ORDER BY ts, seq")
         for row in rows:
-            event_id, user_id, item_id, action, weight, ts, collection_id, context = row
-            yield Event(
-                event_id, user_id, item_id, action, weight, ts, collection_id, json.loads(context)
-            )
+            yield _event(row)
+
+    def last_event_seq(self) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+        return int(row[0])
+
+    def events_after(self, seq: int) -> list[Event]:
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq", (seq,)
+            ).fetchall()
+        return [_event(row) for row in rows]
 
     def counts(self) -> dict[str, int]:
         counts = {

@@ -1,0 +1,177 @@
+"""The main job end to end: ingest, train embeddings, embed, index, graph, profiles, train
+the assistant.
+
+Each step is skipped while its artifact is current (built from the current version of its
+inputs), so a second run only checks and takes seconds. Every step is also a command of
+its own (`tastegraph ingest hm`, `train embeddings`, `embed`, `index`, `graph`, `profiles`,
+`train assistant`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tastegraph.artifacts import current_version
+from tastegraph.config import Settings
+from tastegraph.store import Store
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    content_epochs: int = 30  # fusion model, stage 1 (photo-text pairs)
+    taste_epochs: int = 10  # fusion model, stage 2 (co-engaged items)
+    assistant_items: int = 3000  # items the projector aligns on; 0 leaves the assistant out
+    reingest: bool = False  # read the dataset again although the store holds events
+    retrain: bool = False  # train the fusion model again although one exists
+
+
+@dataclass(frozen=True)
+class StepReport:
+    step: str
+    ran: bool  # False when the artifact was current and the step was skipped
+    seconds: float
+    detail: str
+
+
+def _manifest(root: Path) -> dict[str, Any] | None:
+    folder = current_version(root)
+    if folder is None:
+        return None
+    manifest: dict[str, Any] = json.loads((folder / "manifest.json").read_text())
+    return manifest
+
+
+class Pipeline:
+    def __init__(self, store: Store, settings: Settings, config: PipelineConfig) -> None:
+        self.store = store
+        self.settings = settings
+        self.config = config
+        self.workdir = settings.workdir
+
+    def run(
+        self, data: Path | None, on_step: Callable[[StepReport], None] = lambda _: None
+    ) -> list[StepReport]:
+        """Run every step in order; `data` is an H&M dataset folder, or None to work on
+        what the store holds."""
+        steps: list[tuple[str, Callable[[], str | None]]] = [
+            ("ingest", lambda: self.ingest(data)),
+            ("train embeddings", self.train_embeddings),
+            ("embed", self.embed),
+            ("index", self.index),
+            ("graph", self.graph),
+            ("profiles", self.profiles),
+            ("train assistant", self.train_assistant),
+        ]
+        reports = []
+        for name, step in steps:
+            start = time.perf_counter()
+            detail = step()
+            report = StepReport(
+                name, detail is not None, time.perf_counter() - start, detail or "current"
+            )
+            on_step(report)
+            reports.append(report)
+        return reports
+
+    # Each step returns what it did, or None when its artifact was current.
+
+    def ingest(self, data: Path | None) -> str | None:
+        from tastegraph.ingest import ingest_hm
+
+        if data is None or (self.store.counts()["events"] and not self.config.reingest):
+            return None
+        reports = ingest_hm(self.store, data, self.settings)
+        return ", ".join(f"{r.what} {r.stored:,} new" for r in reports)
+
+    def train_embeddings(self) -> str | None:
+        from tastegraph.embeddings.job import fusion_root, train_fusion_model
+        from tastegraph.embeddings.train import TrainConfig
+
+        if _manifest(fusion_root(self.workdir)) and not self.config.retrain:
+            return None
+        config = TrainConfig(
+            content_epochs=self.config.content_epochs, taste_epochs=self.config.taste_epochs
+        )
+        result, folder = train_fusion_model(self.store, self.settings, config)
+        return (
+            f"{result.content_items:,} photo-text pairs, {result.taste_pairs:,} taste pairs, "
+            f"version {folder.name}"
+        )
+
+    def embed(self) -> str | None:
+        from tastegraph.embeddings.job import run_embed
+
+        result = run_embed(self.store, self.settings)
+        if not result.published:
+            return None
+        return f"{len(result.embeddings):,} items, version {result.embeddings.version}"
+
+    def _embeddings_version(self) -> str:
+        from tastegraph.embeddings.store import embeddings_root
+
+        folder = current_version(embeddings_root(self.workdir))
+        if folder is None:
+            raise FileNotFoundError(f"no item embeddings in {self.workdir}")
+        return folder.name
+
+    def index(self) -> str | None:
+        from tastegraph.embeddings.store import EmbeddingStore
+        from tastegraph.index import update_index
+        from tastegraph.index.build import index_root
+
+        current = _manifest(index_root(self.workdir))
+        if current and current.get("embeddings_version") == self._embeddings_version():
+            return None
+        settings = self.settings
+        folder = update_index(
+            EmbeddingStore.open(self.workdir),
+            self.store,
+            self.workdir,
+            category_key=settings.index_category_key,
+            kind=settings.index_kind,
+            exact_threshold=settings.index_exact_threshold,
+            ef_search=settings.index_ef_search,
+        )
+        return f"version {folder.name}"
+
+    def graph(self) -> str | None:
+        from tastegraph.graph import graph_root
+        from tastegraph.graph.job import build_and_publish
+
+        current = _manifest(graph_root(self.workdir))
+        if current and current.get("embeddings_version") == self._embeddings_version():
+            return None
+        return f"version {build_and_publish(self.store, self.workdir, self.settings).name}"
+
+    def profiles(self) -> str | None:
+        from tastegraph.index import open_index
+        from tastegraph.profiles import profiles_root, publish_profiles
+
+        index = open_index(self.workdir)
+        current = _manifest(profiles_root(self.workdir))
+        if current and current.get("embeddings_version") == index.version:
+            return None
+        folder, profiles = publish_profiles(self.store, index, self.settings)
+        return f"{len(profiles):,} users, version {folder.name}"
+
+    def train_assistant(self) -> str | None:
+        from tastegraph.assistant.projector import projector_root
+        from tastegraph.assistant.train import align_assistant
+
+        current = _manifest(projector_root(self.workdir))
+        if self.config.assistant_items == 0 or (
+            current and current.get("embeddings_version") == self._embeddings_version()
+        ):
+            return None
+        result, folder = align_assistant(
+            self.store, self.settings, max_items=self.config.assistant_items
+        )
+        return (
+            f"{result.items:,} items, held-out loss {result.heldout_loss_before:.2f} -> "
+            f"{result.heldout_loss_after:.2f}, version {folder.name}"
+        )

@@ -1,0 +1,306 @@
+"""The FastAPI app: events, feed, items, related, search, assistant chat, new items, health,
+metrics and the web page. `create_app(settings)`; `tastegraph serve` runs it with uvicorn."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tastegraph.artifacts import atomic_path
+from tastegraph.config import Settings
+from tastegraph.ingest.media import check_photo
+from tastegraph.recommend.recommender import Filters, Recommendation
+from tastegraph.serve import schemas
+from tastegraph.serve.limits import BodyLimit, error_body
+from tastegraph.serve.metrics import Metrics
+from tastegraph.serve.service import Service
+from tastegraph.store import Event, Item, Media, open_store
+
+STATIC = Path(__file__).parent / "static"
+PathId = Annotated[str, Field(pattern=schemas.ID_PATTERN, max_length=128)]
+Count = Annotated[int, Query(ge=1, le=100, description="How many items.")]
+
+
+def _service(request: Request) -> Service:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+Svc = Annotated[Service, Depends(_service)]
+
+
+def create_app(settings: Settings, *, assistant: bool = True) -> FastAPI:
+    """The app over the workdir's store and published artifacts. Needs settings.api_token:
+    write endpoints take `Authorization: Bearer <token>`."""
+    if not settings.api_token:
+        raise ValueError("set api_token: the write endpoints need a bearer token")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = open_store(settings.resolved_store_url)
+        app.state.service = Service(settings, store, assistant=assistant)
+        yield
+        app.state.service.close()
+        store.close()
+
+    app = FastAPI(
+        title="tastegraph",
+        summary="Recommendations, search and a shopping assistant over item embeddings.",
+        lifespan=lifespan,
+        responses={code: {"model": schemas.ErrorOut} for code in (401, 403, 404, 413, 422)},
+    )
+    metrics = Metrics()
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    app.add_middleware(Metrics.Middleware, metrics=metrics)
+    _add_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    def writer(authorization: Annotated[str | None, Header()] = None) -> None:
+        """Write endpoints need the API token, compared in constant time."""
+        if not authorization:
+            raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+        scheme, _, token = authorization.partition(" ")
+        expected = settings.api_token.encode()
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected):
+            raise HTTPException(403, "wrong bearer token")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/healthz")
+    def healthz(svc: Svc) -> dict[str, Any]:
+        """Up, with the artifact versions being served."""
+        return {"status": "ok", "items": len(svc.current().index), "versions": svc.versions}
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        return Response(metrics.render(), media_type=metrics.content_type)
+
+    @app.post("/v1/events", dependencies=[Depends(writer)])
+    def post_events(body: schemas.EventsIn | schemas.EventIn, svc: Svc) -> schemas.EventsOut:
+        """One event or {"events": [...]}; acknowledged once durable. The users' next feed
+        already reflects them. Re-sent event ids are counted as duplicates."""
+        incoming = body.events if isinstance(body, schemas.EventsIn) else [body]
+        if len(incoming) > settings.max_events_per_request:
+            raise HTTPException(
+                422,
+                f"{len(incoming)} events in one request; at most {settings.max_events_per_request}",
+            )
+        unknown = sorted(
+            {e.item_id for e in incoming} - svc.store.known_item_ids(e.item_id for e in incoming)
+        )
+        if unknown:
+            raise HTTPException(422, f"unknown item ids: {', '.join(unknown[:10])}")
+        now = time.time()
+        events = [
+            Event(
+                e.event_id,
+                e.user_id,
+                e.item_id,
+                e.action,
+                settings.action_weights[e.action] if e.weight is None else e.weight,
+                now if e.ts is None else e.ts,
+                e.collection_id,
+            )
+            for e in incoming
+        ]
+        result = svc.add_events(events)
+        return schemas.EventsOut(stored=result.stored, duplicates=result.duplicates)
+
+    @app.get("/v1/users")
+    def users(svc: Svc, n: Annotated[int, Query(ge=1, le=500)] = 50) -> schemas.Users:
+        """Users with a profile, the most active first (for picking one in the page)."""
+        profiles = sorted(svc.current().profiles, key=lambda p: -p.positive_events)[:n]
+        return schemas.Users(
+            users=[schemas.UserOut(id=p.user_id, events=p.positive_events) for p in profiles]
+        )
+
+    @app.get("/v1/users/{user_id}/feed")
+    def feed(
+        user_id: PathId,
+        svc: Svc,
+        n: Count = 12,
+        explore: Annotated[float | None, Query(ge=0, le=1)] = None,
+        category: Annotated[list[str] | None, Query(max_length=50)] = None,
+        min_price: Annotated[float | None, Query(ge=0)] = None,
+        max_price: Annotated[float | None, Query(ge=0)] = None,
+        exclude_engaged: bool = False,
+        new_user: Annotated[
+            bool, Query(description="Give an unknown user a new user's feed instead of 404.")
+        ] = False,
+    ) -> schemas.Cards:
+        """The user's home feed, each item with the reason it is there."""
+        if not new_user and not svc.knows_user(user_id):
+            raise HTTPException(404, f"unknown user {user_id!r} (add new_user=true for a new one)")
+        price = None if min_price is None and max_price is None else (min_price, max_price)
+        filters = Filters(category, price, exclude_engaged)
+        recommendations = svc.current().feed(user_id, n, explore=explore, filters=filters)
+        return _cards(svc, recommendations)
+
+    @app.get("/v1/items/{item_id}")
+    def item(item_id: PathId, svc: Svc) -> schemas.ItemOut:
+        found = svc.store.get_item(item_id)
+        if found is None:
+            raise HTTPException(404, f"unknown item {item_id!r}")
+        return schemas.ItemOut(
+            **_card(svc, item_id).model_dump(),
+            description=found.description,
+            attributes=found.attributes,
+            recommendable=item_id in svc.current().index,
+        )
+
+    @app.get("/v1/items/{item_id}/related")
+    def related(item_id: PathId, svc: Svc, n: Count = 12) -> schemas.Cards:
+        """More like this."""
+        recommender = svc.current()
+        if item_id not in recommender.index:
+            raise HTTPException(404, f"unknown item {item_id!r}, or not embedded yet")
+        return _cards(svc, recommender.related(item_id, n))
+
+    @app.get("/v1/items/{item_id}/image")
+    def image(item_id: PathId, svc: Svc) -> FileResponse:
+        """The item's photo. The file comes from the store's media record, never from the
+        request."""
+        photos = svc.store.media_for(item_id)
+        if not photos or not Path(photos[0].uri).is_file():
+            raise HTTPException(404, f"no photo for item {item_id!r}")
+        return FileResponse(photos[0].uri, headers={"Cache-Control": "max-age=86400"})
+
+    @app.get("/v1/search")
+    def search(
+        svc: Svc, q: Annotated[str, Query(min_length=1, max_length=500)], n: Count = 12
+    ) -> schemas.Cards:
+        """Items matching a text query (text tower and fusion model into the item space)."""
+        try:
+            vector = svc.model("query").encode(q)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return _cards(svc, svc.current().search(vector, n, query=q))
+
+    @app.post("/v1/items", status_code=202, dependencies=[Depends(writer)])
+    def post_item(
+        svc: Svc,
+        item_id: Annotated[str, Form(alias="id", pattern=schemas.ID_PATTERN)],
+        title: Annotated[str, Form(max_length=500)] = "",
+        description: Annotated[str, Form(max_length=5000)] = "",
+        price: Annotated[float | None, Form(ge=0)] = None,
+        attributes: Annotated[str, Form(max_length=5000, description="A JSON object.")] = "{}",
+        photo: Annotated[UploadFile | None, File()] = None,
+    ) -> schemas.ItemCreated:
+        """A new item, with a photo or text: stored now, embedded in the background, and
+        recommendable within seconds (GET /v1/items/{id} shows when)."""
+        try:
+            parsed = json.loads(attributes)
+        except json.JSONDecodeError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise HTTPException(422, "attributes must be a JSON object")
+        if photo is None and not (title or description):
+            raise HTTPException(422, "a new item needs a photo or some text")
+        if svc.store.get_item(item_id) is not None:
+            raise HTTPException(409, f"item {item_id!r} exists")
+        media = None if photo is None else _save_photo(settings, item_id, photo.file.read())
+        new = Item(item_id, title or None, description or None, parsed, price)
+        if svc.add_item(new, media).conflicts:
+            raise HTTPException(409, f"item {item_id!r} exists")
+        return schemas.ItemCreated(id=item_id, status="embedding")
+
+    @app.post("/v1/assistant/chat")
+    def chat(body: schemas.ChatIn, svc: Svc) -> StreamingResponse:
+        """A shopping-assistant turn as server-sent events: `items` (cards, the pick first),
+        then `token` events with the reason as it is written, then `done`."""
+        try:
+            assistant = svc.model("assistant")
+        except FileNotFoundError as exc:
+            raise HTTPException(503, str(exc)) from None
+        history = [turn.model_dump() for turn in body.history]
+        return StreamingResponse(
+            _chat_events(svc, assistant, body.user_id, body.message, history),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
+
+    return app
+
+
+def _chat_events(
+    svc: Service, live: Any, user_id: str, message: str, history: list[dict[str, str]]
+) -> Iterator[str]:
+    with live as assistant:
+        try:
+            choice = assistant.choose(user_id, message, history)
+        except ValueError as exc:
+            yield _sse("error", {"error": str(exc)})
+            return
+        cards = [_card(svc, i).model_dump() for i in choice.item_ids]
+        yield _sse("items", {"items": cards})
+        pieces = []
+        for piece in assistant.reason(choice):
+            pieces.append(piece)
+            yield _sse("token", {"text": piece})
+        yield _sse("done", {"text": assistant.answer(choice, "".join(pieces).strip())})
+
+
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+def _card(svc: Service, item_id: str, rec: Recommendation | None = None) -> schemas.Card:
+    details = svc.details.get(item_id)
+    return schemas.Card(
+        id=item_id,
+        title=details.title if details else None,
+        price=details.price if details else None,
+        image_url=f"/v1/items/{item_id}/image" if item_id in svc.photos else None,
+        reason=rec.reason if rec else None,
+        interest=rec.interest if rec else None,
+        source=rec.source if rec else None,
+        score=round(rec.score, 4) if rec else None,
+    )
+
+
+def _cards(svc: Service, recommendations: list[Recommendation]) -> schemas.Cards:
+    return schemas.Cards(items=[_card(svc, r.item_id, r) for r in recommendations])
+
+
+def _save_photo(settings: Settings, item_id: str, data: bytes) -> Media:
+    """Keep an uploaded photo in the media folder under its content hash, once checked."""
+    digest = hashlib.sha256(data).hexdigest()
+    target = settings.workdir / "media" / f"{digest}.img"
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+        check = check_photo(str(tmp), settings.max_image_pixels)
+        if check.error:
+            raise HTTPException(422, f"photo: {check.error}")
+    return Media(item_id, str(target), digest, check.width, check.height)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error is JSON: {"error": message, "status": code}."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.status_code, str(exc.detail)), exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors()[:10]
+        )
+        return JSONResponse(error_body(422, f"invalid request: {problems}"), 422)

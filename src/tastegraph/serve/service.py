@@ -1,0 +1,277 @@
+"""What the server holds: the store, the current recommender, live profiles, and a worker
+that embeds new items.
+
+The offline jobs publish new versions of the embeddings, index, graph, profiles and models;
+`refresh` notices and swaps a new recommender in while requests keep using the old one.
+Events go to the store first (durable on commit), then into the live profiles, so the next
+feed request sees them. Profiles published by the batch job remember the event log
+position they include; the server replays the events stored after it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tastegraph.artifacts import current_version
+from tastegraph.config import Settings
+from tastegraph.embeddings.job import fusion_root
+from tastegraph.embeddings.store import embeddings_root
+from tastegraph.graph import graph_root
+from tastegraph.graph.job import ItemDetails, TasteArtifacts, item_details
+from tastegraph.index import ItemIndex, open_index
+from tastegraph.index.build import index_root
+from tastegraph.profiles import ProfileConfig, ProfileStore, profiles_root
+from tastegraph.recommend.config import RecommendConfig
+from tastegraph.recommend.load import assemble
+from tastegraph.recommend.recommender import Recommender
+from tastegraph.store import Event, Item, Media, Store, WriteResult
+
+log = logging.getLogger(__name__)
+
+
+def _artifact_roots(workdir: Path) -> dict[str, Path]:
+    from tastegraph.assistant.projector import projector_root
+
+    return {
+        "embeddings": embeddings_root(workdir),
+        "index": index_root(workdir),
+        "graph": graph_root(workdir),
+        "profiles": profiles_root(workdir),
+        "fusion": fusion_root(workdir),
+        "projector": projector_root(workdir),
+    }
+
+
+@dataclass(frozen=True)
+class EventsResult:
+    stored: int  # new events, now durable and in the users' live profiles
+    duplicates: int  # event ids already stored: nothing changed
+
+
+class Service:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        config: RecommendConfig | None = None,
+        assistant: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.config = config
+        self.assistant_enabled = assistant
+        self.workdir = settings.workdir
+        self._write_lock = threading.Lock()  # store writes, in log order, with their replay
+        self._state_lock = threading.RLock()  # the recommender and the live profiles
+        self._models_lock = threading.RLock()  # lazily loaded models (one may load another)
+        self._models: dict[str, Any] = {}
+        self.details: dict[str, ItemDetails] = item_details(store, settings.variant_attribute)
+        self.photos: set[str] = {media.item_id for media in store.iter_media()}
+        self.live_items: list[str] = []  # items embedded here, not yet in a published index
+        self.failed_items: dict[str, str] = {}  # new items that could not be embedded, why
+        self._pending: queue.Queue[str | None] = queue.Queue()
+        self.versions = self._current_versions()
+        index = open_index(self.workdir)
+        with self._write_lock:
+            profiles = self._load_profiles(index)
+        self.taste = TasteArtifacts.open(self.workdir)
+        self.recommender = assemble(index, self.taste, profiles, self.details, config)
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._embed_worker, name="embed-items", daemon=True),
+            threading.Thread(target=self._watch, name="watch-artifacts", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._pending.put(None)
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def current(self) -> Recommender:
+        """The recommender to answer one request with (it is replaced, never changed)."""
+        return self.recommender
+
+    def model(self, name: str) -> Any:
+        """A model loaded on first use and kept until its artifact changes: "query"
+        (text search), "items" (embeds new items) or "assistant"."""
+        with self._models_lock:
+            if name not in self._models:
+                self._models[name] = self._load_model(name)
+            return self._models[name]
+
+    def _load_model(self, name: str) -> Any:
+        if name == "query":
+            from tastegraph.recommend.search import QueryEncoder
+
+            return QueryEncoder(self.workdir, self.settings)
+        if name == "items":
+            from tastegraph.embeddings.online import ItemEmbedder
+
+            return ItemEmbedder(self.workdir, self.settings)
+        if name == "assistant":
+            from tastegraph.assistant.chat import Assistant
+            from tastegraph.assistant.lm import ItemLM, cached_default_lm
+            from tastegraph.assistant.projector import load_projector
+
+            if not self.assistant_enabled:
+                raise FileNotFoundError("the assistant is switched off on this server")
+            projector, _ = load_projector(self.workdir)
+            lm = ItemLM.load(cached_default_lm(self.workdir), projector)
+            return _LiveAssistant(self, Assistant(lm, self.recommender, self.model("query")))
+        raise KeyError(name)
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def add_events(self, events: Sequence[Event]) -> EventsResult:
+        """Store events (durable when this returns), then update the users' live profiles.
+        Re-sent event ids change nothing."""
+        with self._write_lock:
+            already = self.store.known_event_ids(e.event_id for e in events)
+            result = self.store.append_events(events)
+            fresh = {e.event_id: e for e in events if e.event_id not in already}
+            with self._state_lock:
+                for event in fresh.values():
+                    self.recommender.record(event)
+        return EventsResult(result.stored, result.duplicates)
+
+    def add_item(self, item: Item, media: Media | None) -> WriteResult:
+        """Store a new item (and its photo) and queue it to be embedded and indexed."""
+        with self._write_lock:
+            result = self.store.add_items([item])
+            if result.stored and media is not None:
+                self.store.add_media([media])
+                self.photos.add(item.id)
+        if result.stored:
+            self.details[item.id] = ItemDetails(
+                item.title or None, None, item.attributes, item.price
+            )
+            self._pending.put(item.id)
+        return result
+
+    def knows_user(self, user_id: str) -> bool:
+        return user_id in self.recommender.profiles or bool(self.store.known_user_ids([user_id]))
+
+    def wait_for_items(self) -> None:
+        """Block until every queued item is embedded (or failed)."""
+        self._pending.join()
+
+    # -- new items -------------------------------------------------------------------------
+
+    def _embed_worker(self) -> None:
+        while (item_id := self._pending.get()) is not None:
+            try:
+                self._embed_and_index(item_id)
+            except Exception as exc:
+                log.exception("could not embed new item %s", item_id)
+                self.failed_items[item_id] = f"{type(exc).__name__}: {exc}"
+            finally:
+                self._pending.task_done()
+        self._pending.task_done()
+
+    def _embed_and_index(self, item_id: str) -> None:
+        item = self.store.get_item(item_id)
+        if item is None or item_id in self.recommender.index:
+            return
+        photos = self.store.media_for(item_id)
+        photo = Path(photos[0].uri).read_bytes() if photos else None
+        vector = self.model("items").embed(item, photo)
+        category = item.attributes.get(self.settings.index_category_key)
+        while True:
+            before = self.recommender
+            index = before.index.copy()
+            index.add(
+                [item_id], vector[None], [None if category is None else str(category)], [item.price]
+            )
+            updated = assemble(index, self.taste, before.profiles, self.details, self.config)
+            with self._state_lock:
+                if self.recommender is before:  # else a refresh swapped meanwhile: redo
+                    self.recommender = updated
+                    break
+        self.live_items.append(item_id)
+        log.info("new item %s is recommendable", item_id)
+
+    # -- newly published artifacts ---------------------------------------------------------
+
+    def _current_versions(self) -> dict[str, str | None]:
+        return {
+            name: (folder.name if (folder := current_version(root)) else None)
+            for name, root in _artifact_roots(self.workdir).items()
+        }
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.settings.serve_watch_seconds):
+            try:
+                self.refresh()
+            except Exception:  # a half-finished offline run: keep serving, try again later
+                log.exception("could not load the newly published artifacts")
+
+    def refresh(self) -> bool:
+        """Swap in newly published artifacts; False when nothing changed."""
+        versions = self._current_versions()
+        if versions == self.versions:
+            return False
+        changed = {name for name in versions if versions[name] != self.versions[name]}
+        log.info("loading newly published %s", ", ".join(sorted(changed)))
+        taste = TasteArtifacts.open(self.workdir)
+        index = open_index(self.workdir)
+        with self._write_lock:  # no event lands between the profiles' replay and the swap
+            profiles = self._load_profiles(index) if "profiles" in changed else None
+            with self._state_lock:
+                live = profiles or self.recommender.profiles
+                self.recommender = assemble(index, taste, live, self.details, self.config)
+                self.taste = taste
+                self.versions = versions
+        with self._models_lock:
+            if changed & {"fusion", "projector", "embeddings", "index"}:
+                self._models.clear()
+        for item_id in self.live_items:  # embedded here: index them again with the new model
+            if item_id not in index:
+                self._pending.put(item_id)
+        self.live_items = []
+        return True
+
+    def _load_profiles(self, index: ItemIndex) -> ProfileStore:
+        """The published profiles, brought up to date with the events stored after them.
+        Call with the write lock held."""
+        try:
+            profiles = ProfileStore.open(self.workdir)
+        except FileNotFoundError:
+            profiles = ProfileStore(ProfileConfig.from_settings(self.settings))
+            profiles.events_through = self.store.last_event_seq()
+        if profiles.events_through is None:
+            return profiles
+        replayed = self.store.events_after(profiles.events_through)
+        for event in replayed:
+            profiles.apply(event, index)
+        if replayed:
+            log.info("replayed %d events stored after the published profiles", len(replayed))
+        return profiles
+
+
+class _LiveAssistant:
+    """The assistant over whichever recommender is current at each turn."""
+
+    def __init__(self, service: Service, assistant: Any) -> None:
+        self.service = service
+        self.assistant = assistant
+        self.lock = threading.Lock()  # one conversation turn at a time through the LM
+
+    def __enter__(self) -> Any:
+        self.lock.acquire()
+        self.assistant.recommender = self.service.current()
+        return self.assistant
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
