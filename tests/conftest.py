@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 from collections import defaultdict
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from tastegraph.config import Settings
 from tastegraph.ingest import ingest_events, ingest_hm, ingest_items
+from tastegraph.pipeline import Pipeline, PipelineConfig
 from tastegraph.store import SQLiteStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,3 +91,16 @@ def small_catalog(hm_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Se
         assert ingest_items(store, items_csv, settings).stored > 0
         assert ingest_events(store, events_csv, settings).stored > 0
     return settings
+
+
+@pytest.fixture(scope="session")
+def built_workdir(small_catalog: Settings, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small real catalog with every artifact built by the main job (tiny epochs)."""
+    workdir = tmp_path_factory.mktemp("served") / "work"
+    shutil.copytree(small_catalog.workdir, workdir)
+    settings = small_catalog.model_copy(update={"workdir": workdir})
+    config = PipelineConfig(content_epochs=2, taste_epochs=1, assistant_items=100)
+    with SQLiteStore(workdir / "store.db") as store:
+        reports = Pipeline(store, settings, config).run(None)
+    assert [r.ran for r in reports] == [False] + [True] * 6
+    return workdir

@@ -740,6 +740,47 @@ def bench_recommend_command(
         raise _fail(f"{exc}; or pass --no-catalog") from None
 
 
+@bench_app.command("serve")
+def bench_serve_command(
+    ctx: typer.Context,
+    rates: Annotated[
+        str, typer.Option(help="Feed requests per second to try, comma-separated.")
+    ] = "50,100,200,300",
+    seconds: Annotated[float, typer.Option(min=1, max=120, help="Seconds at each rate.")] = 10,
+    events_per_second: Annotated[
+        float, typer.Option(min=0, max=500, help="Save events posted meanwhile.")
+    ] = 20,
+) -> None:
+    """Load-test the server on 127.0.0.1 over the workdir (a copy, since events are
+    written): feed requests at each rate while events arrive, against GET /healthz at the
+    same rate as the floor. Reports p50/p99 latency and errors per rate."""
+    import shutil
+    import tempfile
+
+    from tastegraph.bench.serve import LoadConfig, report, run_load, running_server
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
+    settings = _settings(ctx)
+    try:
+        steps = tuple(float(rate) for rate in rates.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"rates must be numbers, got {rates!r}") from None
+    if not steps or min(steps) <= 0 or max(steps) > 2000:
+        raise typer.BadParameter("rates must be between 0 and 2000 per second")
+    config = LoadConfig(rates=steps, seconds=seconds, events_per_second=events_per_second)
+    with tempfile.TemporaryDirectory(prefix="tastegraph-bench-") as scratch:
+        workdir = Path(scratch) / "work"
+        shutil.copytree(
+            settings.workdir,
+            workdir,
+            ignore=shutil.ignore_patterns("features", "lm", "projector-training"),
+        )
+        with running_server(workdir, assistant=False) as (url, token):
+            typer.echo(f"serving {settings.workdir} (a copy) at {url}")
+            results = run_load(url, token, config)
+    typer.echo(report(results))
+
+
 @bench_app.command("assistant")
 def bench_assistant_command(
     ctx: typer.Context,

@@ -2,7 +2,7 @@
 
 from tastegraph.graph.graph import GraphConfig, TasteGraph, graph_root
 from tastegraph.graph.interests import InterestConfig, InterestMap
-from tastegraph.graph.walk import RandomWalker, WalkConfig
+from tastegraph.graph.walk import RandomWalker, WalkCache, WalkConfig
 
 __all__ = [
     "GraphConfig",
@@ -10,6 +10,7 @@ __all__ = [
     "InterestMap",
     "RandomWalker",
     "TasteGraph",
+    "WalkCache",
     "WalkConfig",
     "graph_root",
 ]

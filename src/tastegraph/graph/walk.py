@@ -10,6 +10,8 @@ many queries over items reached very often from one.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,3 +107,42 @@ class RandomWalker:
         boosted = np.asarray(counts.sqrt().sum(axis=0)).ravel() ** 2  # (N,)
         boosted[queries] = 0.0
         return boosted
+
+
+class WalkCache:
+    """Walk visits per query item, kept for reuse (least recently used dropped first).
+
+    An item's walk neighbourhood changes only when the graph does, and a new graph comes
+    with a new walker, so a server need not walk from the same item on every request: the
+    user's recent items (the queries) still change with every event."""
+
+    def __init__(self, walker: RandomWalker, size: int = 10_000) -> None:
+        self.walker = walker
+        self.size = size
+        self._rows: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def visits(self, queries: np.ndarray) -> sp.csr_matrix:
+        """(Q, N) visit counts, as RandomWalker.visits."""
+        queries = np.asarray(queries, dtype=np.int64)
+        with self._lock:
+            found = {int(q): self._rows[int(q)] for q in queries if int(q) in self._rows}
+            for q in found:
+                self._rows.move_to_end(q)
+        missing = np.array(sorted({int(q) for q in queries} - found.keys()), dtype=np.int64)
+        if len(missing):
+            walked = self.walker.visits(missing)
+            fresh = {
+                int(q): (walked.indices[a:b], walked.data[a:b])
+                for q, a, b in zip(missing, walked.indptr[:-1], walked.indptr[1:], strict=True)
+            }
+            found |= fresh
+            with self._lock:
+                self._rows.update(fresh)
+                while len(self._rows) > self.size:
+                    self._rows.popitem(last=False)
+        parts = [found[int(q)] for q in queries]
+        indptr = np.r_[0, np.cumsum([len(cols) for cols, _ in parts])]
+        indices = np.concatenate([cols for cols, _ in parts]) if parts else np.zeros(0, np.int32)
+        data = np.concatenate([v for _, v in parts]) if parts else np.zeros(0, np.float32)
+        return sp.csr_matrix((data, indices, indptr), shape=(len(queries), len(self.walker.graph)))

@@ -42,6 +42,8 @@ HNSW_EF_SEARCH = 64
 # Item vectors must have this L2 norm, give or take the tolerance.
 NORM_TOLERANCE = 1e-3
 _ADD_CHUNK = 65_536
+# FAISS scans without BLAS below this many queries (its distance_compute_blas_threshold).
+_FEW_QUERIES = 20
 
 
 class ItemIndex:
@@ -277,6 +279,8 @@ class ItemIndex:
         k = min(int(k), passing)
         if k == 0:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
+        if self.kind == "exact" and len(queries) < _FEW_QUERIES:
+            return self._exact_few(queries, k, mask)
         bitmap = None if mask is None else np.packbits(mask, bitorder="little")  # (ceil(N/8),)
         selector = None if bitmap is None else _faiss.IDSelectorBitmap(len(self), _ptr(bitmap))
         exact = None if selector is None else _faiss.SearchParameters(sel=selector)
@@ -294,6 +298,22 @@ class ItemIndex:
             log.debug("%d HNSW queries came back short of k; searching exactly", short.sum())
             scores[short], rows[short] = _search(self._flat, queries[short], k, exact)
         return scores, rows
+
+    def _exact_few(
+        self, queries: np.ndarray, k: int, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact search for a few queries as one matrix product over FAISS's own vectors
+        (a view, not a copy): several times faster than FAISS's per-query scan, which it
+        uses below _FEW_QUERIES queries."""
+        vectors = faiss.rev_swig_ptr(self._flat.get_xb(), len(self) * self.dim)
+        scores = queries @ vectors.reshape(len(self), self.dim).T  # (B, N)
+        if mask is not None:
+            scores[:, ~mask] = -np.inf
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # (B, k), unordered
+        top_scores = np.take_along_axis(scores, top, axis=1)
+        order = np.lexsort((top, -top_scores), axis=1)  # best first; ties by row
+        rows = np.take_along_axis(top, order, axis=1).astype(np.int64)
+        return np.take_along_axis(top_scores, order, axis=1), rows
 
     def similar(
         self,

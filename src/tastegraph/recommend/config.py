@@ -13,6 +13,7 @@ class RecommendConfig:
     walk_items: int = 10  # the user's latest items walks start from
     walkers: int = 100  # walks per query item, each of walk_steps steps
     walk_steps: int = 8
+    walk_cache_items: int = 10_000  # items whose walk visits are kept for the next request
     # A walk query's weight halves for every this many hours it is older than the user's
     # latest event, so the feed follows what the user does right now.
     walk_half_life_hours: float = 24.0

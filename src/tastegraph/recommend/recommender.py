@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from tastegraph.graph import InterestMap, RandomWalker, TasteGraph, WalkConfig
+from tastegraph.graph import InterestMap, RandomWalker, TasteGraph, WalkCache, WalkConfig
 from tastegraph.index import ItemIndex, PriceRange
 from tastegraph.profiles import ProfileStore, UserProfile
 from tastegraph.recommend.config import RecommendConfig, check_explore
@@ -86,6 +86,7 @@ class Recommender:
         self.walker = RandomWalker(
             graph, WalkConfig(walkers=self.config.walkers, steps=self.config.walk_steps)
         )
+        self.walks = WalkCache(self.walker, self.config.walk_cache_items)
         ids = self._ids = index.ids
         self._vectors: np.ndarray = index.index.reconstruct_n(0, len(index))  # (N, d) float32
         self._graph_row = np.array([graph.rows.get(i, -1) for i in ids], dtype=np.int64)
@@ -192,7 +193,7 @@ class Recommender:
         if not known:
             return _Source.of(np.zeros(0, np.int64), np.zeros(0), [])
         queries = np.array([self.graph.rows[i] for i, _ in known])
-        visits = (sp.diags([w for _, w in known]) @ self.walker.visits(queries)).tocoo()
+        visits = (sp.diags([w for _, w in known]) @ self.walks.visits(queries)).tocoo()
         graph_rows, origin, values = visits.col, visits.row, visits.data
         boosted = np.bincount(graph_rows, weights=np.sqrt(values), minlength=len(self.graph)) ** 2
         rows = self._index_row[graph_rows]
@@ -367,7 +368,7 @@ class Recommender:
         graph_queries = self._graph_row[queries]
         walked = np.flatnonzero(graph_queries >= 0)
         if len(walked) and config.related_walk_weight > 0:
-            visits = self.walker.visits(graph_queries[walked]).tocoo()  # (W, N graph)
+            visits = self.walks.visits(graph_queries[walked]).tocoo()  # (W, N graph)
             rows = self._index_row[visits.col]
             ok = rows >= 0
             scores[walked[visits.row[ok]], rows[ok]] += config.related_walk_weight * np.log1p(
