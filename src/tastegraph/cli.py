@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -754,12 +755,8 @@ def bench_serve_command(
     """Load-test the server on 127.0.0.1 over the workdir (a copy, since events are
     written): feed requests at each rate while events arrive, against GET /healthz at the
     same rate as the floor. Reports p50/p99 latency and errors per rate."""
-    import shutil
-    import tempfile
+    from tastegraph.bench.serve import LoadConfig, report, run_load
 
-    from tastegraph.bench.serve import LoadConfig, report, run_load, running_server
-
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
     settings = _settings(ctx)
     try:
         steps = tuple(float(rate) for rate in rates.split(","))
@@ -768,17 +765,45 @@ def bench_serve_command(
     if not steps or min(steps) <= 0 or max(steps) > 2000:
         raise typer.BadParameter("rates must be between 0 and 2000 per second")
     config = LoadConfig(rates=steps, seconds=seconds, events_per_second=events_per_second)
+    with _serving_copy(settings) as server:
+        typer.echo(report(run_load(server.url, server.token, config)))
+
+
+@contextmanager
+def _serving_copy(settings: Settings) -> Iterator[Any]:
+    """A server on 127.0.0.1 over a scratch copy of the workdir (benchmarks write events)."""
+    import shutil
+    import tempfile
+
+    from tastegraph.bench.serve import running_server
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
     with tempfile.TemporaryDirectory(prefix="tastegraph-bench-") as scratch:
         workdir = Path(scratch) / "work"
-        shutil.copytree(
-            settings.workdir,
-            workdir,
-            ignore=shutil.ignore_patterns("features", "lm", "projector-training"),
-        )
-        with running_server(workdir, assistant=False) as (url, token):
-            typer.echo(f"serving {settings.workdir} (a copy) at {url}")
-            results = run_load(url, token, config)
-    typer.echo(report(results))
+        skipped = shutil.ignore_patterns("features", "lm", "projector-training")
+        shutil.copytree(settings.workdir, workdir, ignore=skipped)
+        with running_server(workdir, assistant=False) as server:
+            typer.echo(f"serving {settings.workdir} (a copy) at {server.url}")
+            yield server
+
+
+@bench_app.command("soak")
+def bench_soak_command(
+    ctx: typer.Context,
+    minutes: Annotated[float, typer.Option(min=0.1, max=60, help="Length of the soak.")] = 10,
+    rate: Annotated[float, typer.Option(min=1, max=1000, help="Feed requests per second.")] = 50,
+    events_per_second: Annotated[
+        float, typer.Option(min=0, max=500, help="Save events posted meanwhile.")
+    ] = 20,
+) -> None:
+    """Sustained load on the server over a copy of the workdir: a steady rate of feed
+    requests and events for `minutes` after a 30 s warm-up; reports throughput, latency,
+    errors and the server's memory growth."""
+    from tastegraph.bench.serve import LoadConfig, run_soak, soak_report
+
+    config = LoadConfig(rates=(rate,), seconds=minutes * 60, events_per_second=events_per_second)
+    with _serving_copy(_settings(ctx)) as server:
+        typer.echo(soak_report(run_soak(server, config), rate))
 
 
 @bench_app.command("assistant")

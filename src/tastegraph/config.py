@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # Requests larger than this get 413; photos of new items count towards it.
     max_request_bytes: int = 16_000_000
     max_events_per_request: int = 1000
+    # Assistant turns each client (by address) may start: a burst, then this many a minute.
+    chat_per_minute: float = 20.0
+    chat_burst: int = 5
 
     @property
     def resolved_store_url(self) -> str:

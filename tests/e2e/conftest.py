@@ -17,5 +17,5 @@ def live_server(
     """`tastegraph serve` on a loopback port over a copy of the built workdir."""
     workdir = tmp_path_factory.mktemp("e2e") / "work"
     shutil.copytree(built_workdir, workdir)
-    with running_server(workdir, TOKEN) as (url, _):
-        yield url, workdir
+    with running_server(workdir, TOKEN) as server:
+        yield server.url, workdir

@@ -60,12 +60,19 @@ def free_port() -> int:
         return port
 
 
+@dataclass(frozen=True)
+class LiveServer:
+    url: str
+    token: str
+    process: subprocess.Popen[str]
+
+
 @contextmanager
 def running_server(
     workdir: Path, token: str | None = None, *, assistant: bool = True, start_timeout: float = 120
-) -> Iterator[tuple[str, str]]:
-    """`tastegraph serve` in a child process on a free loopback port; yields (url, token)
-    once it answers /healthz, and stops it (that process only) afterwards."""
+) -> Iterator[LiveServer]:
+    """`tastegraph serve` in a child process on a free loopback port, yielded once it
+    answers /healthz; stopped (that process only) afterwards."""
     token = token or secrets.token_urlsafe(16)
     port = free_port()
     env = os.environ | {
@@ -83,15 +90,16 @@ def running_server(
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         _wait_until_up(server, url, start_timeout)
-        yield url, token
+        yield LiveServer(url, token, server)
     finally:
         signal.signal(signal.SIGTERM, previous)
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        if server.poll() is None:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -113,49 +121,133 @@ def _wait_until_up(server: subprocess.Popen[str], url: str, timeout: float) -> N
         time.sleep(0.3)
 
 
+class _Traffic:
+    """The requests a load test sends: feeds of users drawn at random, save events, health."""
+
+    def __init__(self, client: httpx.AsyncClient, token: str, config: LoadConfig) -> None:
+        self.client = client
+        self.config = config
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.users: list[str] = []
+        self.items: list[str] = []
+
+    async def prepare(self) -> None:
+        listed = (await self.client.get("/v1/users?n=10000")).json()["users"]
+        if not listed:
+            raise ValueError("the server has no users with a profile to request feeds for")
+        rng = np.random.default_rng(0)
+        chosen = rng.choice(len(listed), min(self.config.users, len(listed)), replace=False)
+        self.users = [listed[i]["id"] for i in chosen]
+        feed = (await self.client.get(f"/v1/users/{self.users[0]}/feed?n=50")).json()["items"]
+        self.items = [card["id"] for card in feed]
+
+    async def feed(self, i: int) -> bool:
+        user = self.users[i % len(self.users)]
+        response = await self.client.get(f"/v1/users/{user}/feed?n={self.config.n}")
+        return response.status_code == 200
+
+    async def health(self, i: int) -> bool:
+        return (await self.client.get("/healthz")).status_code == 200
+
+    async def event(self, i: int) -> bool:
+        event = {
+            "event_id": f"bench-{uuid.uuid4().hex}",
+            "user_id": self.users[i % len(self.users)],
+            "item_id": self.items[i % len(self.items)],
+            "action": "save",
+        }
+        response = await self.client.post("/v1/events", json=event, headers=self.headers)
+        return response.status_code == 200 and response.json()["stored"] == 1
+
+
+def _client(url: str, config: LoadConfig) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    return httpx.AsyncClient(base_url=url, timeout=config.timeout, limits=limits)
+
+
 def run_load(url: str, token: str, config: LoadConfig) -> list[RateResult]:
     return asyncio.run(_run_load(url, token, config))
 
 
 async def _run_load(url: str, token: str, config: LoadConfig) -> list[RateResult]:
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    async with httpx.AsyncClient(base_url=url, timeout=config.timeout, limits=limits) as client:
-        listed = (await client.get("/v1/users?n=10000")).json()["users"]
-        if not listed:
-            raise ValueError("the server has no users with a profile to request feeds for")
-        rng = np.random.default_rng(0)
-        chosen = rng.choice(len(listed), min(config.users, len(listed)), replace=False)
-        users = [listed[i]["id"] for i in chosen]
-        feed = (await client.get(f"/v1/users/{users[0]}/feed?n=50")).json()["items"]
-        items = [card["id"] for card in feed]
-        headers = {"Authorization": f"Bearer {token}"}
-
-        async def get_feed(i: int) -> bool:
-            response = await client.get(f"/v1/users/{users[i % len(users)]}/feed?n={config.n}")
-            return response.status_code == 200
-
-        async def get_health(i: int) -> bool:
-            return (await client.get("/healthz")).status_code == 200
-
-        async def post_event(i: int) -> bool:
-            event = {
-                "event_id": f"bench-{uuid.uuid4().hex}",
-                "user_id": users[i % len(users)],
-                "item_id": items[i % len(items)],
-                "action": "save",
-            }
-            response = await client.post("/v1/events", json=event, headers=headers)
-            return response.status_code == 200 and response.json()["stored"] == 1
-
+    async with _client(url, config) as client:
+        traffic = _Traffic(client, token, config)
+        await traffic.prepare()
         results = []
         for rate in config.rates:
             feeds, events = await asyncio.gather(
-                _open_loop(get_feed, rate, config.seconds),
-                _open_loop(post_event, config.events_per_second, config.seconds),
+                _open_loop(traffic.feed, rate, config.seconds),
+                _open_loop(traffic.event, config.events_per_second, config.seconds),
             )
-            floor = await _open_loop(get_health, rate, config.seconds)
+            floor = await _open_loop(traffic.health, rate, config.seconds)
             results.append(RateResult(rate, feeds, floor, events))
     return results
+
+
+@dataclass(frozen=True)
+class SoakResult:
+    seconds: float
+    feed: Latencies
+    events: Latencies
+    memory: list[tuple[float, float]]  # (seconds since the start, server RSS in MB)
+
+    @property
+    def memory_growth(self) -> float:
+        """RSS at the end over RSS at the start of the measured period, minus one."""
+        return self.memory[-1][1] / self.memory[0][1] - 1.0
+
+
+def run_soak(server: LiveServer, config: LoadConfig, warmup: float = 30.0) -> SoakResult:
+    """One steady rate (config.rates[0]) for config.seconds after a warm-up at the same
+    rate, feeds and events mixed, sampling the server's memory every few seconds."""
+    return asyncio.run(_run_soak(server, config, warmup))
+
+
+async def _run_soak(server: LiveServer, config: LoadConfig, warmup: float) -> SoakResult:
+    rate = config.rates[0]
+    async with _client(server.url, config) as client:
+        traffic = _Traffic(client, server.token, config)
+        await traffic.prepare()
+        await asyncio.gather(
+            _open_loop(traffic.feed, rate, warmup),
+            _open_loop(traffic.event, config.events_per_second, warmup),
+        )
+        memory: list[tuple[float, float]] = []
+        start = time.perf_counter()
+
+        async def sample() -> None:
+            while True:
+                memory.append((time.perf_counter() - start, _rss_mb(server.process.pid)))
+                await asyncio.sleep(5.0)
+
+        sampler = asyncio.create_task(sample())
+        feeds, events = await asyncio.gather(
+            _open_loop(traffic.feed, rate, config.seconds),
+            _open_loop(traffic.event, config.events_per_second, config.seconds),
+        )
+        sampler.cancel()
+        memory.append((time.perf_counter() - start, _rss_mb(server.process.pid)))
+    return SoakResult(time.perf_counter() - start, feeds, events, memory)
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def soak_report(result: SoakResult, rate: float) -> str:
+    answered = len(result.feed.seconds) + len(result.events.seconds)
+    return (
+        f"{result.seconds / 60:.1f} min at {rate:.0f} feed requests/s with events: "
+        f"{answered:,} requests answered ({answered / result.seconds:.0f}/s)\n"
+        f"feed p50 {result.feed.percentile(50):.1f} ms, p99 {result.feed.percentile(99):.1f} ms, "
+        f"{result.feed.errors} errors; events p99 {result.events.percentile(99):.1f} ms, "
+        f"{result.events.errors} errors\n"
+        f"server memory {result.memory[0][1]:.0f} MB -> {result.memory[-1][1]:.0f} MB "
+        f"({result.memory_growth:+.1%}; peak {max(m for _, m in result.memory):.0f} MB)"
+    )
 
 
 async def _open_loop(

@@ -26,7 +26,7 @@ from tastegraph.config import Settings
 from tastegraph.ingest.media import check_photo
 from tastegraph.recommend.recommender import Filters, Recommendation
 from tastegraph.serve import schemas
-from tastegraph.serve.limits import BodyLimit, error_body
+from tastegraph.serve.limits import BodyLimit, RateLimit, error_body
 from tastegraph.serve.metrics import Metrics
 from tastegraph.serve.service import Service
 from tastegraph.store import Event, Item, Media, open_store
@@ -68,9 +68,10 @@ def create_app(settings: Settings, *, assistant: bool = True) -> FastAPI:
         title="tastegraph",
         summary="Recommendations, search and a shopping assistant over item embeddings.",
         lifespan=lifespan,
-        responses={code: {"model": schemas.ErrorOut} for code in (401, 403, 404, 413, 422)},
+        responses={code: {"model": schemas.ErrorOut} for code in (401, 403, 404, 413, 422, 429)},
     )
     metrics = Metrics()
+    chat_limit = RateLimit(settings.chat_per_minute, settings.chat_burst)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     app.add_middleware(Metrics.Middleware, metrics=metrics)
     _add_error_handlers(app)
@@ -227,10 +228,21 @@ def create_app(settings: Settings, *, assistant: bool = True) -> FastAPI:
             raise HTTPException(409, f"item {item_id!r} exists")
         return schemas.ItemCreated(id=item_id, status="embedding")
 
-    @app.post("/v1/assistant/chat")
+    def chat_allowed(request: Request) -> None:
+        """Each client may start chat_burst turns at once, then chat_per_minute a minute."""
+        wait = chat_limit.wait_needed(request.client.host if request.client else "unknown")
+        if wait > 0:
+            raise HTTPException(
+                429,
+                f"too many assistant turns; try again in {RateLimit.retry_after(wait)} s",
+                headers={"Retry-After": RateLimit.retry_after(wait)},
+            )
+
+    @app.post("/v1/assistant/chat", dependencies=[Depends(chat_allowed)])
     def chat(body: schemas.ChatIn, svc: Svc) -> StreamingResponse:
         """A shopping-assistant turn as server-sent events: `items` (cards, the pick first),
-        then `token` events with the reason as it is written, then `done`."""
+        then `token` events with the reason as it is written, then `done`. Rate-limited
+        per client (429 with Retry-After)."""
         try:
             assistant = svc.model("assistant")
         except FileNotFoundError as exc:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
+import threading
+import time
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -59,3 +62,33 @@ class BodyLimit:
         headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+
+
+class RateLimit:
+    """A token bucket per client: `burst` requests at once, then `per_minute` on average."""
+
+    def __init__(self, per_minute: float, burst: int) -> None:
+        if per_minute <= 0 or burst < 1:
+            raise ValueError(f"need per_minute > 0 and burst >= 1, got {per_minute}, {burst}")
+        self.rate = per_minute / 60.0  # tokens per second
+        self.burst = burst
+        self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, at)
+        self._lock = threading.Lock()
+
+    def wait_needed(self, client: str) -> float:
+        """0 and one token taken when the client may go on; else seconds until it may."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, at = self._buckets.get(client, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - at) * self.rate)
+            if tokens >= 1.0:
+                self._buckets[client] = (tokens - 1.0, now)
+                return 0.0
+            self._buckets[client] = (tokens, now)
+            if len(self._buckets) > 100_000:  # forget idle clients rather than grow forever
+                self._buckets = {c: b for c, b in self._buckets.items() if now - b[1] < 3600}
+            return (1.0 - tokens) / self.rate
+
+    @staticmethod
+    def retry_after(wait: float) -> str:
+        return str(max(1, math.ceil(wait)))
