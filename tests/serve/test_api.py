@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 from serving import AUTH, service_of
 
 from tastegraph.store import SQLiteStore
@@ -212,6 +214,11 @@ def test_new_item_becomes_recommendable(client: TestClient, hm_data: Path) -> No
     bad = client.post("/v1/items", data={"id": "bad-1"}, files=not_a_photo, headers=AUTH)
     assert bad.status_code == 422 and bad.json()["error"].startswith("photo: image does not")
     assert client.get("/v1/items/bad-1").status_code == 404  # nothing stored
+    bomb = io.BytesIO()
+    Image.new("1", (9000, 9000)).save(bomb, "PNG")  # 81 M pixels in a few kB
+    files = {"photo": ("bomb.png", bomb.getvalue(), "image/png")}
+    refused = client.post("/v1/items", data={"id": "bomb-1"}, files=files, headers=AUTH)
+    assert refused.status_code == 422 and "decompression bomb" in refused.json()["error"]
     empty = client.post("/v1/items", data={"id": "bare"}, headers=AUTH)
     assert empty.status_code == 422 and "photo or some text" in empty.json()["error"]
     slash = client.post("/v1/items", data={"id": "a/b", "title": "t"}, headers=AUTH)

@@ -246,8 +246,17 @@ def soak_report(result: SoakResult, rate: float) -> str:
         f"{result.feed.errors} errors; events p99 {result.events.percentile(99):.1f} ms, "
         f"{result.events.errors} errors\n"
         f"server memory {result.memory[0][1]:.0f} MB -> {result.memory[-1][1]:.0f} MB "
-        f"({result.memory_growth:+.1%}; peak {max(m for _, m in result.memory):.0f} MB)"
+        f"({result.memory_growth:+.1%}; peak {max(m for _, m in result.memory):.0f} MB); "
+        f"each minute: {' '.join(f'{mb:.0f}' for mb in _per_minute(result.memory))} MB"
     )
+
+
+def _per_minute(memory: list[tuple[float, float]]) -> list[float]:
+    """The first sample of each minute, and the last."""
+    minutes: dict[int, float] = {}
+    for at, mb in memory:
+        minutes.setdefault(int(at // 60), mb)
+    return [*minutes.values(), memory[-1][1]]
 
 
 async def _open_loop(

@@ -157,7 +157,8 @@ def create_app(settings: Settings, *, assistant: bool = True) -> FastAPI:
             raise HTTPException(404, f"unknown user {user_id!r} (add new_user=true for a new one)")
         price = None if min_price is None and max_price is None else (min_price, max_price)
         filters = Filters(category, price, exclude_engaged)
-        recommendations = svc.current().feed(user_id, n, explore=explore, filters=filters)
+        with svc.user_lock(user_id):
+            recommendations = svc.current().feed(user_id, n, explore=explore, filters=filters)
         return _cards(svc, recommendations)
 
     @app.get("/v1/items/{item_id}")
@@ -170,6 +171,7 @@ def create_app(settings: Settings, *, assistant: bool = True) -> FastAPI:
             description=found.description,
             attributes=found.attributes,
             recommendable=item_id in svc.current().index,
+            embedding_error=svc.failed_items.get(item_id),
         )
 
     @app.get("/v1/items/{item_id}/related")

@@ -64,6 +64,9 @@ class ItemOut(Card):
     description: str | None
     attributes: dict[str, Any]
     recommendable: bool = Field(description="False while a new item is being embedded.")
+    embedding_error: str | None = Field(
+        default=None, description="Why a new item could not be embedded, if it failed."
+    )
 
 
 class ItemCreated(BaseModel):

@@ -34,6 +34,8 @@ from tastegraph.store import Event, Item, Media, Store, WriteResult
 
 log = logging.getLogger(__name__)
 
+USER_LOCK_STRIPES = 64
+
 
 def _artifact_roots(workdir: Path) -> dict[str, Path]:
     from tastegraph.assistant.projector import projector_root
@@ -71,6 +73,9 @@ class Service:
         self._write_lock = threading.Lock()  # store writes, in log order, with their replay
         self._state_lock = threading.RLock()  # the recommender and the live profiles
         self._models_lock = threading.RLock()  # lazily loaded models (one may load another)
+        # A profile changes in place on each event: its user's lock keeps a feed from
+        # reading it half-changed, while feeds of other users go on.
+        self._user_locks = [threading.Lock() for _ in range(USER_LOCK_STRIPES)]
         self._models: dict[str, Any] = {}
         self.details: dict[str, ItemDetails] = item_details(store, settings.variant_attribute)
         self.photos: set[str] = {media.item_id for media in store.iter_media()}
@@ -102,6 +107,10 @@ class Service:
     def current(self) -> Recommender:
         """The recommender to answer one request with (it is replaced, never changed)."""
         return self.recommender
+
+    def user_lock(self, user_id: str) -> threading.Lock:
+        """Hold it while reading the user's live profile (a feed)."""
+        return self._user_locks[hash(user_id) % USER_LOCK_STRIPES]
 
     def model(self, name: str) -> Any:
         """A model loaded on first use and kept until its artifact changes: "query"
@@ -143,7 +152,8 @@ class Service:
             fresh = {e.event_id: e for e in events if e.event_id not in already}
             with self._state_lock:
                 for event in fresh.values():
-                    self.recommender.record(event)
+                    with self.user_lock(event.user_id):
+                        self.recommender.record(event)
         return EventsResult(result.stored, result.duplicates)
 
     def add_item(self, item: Item, media: Media | None) -> WriteResult:
