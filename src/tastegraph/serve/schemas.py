@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tastegraph.config import ACTIONS
 
@@ -90,12 +90,31 @@ class ChatTurn(BaseModel):
     content: str = Field(max_length=2000)
 
 
+# The LM reads the whole conversation on every turn: a bound on its length keeps one turn
+# from taking minutes of CPU.
+MAX_CONVERSATION_CHARS = 4000
+
+
 class ChatIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     user_id: str = Field(pattern=ID_PATTERN)
     message: str = Field(min_length=1, max_length=500)
-    history: list[ChatTurn] = Field(default_factory=list, max_length=20)
+    history: list[ChatTurn] = Field(
+        default_factory=list,
+        max_length=20,
+        description=f"Earlier turns; with the message at most {MAX_CONVERSATION_CHARS} characters.",
+    )
+
+    @model_validator(mode="after")
+    def fits(self) -> ChatIn:
+        length = len(self.message) + sum(len(turn.content) for turn in self.history)
+        if length > MAX_CONVERSATION_CHARS:
+            raise ValueError(
+                f"the conversation is {length} characters; send the latest turns, up to "
+                f"{MAX_CONVERSATION_CHARS}"
+            )
+        return self
 
 
 class ErrorOut(BaseModel):

@@ -7,6 +7,7 @@ const RELATED_SIZE = 12;
 const NEW_SHOPPER = "__new__";
 const ID_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.:@-]{0,127}$/;
 const MAX_HISTORY_TURNS = 20; // the server accepts at most 20 prior turns of 2000 chars
+const MAX_CONVERSATION_CHARS = 4000; // ...and at most this much text with the message
 const PLACEHOLDER = "data:image/svg+xml," + encodeURIComponent(
   '<svg xmlns="http://www.w3.org/2000/svg" width="192" height="288"><rect width="100%" height="100%" fill="#e9e6e1"/></svg>');
 const PREFERRED_ATTRIBUTES = ["product_type", "colour_group", "graphical_appearance",
@@ -378,7 +379,7 @@ async function sendChat(message) {
     const response = await safeFetch("/v1/assistant/chat", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ user_id: userId, message, history: state.chatHistory.slice(-MAX_HISTORY_TURNS) }),
+      body: JSON.stringify({ user_id: userId, message, history: latestTurns(message) }),
     });
     if (!response.ok) throw new Error(await errorMessage(response));
     await readEvents(response, (name, data) => {
@@ -456,3 +457,15 @@ async function init() {
 }
 
 init();
+
+// The latest turns that fit the server's limits together with the new message.
+function latestTurns(message) {
+  const turns = [];
+  let length = message.length;
+  for (const turn of state.chatHistory.slice(-MAX_HISTORY_TURNS).reverse()) {
+    if (length + turn.content.length > MAX_CONVERSATION_CHARS) break;
+    length += turn.content.length;
+    turns.unshift(turn);
+  }
+  return turns;
+}
