@@ -68,6 +68,8 @@ def test_feed_errors_and_new_users(client: TestClient) -> None:
     assert unknown.status_code == 404 and "nobody-at-all" in unknown.json()["error"]
     assert len(feed_ids(client, "nobody-at-all", new_user=True)) == 6
     user = first_user(client)
+    reversed_range = client.get(f"/v1/users/{user}/feed", params={"min_price": 5, "max_price": 1})
+    assert reversed_range.status_code == 422 and "above high" in reversed_range.json()["error"]
     for bad in ({"n": 0}, {"n": 101}, {"explore": 1.5}, {"min_price": -1}, {"n": "many"}):
         response = client.get(f"/v1/users/{user}/feed", params=bad)
         assert response.status_code == 422, bad

@@ -17,6 +17,7 @@ import httpx
 
 from tastegraph.bench.serve import running_server
 from tastegraph.embeddings.store import EmbeddingStore
+from tastegraph.embeddings.train import load_fusion
 from tastegraph.index import open_index
 from tastegraph.store import SQLiteStore
 
@@ -121,19 +122,17 @@ def test_killed_index_rebuild_and_training_leave_the_old_version_readable(
 ) -> None:
     workdir = copy_of(built_workdir, tmp_path)
     index_before = open_index(workdir).version
-    fusion_before = (workdir / "models" / "fusion" / "CURRENT").read_text()
     rng = random.Random(3)
+    killed = 0
     for _ in range(3):
-        run_killed(["index", "--rebuild"], workdir, rng.uniform(2.0, 5.0))
-        index = open_index(workdir)  # the current version always loads whole
+        killed += run_killed(["index", "--rebuild"], workdir, rng.uniform(2.0, 5.0)) != 0
+        index = open_index(workdir)  # the current version, old or new, always loads whole
         assert len(index) == len(EmbeddingStore.open(workdir))
-        code = run_killed(
-            ["train", "embeddings", "--content-epochs", "30", "--taste-epochs", "5"],
-            workdir,
-            rng.uniform(4.0, 8.0),
-        )
-        assert code == -signal.SIGKILL  # killed while training, before publishing
-        assert (workdir / "models" / "fusion" / "CURRENT").read_text() == fusion_before
+        train = ["train", "embeddings", "--content-epochs", "30", "--taste-epochs", "5"]
+        killed += run_killed(train, workdir, rng.uniform(4.0, 8.0)) != 0
+        model, manifest = load_fusion(workdir / "models" / "fusion")  # old or new, whole
+        assert manifest["towers"] and model.config.embed_dim > 0
+    assert killed >= 3  # most runs died mid-way (how far each got varies with the machine)
     assert run_killed(["index", "--rebuild"], workdir, 120) == 0  # a re-run completes
     assert open_index(workdir).version != index_before
     leftovers = [p.name for p in (workdir / "index").iterdir() if p.name.endswith(".tmp")]

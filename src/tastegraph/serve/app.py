@@ -158,7 +158,10 @@ def create_app(settings: Settings, *, assistant: bool = True) -> FastAPI:
         price = None if min_price is None and max_price is None else (min_price, max_price)
         filters = Filters(category, price, exclude_engaged)
         with svc.user_lock(user_id):
-            recommendations = svc.current().feed(user_id, n, explore=explore, filters=filters)
+            try:
+                recommendations = svc.current().feed(user_id, n, explore=explore, filters=filters)
+            except ValueError as exc:  # filters that cannot hold together, e.g. min > max
+                raise HTTPException(422, str(exc)) from None
         return _cards(svc, recommendations)
 
     @app.get("/v1/items/{item_id}")
