@@ -299,6 +299,7 @@ def index_command(
     """
     from tastegraph.embeddings.store import EmbeddingStore
     from tastegraph.index import build_index, update_index
+    from tastegraph.index.build import index_options
 
     settings = _settings(ctx)
     try:
@@ -307,15 +308,7 @@ def index_command(
         raise _fail(str(exc)) from None
     publish = build_index if rebuild else update_index
     with _open(settings) as store:
-        folder = publish(
-            embeddings,
-            store,
-            settings.workdir,
-            category_key=settings.index_category_key,
-            kind=settings.index_kind,
-            exact_threshold=settings.index_exact_threshold,
-            ef_search=settings.index_ef_search,
-        )
+        folder = publish(embeddings, store, settings.workdir, **index_options(settings))
     typer.echo(f"indexed {len(embeddings):,} items of embeddings {embeddings.version}\n{folder}")
 
 

@@ -122,21 +122,13 @@ class Pipeline:
     def index(self) -> str | None:
         from tastegraph.embeddings.store import EmbeddingStore
         from tastegraph.index import update_index
-        from tastegraph.index.build import index_root
+        from tastegraph.index.build import index_options, index_root
 
         current = _manifest(index_root(self.workdir))
         if current and current.get("embeddings_version") == self._embeddings_version():
             return None
-        settings = self.settings
-        folder = update_index(
-            EmbeddingStore.open(self.workdir),
-            self.store,
-            self.workdir,
-            category_key=settings.index_category_key,
-            kind=settings.index_kind,
-            exact_threshold=settings.index_exact_threshold,
-            ef_search=settings.index_ef_search,
-        )
+        embeddings = EmbeddingStore.open(self.workdir)
+        folder = update_index(embeddings, self.store, self.workdir, **index_options(self.settings))
         return f"version {folder.name}"
 
     def graph(self) -> str | None:

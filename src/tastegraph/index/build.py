@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from tastegraph.artifacts import current_version, publish_version
+from tastegraph.config import Settings
 from tastegraph.embeddings.store import EmbeddingStore
 from tastegraph.index.item_index import (
     EXACT_THRESHOLD,
@@ -49,6 +50,16 @@ def publish_index(index: ItemIndex, workdir: Path) -> Path:
     folder = publish_version(index_root(workdir), index.save)
     log.info("published a %s index of %d items to %s", index.kind, len(index), folder)
     return folder
+
+
+def index_options(settings: Settings) -> dict[str, Any]:
+    """The settings' index options, as keywords of build_index and update_index."""
+    return {
+        "category_key": settings.index_category_key,
+        "kind": settings.index_kind,
+        "exact_threshold": settings.index_exact_threshold,
+        "ef_search": settings.index_ef_search,
+    }
 
 
 def build_index(
