@@ -29,7 +29,7 @@ from tastegraph.serve import schemas
 from tastegraph.serve.limits import BodyLimit, RateLimit, error_body
 from tastegraph.serve.metrics import Metrics
 from tastegraph.serve.service import Service
-from tastegraph.store import Event, Item, Media, open_store
+from tastegraph.store import Event, Item, Media, UnknownItemError, open_store
 
 STATIC = Path(__file__).parent / "static"
 PathId = Annotated[str, PathParam(pattern=schemas.ID_PATTERN, max_length=128)]
@@ -109,11 +109,6 @@ def create_app(settings: Settings, *, assistant: bool = True) -> FastAPI:
                 422,
                 f"{len(incoming)} events in one request; at most {settings.max_events_per_request}",
             )
-        unknown = sorted(
-            {e.item_id for e in incoming} - svc.store.known_item_ids(e.item_id for e in incoming)
-        )
-        if unknown:
-            raise HTTPException(422, f"unknown item ids: {', '.join(unknown[:10])}")
         now = time.time()
         events = [
             Event(
@@ -127,7 +122,10 @@ def create_app(settings: Settings, *, assistant: bool = True) -> FastAPI:
             )
             for e in incoming
         ]
-        result = svc.add_events(events)
+        try:
+            result = svc.add_events(events)
+        except UnknownItemError as exc:  # the store checks, in the same call that writes
+            raise HTTPException(422, f"unknown item ids: {', '.join(exc.item_ids[:10])}") from None
         return schemas.EventsOut(stored=result.stored, duplicates=result.duplicates)
 
     @app.get("/v1/users")

@@ -18,6 +18,10 @@ class SchemaVersionError(RuntimeError):
 class UnknownItemError(KeyError):
     """An event names an item that is not in the catalog."""
 
+    def __init__(self, message: str, item_ids: list[str]) -> None:
+        super().__init__(message)
+        self.item_ids = item_ids  # the unknown ones, sorted
+
 
 @dataclass(frozen=True)
 class Item:

@@ -266,7 +266,8 @@ class SQLiteStore:
     def append_events(self, events: Sequence[Event]) -> WriteResult:
         unknown = {e.item_id for e in events} - self.known_item_ids(e.item_id for e in events)
         if unknown:
-            raise UnknownItemError(f"events name items not in the catalog: {sorted(unknown)[:10]}")
+            named = sorted(unknown)
+            raise UnknownItemError(f"events name items not in the catalog: {named[:10]}", named)
         now = time.time()
         with self._transaction() as conn:
             self._ensure_users(conn, {e.user_id for e in events}, now)
