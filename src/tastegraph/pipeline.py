@@ -26,6 +26,7 @@ class PipelineConfig:
     content_epochs: int = 30  # fusion model, stage 1 (photo-text pairs)
     taste_epochs: int = 10  # fusion model, stage 2 (co-engaged items)
     assistant_items: int = 3000  # items the projector aligns on; 0 leaves the assistant out
+    shopping_examples: int = 800  # purchases for stage 2 of the assistant; 0 leaves it out
     reingest: bool = False  # read the dataset again although the store holds events
     retrain: bool = False  # train the fusion model again although one exists
 
@@ -153,6 +154,7 @@ class Pipeline:
 
     def train_assistant(self) -> str | None:
         from tastegraph.assistant.projector import projector_root
+        from tastegraph.assistant.shopping import shop_assistant
         from tastegraph.assistant.train import align_assistant
 
         current = _manifest(projector_root(self.workdir))
@@ -163,7 +165,19 @@ class Pipeline:
         result, folder = align_assistant(
             self.store, self.settings, max_items=self.config.assistant_items
         )
-        return (
-            f"{result.items:,} items, held-out loss {result.heldout_loss_before:.2f} -> "
-            f"{result.heldout_loss_after:.2f}, version {folder.name}"
+        detail = (
+            f"stage 1: {result.examples:,} items, held-out loss "
+            f"{result.heldout_loss_before:.2f} -> {result.heldout_loss_after:.2f}"
         )
+        if self.config.shopping_examples > 0:
+            try:
+                result, folder = shop_assistant(
+                    self.store, self.settings, max_examples=self.config.shopping_examples
+                )
+                detail += (
+                    f"; stage 2: {result.examples:,} purchases, held-out loss "
+                    f"{result.heldout_loss_before:.2f} -> {result.heldout_loss_after:.2f}"
+                )
+            except ValueError as exc:  # too few purchases of items with the attributes
+                detail += f"; stage 2 left out: {exc}"
+        return f"{detail}, version {folder.name}"

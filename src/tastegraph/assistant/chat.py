@@ -1,9 +1,9 @@
 """One assistant turn: candidates from the recommender, read by the LM as item tokens.
 
 The candidates (items matching the message, then the user's feed) are labelled [1]..[N]
-in the prompt, each as k item tokens. The LM's choice is read from its next-token scores
-for the labels after "Best match: [", so a reply always names catalog items; the LM then
-writes a short reason for its choice.
+in the choice prompt (assistant/choice.py), each as k item tokens, after the user's most
+recent items. The LM's choice is read from its scores for the labels, so a reply always
+names catalog items; the LM then writes a short reason for its choice.
 """
 
 from __future__ import annotations
@@ -14,16 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from tastegraph.assistant.choice import choice_turn, label_ids, label_logits, prompt_ids, text_ids
 from tastegraph.assistant.lm import ItemLM
 from tastegraph.recommend import Recommender
 from tastegraph.recommend.search import QueryEncoder
 
-SYSTEM = (
-    "You are a shopping assistant. The user sees numbered items. Recommend the one that "
-    "fits the request best and say why in one short sentence."
-)
-ANSWER_PREFIX = "Best match: ["
-MAX_CANDIDATES = 9  # labels are single digits
+RECENT_ITEMS = 3  # the user's latest items the LM sees, as in stage-2 training
 
 
 @dataclass(frozen=True)
@@ -31,7 +27,7 @@ class Choice:
     candidates: list[str]  # what the LM saw, in label order
     order: list[int]  # candidate positions, the LM's preferred first
     prompt: torch.Tensor  # (1, T) token ids up to the label
-    items: torch.Tensor  # (N, d) the candidates' embeddings
+    items: torch.Tensor  # (R + N, d) the recent items' and the candidates' embeddings
 
     @property
     def item_ids(self) -> list[str]:
@@ -54,14 +50,12 @@ class Assistant:
         candidates: int = 8,
         max_new_tokens: int = 32,
     ) -> None:
-        if not 1 <= candidates <= MAX_CANDIDATES:
-            raise ValueError(f"candidates must be 1 to {MAX_CANDIDATES}, got {candidates}")
+        label_ids(lm, candidates)  # checks the count
         self.lm = lm
         self.recommender = recommender
         self.encoder = encoder
         self.candidates = candidates
         self.max_new_tokens = max_new_tokens
-        self._labels = [self._single_token(str(i + 1)) for i in range(candidates)]
 
     def candidates_for(self, user_id: str, message: str) -> list[str]:
         """Items matching the message (text search), then the user's feed, without repeats."""
@@ -85,24 +79,31 @@ class Assistant:
         candidates = self.candidates_for(user_id, message)
         if not candidates:
             raise ValueError("no candidate items: the catalog is empty")
-        rows = [self.recommender.index.row(i) for i in candidates]
+        recent = self.recent_items(user_id)
+        rows = [self.recommender.index.row(i) for i in (*recent, *candidates)]
         items = torch.from_numpy(np.ascontiguousarray(self.recommender.item_vectors[rows]))
-        listing = "\n".join(f"[{n + 1}] {self.lm.item_placeholder}" for n in range(len(rows)))
-        turn = [
-            {"role": "system", "content": SYSTEM},
-            *history,
-            {"role": "user", "content": f"{message}\n\nItems:\n{listing}"},
-        ]
-        prompt = torch.cat([self.lm.chat_ids(turn), self._ids(ANSWER_PREFIX)], dim=1)
+        placeholder = self.lm.item_placeholder
+        turn = choice_turn(
+            message, [placeholder] * len(candidates), [placeholder] * len(recent), history
+        )
+        prompt = prompt_ids(self.lm, turn)
         with torch.inference_mode():
-            scores = self.lm.forward(prompt, items).logits[0, -1, self._labels[: len(rows)]]
+            scores = label_logits(self.lm, [prompt], items, len(candidates))[0]
         order = torch.argsort(scores, descending=True).tolist()
-        return Choice(candidates, order, prompt, items)
+        return Choice(candidates, order, torch.tensor([prompt]), items)
+
+    def recent_items(self, user_id: str) -> list[str]:
+        """The user's latest engaged items that the index holds, newest first."""
+        profile = self.recommender.profiles.get(user_id)
+        engaged = list(profile.engaged) if profile is not None else []
+        return [i for i in reversed(engaged) if i in self.recommender.index][:RECENT_ITEMS]
 
     def reason(self, choice: Choice) -> Iterator[str]:
         """The LM's reason for its choice, piece by piece as it decodes."""
         best = choice.order[0]
-        prompt = torch.cat([choice.prompt, self._ids(f"{best + 1}] ")], dim=1)
+        # As stage 2 trained it: the label's token, then "]" and the reason.
+        answer = [label_ids(self.lm, best + 1)[best], *text_ids(self.lm, "]")]
+        prompt = torch.cat([choice.prompt, torch.tensor([answer])], dim=1)
         return self.lm.stream(prompt, choice.items, self.max_new_tokens)
 
     def answer(self, choice: Choice, reason: str) -> str:
@@ -111,14 +112,3 @@ class Assistant:
         item_id = choice.candidates[best]
         title = self.recommender.titles.get(item_id, f"item {item_id}")
         return f"[{best + 1}] {title}: {reason}" if reason else f"[{best + 1}] {title}"
-
-    def _ids(self, text: str) -> torch.Tensor:
-        ids = self.lm.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
-        tensor: torch.Tensor = ids
-        return tensor
-
-    def _single_token(self, text: str) -> int:
-        ids = self.lm.tokenizer(text, add_special_tokens=False)["input_ids"]
-        if len(ids) != 1:
-            raise ValueError(f"the label {text!r} is not one token for this tokenizer")
-        return int(ids[0])

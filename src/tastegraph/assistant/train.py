@@ -12,7 +12,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from tastegraph.artifacts import current_version, publish_version
-from tastegraph.assistant.lm import ItemLM, cached_default_lm
+from tastegraph.assistant.lm import ItemLM, cached_default_lm, lm_hidden_size
 from tastegraph.assistant.projector import ItemProjector, ProjectorConfig, save_projector
 from tastegraph.config import Settings
 from tastegraph.embeddings.store import EmbeddingStore
@@ -35,21 +35,25 @@ PROMPT = "Describe this item: "
 
 
 @dataclass(frozen=True)
-class AlignConfig:
+class Schedule:
     epochs: int = 1
     batch_size: int = 16
     lr: float = 1e-3
-    # Answer tokens kept per item: the title and first attributes. The cost of a step grows
-    # with them (the frozen LM still runs backward to reach the item tokens).
-    max_text_tokens: int = 32
-    holdout: int = 200  # items kept out of training, for the held-out loss
+    holdout: int = 200  # examples kept out of training, for the held-out loss
     checkpoint_every: int = 100  # steps
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class AlignConfig(Schedule):
+    # Answer tokens kept per item: the title and first attributes. The cost of a step grows
+    # with them (the frozen LM still runs backward to reach the item tokens).
+    max_text_tokens: int = 32
+
+
 @dataclass
-class AlignResult:
-    items: int
+class TrainResult:
+    examples: int
     steps: int
     seconds: float
     heldout_loss_before: float
@@ -88,17 +92,6 @@ def batch_loss(
     return loss
 
 
-def heldout_loss(
-    lm: ItemLM, examples: list[tuple[list[int], int]], items: torch.Tensor, batch: int
-) -> float:
-    with torch.inference_mode():
-        losses = [
-            float(batch_loss(lm, examples[i : i + batch], items[i : i + batch]))
-            for i in range(0, len(examples), batch)
-        ]
-    return float(np.mean(losses)) if losses else float("nan")
-
-
 def train_alignment(
     lm: ItemLM,
     vectors: np.ndarray,
@@ -106,44 +99,69 @@ def train_alignment(
     checkpoints: Path,
     config: AlignConfig | None = None,
     show_progress: bool = True,
-) -> AlignResult:
+) -> TrainResult:
     """Train lm.projector on (item embedding (N, d), item text) pairs."""
     config = config or AlignConfig()
     if len(vectors) != len(texts) or len(texts) <= config.holdout:
         raise ValueError(f"need more than {config.holdout} items with text, one vector each")
-    for parameter in lm.model.parameters():
-        parameter.requires_grad_(False)
-    rng = np.random.default_rng(config.seed)
-    order = rng.permutation(len(texts))
-    held, train = order[: config.holdout], order[config.holdout :]
-    examples = encode_examples(lm, texts, config.max_text_tokens)
+    encoded = encode_examples(lm, texts, config.max_text_tokens)
     items = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
-    held_examples = [examples[i] for i in held]
-    before = heldout_loss(lm, held_examples, items[held], config.batch_size)
+
+    def loss(rows: Sequence[int]) -> torch.Tensor:
+        return batch_loss(lm, [encoded[i] for i in rows], items[list(rows)])
+
+    return fit(lm, len(texts), loss, checkpoints, config, "aligning projector", show_progress)
+
+
+Loss = Callable[[Sequence[int]], torch.Tensor]  # the mean loss of the examples at these rows
+
+
+def heldout_loss(loss: Loss, rows: np.ndarray, batch: int) -> float:
+    with torch.inference_mode():
+        losses = [float(loss(rows[i : i + batch].tolist())) for i in range(0, len(rows), batch)]
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+def fit(
+    lm: ItemLM,
+    examples: int,
+    loss: Loss,
+    checkpoints: Path,
+    schedule: Schedule,
+    description: str,
+    show_progress: bool = True,
+) -> TrainResult:
+    """Train the projector (and LoRA weights, if the LM has them) on `examples` examples,
+    `schedule.holdout` of them kept out for the held-out loss; resumes from `checkpoints`."""
+    order = np.random.default_rng(schedule.seed).permutation(examples)
+    held, train = order[: schedule.holdout], order[schedule.holdout :]
+    if len(train) == 0:
+        raise ValueError(f"{examples} examples leave none to train on after the hold-out")
+    before = heldout_loss(loss, held, schedule.batch_size)
     start_step = resume(lm, checkpoints)
-    optimizer = torch.optim.AdamW(lm.projector.parameters(), lr=config.lr)
-    per_epoch = -(-len(train) // config.batch_size)
-    total = config.epochs * per_epoch
-    result = AlignResult(len(texts), start_step, 0.0, before, float("nan"))
+    optimizer = torch.optim.AdamW(lm.trainable_parameters(), lr=schedule.lr)
+    per_epoch = -(-len(train) // schedule.batch_size)
+    total = schedule.epochs * per_epoch
+    result = TrainResult(examples, start_step, 0.0, before, float("nan"))
     started = time.perf_counter()
-    lm.projector.train()
-    progress = tqdm(range(start_step, total), desc="aligning projector", disable=not show_progress)
+    lm.train()
+    progress = tqdm(range(start_step, total), desc=description, disable=not show_progress)
     for step in progress:
         epoch, offset = divmod(step, per_epoch)
-        shuffled = np.random.default_rng(config.seed + epoch).permutation(train)
-        rows = shuffled[offset * config.batch_size : (offset + 1) * config.batch_size]
-        loss = batch_loss(lm, [examples[i] for i in rows], items[rows])
+        shuffled = np.random.default_rng(schedule.seed + epoch).permutation(train)
+        rows = shuffled[offset * schedule.batch_size : (offset + 1) * schedule.batch_size]
+        value = loss(rows.tolist())
         optimizer.zero_grad()
-        loss.backward()  # type: ignore[no-untyped-call]
+        value.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
-        result.losses.append(loss.item())
-        progress.set_postfix(loss=f"{loss.item():.3f}")
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == total:
+        result.losses.append(value.item())
+        progress.set_postfix(loss=f"{value.item():.3f}")
+        if (step + 1) % schedule.checkpoint_every == 0 or step + 1 == total:
             save_checkpoint(lm, checkpoints, step + 1)
         result.steps = step + 1
-    lm.projector.eval()
+    lm.eval()
     result.seconds = time.perf_counter() - started
-    result.heldout_loss_after = heldout_loss(lm, held_examples, items[held], config.batch_size)
+    result.heldout_loss_after = heldout_loss(loss, held, schedule.batch_size)
     return result
 
 
@@ -152,7 +170,7 @@ def save_checkpoint(lm: ItemLM, folder: Path, step: int) -> None:
     drop older checkpoints."""
 
     def write(tmp: Path) -> None:
-        save_file(lm.projector.state_dict(), str(tmp / "projector.safetensors"))
+        save_file(lm.trainable_state(), str(tmp / "trainable.safetensors"))
         (tmp / "position.json").write_text(json.dumps({"step": step}))
 
     current = publish_version(folder, write)
@@ -162,13 +180,14 @@ def save_checkpoint(lm: ItemLM, folder: Path, step: int) -> None:
 
 
 def resume(lm: ItemLM, folder: Path) -> int:
-    """Load the last checkpoint into lm.projector; the step to go on from (0 if none)."""
+    """Load the last checkpoint into the LM's trainable weights; returns the step to go on
+    from (0 if there is none)."""
     checkpoint = current_version(folder)
     if checkpoint is None:
         return 0
-    lm.projector.load_state_dict(load_file(str(checkpoint / "projector.safetensors")))
+    lm.load_trainable_state(load_file(str(checkpoint / "trainable.safetensors")))
     step = int(json.loads((checkpoint / "position.json").read_text())["step"])
-    log.info("resuming projector alignment from step %d", step)
+    log.info("resuming training from step %d in %s", step, checkpoint)
     return step
 
 
@@ -178,7 +197,7 @@ def align_assistant(
     config: AlignConfig | None = None,
     max_items: int = 3000,
     tokens: int = 4,
-) -> tuple[AlignResult, Path]:
+) -> tuple[TrainResult, Path]:
     """Stage 1 on the first `max_items` embedded items with text, for the default LM;
     resumes from its last checkpoint and publishes the projector."""
     config = config or AlignConfig()
@@ -186,7 +205,7 @@ def align_assistant(
     texts = {item.id: item_text(item) for item in store.iter_items()}
     ids = [i for i in embeddings.ids if texts.get(i)][:max_items]
     folder = cached_default_lm(settings.workdir)
-    hidden = json.loads((folder / "config.json").read_text())["hidden_size"]
+    hidden = lm_hidden_size(folder)
     projector = ItemProjector(
         ProjectorConfig(
             embed_dim=int(embeddings.vectors.shape[1]), hidden_size=hidden, tokens=tokens
@@ -201,7 +220,7 @@ def align_assistant(
         "stage": "alignment",
         "embeddings_version": embeddings.version,
         "lm": str(folder.name),
-        "items": len(ids),
+        "items": result.examples,
         "steps": result.steps,
         "seconds": result.seconds,
         "heldout_loss_before": result.heldout_loss_before,

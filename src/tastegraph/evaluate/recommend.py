@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Self
 
 import numpy as np
 
@@ -57,23 +58,35 @@ _CHUNK = 256
 
 
 @dataclass
-class RecommendEvalConfig:
-    cutoff: float = TEST_CUTOFF  # unix seconds: events before it train, after it test
+class SplitConfig:
+    """A temporal split and its bootstrap: events before the cut-off train, after it test."""
+
+    cutoff: float = TEST_CUTOFF  # unix seconds
     end: float | None = None  # test events end here (the validation split ends at the test cut-off)
     split: str = "test"
-    feed_k: int = 12
-    related_k: int = 20
-    explore: float = 0.0  # the explore dial of the measured feed
     resamples: int = 1000
     seed: int = 0
-    train: TrainConfig = field(default_factory=TrainConfig)
-    recommend: RecommendConfig = field(default_factory=RecommendConfig)
 
     @classmethod
-    def validation(cls, **overrides: object) -> RecommendEvalConfig:
+    def validation(cls, **overrides: object) -> Self:
         """Tune here: cut-off 2020-06-02, test weeks end where the real test split starts."""
         settings: dict[str, object] = {"cutoff": VALIDATION_CUTOFF, "end": TEST_CUTOFF}
         return cls(split="validation", **(settings | overrides))  # type: ignore[arg-type]
+
+    def partition(self, events: Sequence[Event]) -> tuple[list[Event], list[Event]]:
+        """(training events, test events)."""
+        train = [e for e in events if e.ts < self.cutoff]
+        test = [e for e in events if e.ts >= self.cutoff and (self.end is None or e.ts < self.end)]
+        return train, test
+
+
+@dataclass
+class RecommendEvalConfig(SplitConfig):
+    feed_k: int = 12
+    related_k: int = 20
+    explore: float = 0.0  # the explore dial of the measured feed
+    train: TrainConfig = field(default_factory=TrainConfig)
+    recommend: RecommendConfig = field(default_factory=RecommendConfig)
 
 
 @dataclass
@@ -104,10 +117,7 @@ def evaluate_recommendations(
     show_progress: bool = True,
 ) -> RecommendReport:
     """Fit everything on events before the cut-off, then measure both tasks after it."""
-    train = [e for e in events if e.ts < config.cutoff]
-    test = [
-        e for e in events if e.ts >= config.cutoff and (config.end is None or e.ts < config.end)
-    ]
+    train, test = config.partition(events)
     if not train or not test:
         raise ValueError(
             f"the cut-off leaves {len(train)} training and {len(test)} test events; both must "
@@ -118,10 +128,7 @@ def evaluate_recommendations(
     logbook = base.TrainingLog.build(train, index, config.cutoff)
     split: dict[str, str | int | float] = {
         "name": config.split,
-        "cutoff": datetime.fromtimestamp(config.cutoff, UTC).date().isoformat(),
-        "end": "end of log"
-        if config.end is None
-        else datetime.fromtimestamp(config.end, UTC).date().isoformat(),
+        **period(config.cutoff, config.end),
         "training_events": len(train),
         "test_events": len(test),
         "explore": config.explore,
@@ -133,6 +140,15 @@ def evaluate_recommendations(
         next_purchases(recommender, logbook, table, vectors, test, config),
         basket_completion(recommender, logbook, table, vectors, test, config, graph_aware),
     )
+
+
+def period(cutoff: float, end: float | None) -> dict[str, str]:
+    """The test period's first and last day as ISO dates."""
+
+    def day(ts: float) -> str:
+        return datetime.fromtimestamp(ts, UTC).date().isoformat()
+
+    return {"cutoff": day(cutoff), "end": "end of log" if end is None else day(end)}
 
 
 def fit_recommender(
@@ -229,7 +245,9 @@ def next_purchases(
         }
     pairs = {"cold pairs": float(sum(map(len, cold))), "warm pairs": float(sum(map(len, warm)))}
     extra["test set"] = pairs
-    return _task_report(per_user, np.arange(len(users)), "users", f"MAP@{k}", config, extra)
+    return task_report(
+        per_user, np.arange(len(users)), "users", f"MAP@{k}", extra, config.resamples, config.seed
+    )
 
 
 # -- basket completion ---------------------------------------------------------------------
@@ -277,7 +295,9 @@ def basket_completion(
             f"recall@{k}": recall_at_k(ranked, relevant),
             "MRR": reciprocal_rank(ranked, relevant),
         }
-    return _task_report(per_query, cluster, "baskets", f"recall@{k}", config, {})
+    return task_report(
+        per_query, cluster, "baskets", f"recall@{k}", {}, config.resamples, config.seed
+    )
 
 
 def _rank(score: Callable[[np.ndarray], np.ndarray], queries: np.ndarray, k: int) -> np.ndarray:
@@ -314,16 +334,20 @@ def _pad(lists: Sequence[np.ndarray], k: int) -> np.ndarray:
     return out
 
 
-def _task_report(
+def task_report(
     values: dict[str, dict[str, np.ndarray]],
     clusters: np.ndarray,
     unit: str,
     headline: str,
-    config: RecommendEvalConfig,
     extra: dict[str, dict[str, float]],
+    resamples: int,
+    seed: int,
 ) -> TaskReport:
+    """Per-query values of every method (OURS among them) as estimates with intervals that
+    resample clusters, and OURS's paired ratio to each method on the headline metric."""
+
     def estimate(x: np.ndarray, baseline: np.ndarray | None = None) -> Estimate:
-        return clustered_bootstrap(x, clusters, config.resamples, config.seed, baseline)
+        return clustered_bootstrap(x, clusters, resamples, seed, baseline)
 
     metrics = {
         method: {metric: estimate(x) for metric, x in by_metric.items()}

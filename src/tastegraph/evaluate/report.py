@@ -1,4 +1,4 @@
-"""The recommendation evaluation as text tables, a Markdown report and a plot."""
+"""Evaluation reports: text tables, Markdown and plots (recommendations, the assistant)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from matplotlib.figure import Figure  # the object API: no display, no global state
 
 from tastegraph.artifacts import atomic_path, write_json
+from tastegraph.evaluate.assistant import AssistantReport
 from tastegraph.evaluate.recommend import OURS, RecommendReport, TaskReport
 
 TASKS = {
@@ -92,3 +93,25 @@ def _figure(value: float | None) -> str:
     if value is None:
         return "—"
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:.3f}"
+
+
+def assistant_markdown(report: AssistantReport) -> str:
+    split = ", ".join(f"{k} {v}" for k, v in report.split.items())
+    lines = ["# Assistant quality", "", f"Split: {split}.", ""]
+    lines += task_table("Choosing the bought item among the candidates", report.choice)
+    lines += ["### Stage-2 training (the same examples and schedule for both projectors)", ""]
+    figures = list(next(iter(report.training.values()), {}))
+    lines += ["| method | " + " | ".join(figures) + " |", "|" + "---|" * (len(figures) + 1)]
+    for method, values in report.training.items():
+        lines.append(f"| {method} | " + " | ".join(_figure(values[f]) for f in figures) + " |")
+    return "\n".join([*lines, ""])
+
+
+def write_assistant(report: AssistantReport, folder: Path) -> Path:
+    """assistant-<split>.json and .md in folder; returns the Markdown path."""
+    stem = f"assistant-{report.split['name']}"
+    write_json(folder / f"{stem}.json", report)
+    path = folder / f"{stem}.md"
+    with atomic_path(path) as tmp:
+        tmp.write_text(assistant_markdown(report))
+    return path

@@ -131,13 +131,11 @@ class Service:
             return ItemEmbedder(self.workdir, self.settings)
         if name == "assistant":
             from tastegraph.assistant.chat import Assistant
-            from tastegraph.assistant.lm import ItemLM, cached_default_lm
-            from tastegraph.assistant.projector import load_projector
+            from tastegraph.assistant.lm import load_item_lm
 
             if not self.assistant_enabled:
                 raise FileNotFoundError("the assistant is switched off on this server")
-            projector, _ = load_projector(self.workdir)
-            lm = ItemLM.load(cached_default_lm(self.workdir), projector)
+            lm = load_item_lm(self.workdir)
             return _LiveAssistant(self, Assistant(lm, self.recommender, self.model("query")))
         raise KeyError(name)
 

@@ -1,0 +1,71 @@
+"""The assistant evaluation end to end on the small real catalog, with the real default LM
+(CI-sized: a few training steps)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from tastegraph.assistant.shopping import ExampleConfig, ShoppingConfig
+from tastegraph.config import Settings
+from tastegraph.embeddings.job import prepare_features
+from tastegraph.embeddings.train import TrainConfig
+from tastegraph.encoders import load_text_tower
+from tastegraph.evaluate import report as reports
+from tastegraph.evaluate.assistant import (
+    COSINE,
+    GENERIC_VISION,
+    RANDOM,
+    TEXT_ONLY,
+    AssistantEvalConfig,
+    evaluate_assistant,
+)
+from tastegraph.evaluate.recommend import OURS
+from tastegraph.graph.job import item_details
+from tastegraph.store import SQLiteStore
+
+
+def test_every_method_is_measured_on_held_out_shoppers(
+    small_catalog: Settings, default_lm_dir: Path, tmp_path: Path
+) -> None:
+    with SQLiteStore(small_catalog.workdir / "store.db") as store:
+        table = prepare_features(store, small_catalog).table
+        events = list(store.iter_events())
+        details = item_details(store, small_catalog.variant_attribute)
+    cutoff = float(np.quantile([e.ts for e in events], 0.7))
+    config = AssistantEvalConfig(
+        cutoff=cutoff,
+        split="small",
+        test_examples=8,
+        resamples=200,
+        tokens=2,
+        examples=ExampleConfig(candidates=4, negatives_from=10, colour_key="colour"),
+        shopping=ShoppingConfig(batch_size=4, holdout=2),
+        fusion=TrainConfig(content_epochs=2, taste_epochs=1, batch_size=16),
+    )
+    tower = load_text_tower(small_catalog.text_model)
+    report = evaluate_assistant(
+        table, events, details, default_lm_dir, tower, config, show_progress=False
+    )
+
+    assert list(report.choice.metrics) == [OURS, TEXT_ONLY, GENERIC_VISION, COSINE, RANDOM]
+    test_users = {e.user_id for e in events if e.ts >= cutoff}
+    assert report.choice.units <= len(test_users)
+    assert report.choice.queries == 8
+    assert int(report.split["test_examples"]) == report.choice.queries > 0
+    for by_metric in report.choice.metrics.values():
+        hit, mrr = by_metric["hit@1"], by_metric["MRR"]
+        assert 0.0 <= hit.mean <= mrr.mean <= 1.0  # MRR counts every hit@1 in full
+        assert mrr.mean >= 1 / 4 - 1e-9  # the bought item is at worst 4th of 4
+        assert hit.low <= hit.mean <= hit.high and not math.isnan(mrr.low)
+    for name in (OURS, GENERIC_VISION):
+        figures = report.training[name]
+        assert figures["steps"] >= 1 and figures["seconds"] > 0
+        assert not math.isnan(figures["held-out loss after"])
+
+    path = reports.write_assistant(report, tmp_path)
+    text = path.read_text()
+    assert "hit@1" in text and TEXT_ONLY in text and "held-out loss" in text
+    assert (tmp_path / "assistant-small.json").is_file()
