@@ -232,6 +232,10 @@ def train_assistant_command(
         ),
     ] = "all",
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the examples.")] = 1,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(min=1, help="Examples per step [default: 16 in stage 1, 8 in stage 2]."),
+    ] = None,
     max_items: Annotated[
         int, typer.Option(min=10, help="Stage 1: items with text to align on (~7 min per 1,000).")
     ] = 3000,
@@ -257,12 +261,12 @@ def train_assistant_command(
     with _open(settings) as store:
         try:
             if stage in ("alignment", "all"):
-                result, published = align_assistant(
-                    store, settings, AlignConfig(epochs=epochs), max_items, tokens
-                )
+                align = AlignConfig(epochs=epochs, batch_size=batch_size or AlignConfig.batch_size)
+                result, published = align_assistant(store, settings, align, max_items, tokens)
                 typer.echo(f"stage 1: {_training_line(result)}\nsaved {published}")
             if stage in ("shopping", "all"):
-                config = ShoppingConfig(epochs=epochs, lora_rank=lora)
+                batch = batch_size or ShoppingConfig.batch_size
+                config = ShoppingConfig(epochs=epochs, batch_size=batch, lora_rank=lora)
                 result, published = shop_assistant(store, settings, config, examples, tokens)
                 typer.echo(f"stage 2: {_training_line(result)}\nsaved {published}")
         except (FileNotFoundError, ValueError) as exc:

@@ -55,7 +55,10 @@ def test_graph_profiles_recommend_related_search(small_catalog: Settings, tmp_pa
 
     # The assistant: align a projector on the catalog, then one chat turn with the real LM.
     assert "train assistant" in invoke("chat", "--user", user, code=2)
-    assert "held-out answer loss" in invoke("train", "assistant", "--batch-size", "8")
+    aligned = invoke("train", "assistant", "--stage", "alignment", "--batch-size", "8")
+    assert "stage 1:" in aligned and "held-out loss" in aligned
+    # this catalog calls its colour attribute "colour", not the default colour_group
+    assert "make shopping examples" in invoke("train", "assistant", "--stage", "shopping", code=2)
     result = runner.invoke(app, ["chat", "--user", user], env=env, input="a black top\n\n")
     assert result.exit_code == 0, result.output
     answer = next(line for line in result.output.splitlines() if "assistant> [" in line)
