@@ -87,6 +87,14 @@ def label_logits(
     embeddings of every item token group, in prompt order across the batch."""
     ids, mask = padded(prompts, pad_id(lm))
     logits = lm.forward(ids, items, attention_mask=mask).logits  # (B, T, vocab)
+    return scores_after(logits, prompts, label_ids(lm, n))
+
+
+def scores_after(
+    logits: torch.Tensor, prompts: Sequence[Sequence[int]], labels: list[int]
+) -> torch.Tensor:
+    """(B, n) the scores of the label tokens at each prompt's last position; `logits` is
+    (B, T, vocab) over right-padded rows that start with the prompts."""
     last = torch.tensor([len(p) - 1 for p in prompts])
-    scores: torch.Tensor = logits[torch.arange(len(prompts)), last][:, label_ids(lm, n)]
+    scores: torch.Tensor = logits[torch.arange(len(prompts)), last][:, labels]
     return scores

@@ -23,7 +23,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tastegraph.assistant.choice import choice_turn, label_ids, pad_id, padded, prompt_ids, text_ids
+from tastegraph.assistant.choice import (
+    choice_turn,
+    label_ids,
+    pad_id,
+    padded,
+    prompt_ids,
+    scores_after,
+    text_ids,
+)
 from tastegraph.assistant.lm import ItemLM, cached_default_lm, lm_hidden_size
 from tastegraph.assistant.projector import (
     ItemProjector,
@@ -274,8 +282,7 @@ def shopping_loss(reader: ItemReader, examples: Sequence[ShoppingExample]) -> to
     for i, (p, row) in enumerate(zip(prompts, rows, strict=True)):
         targets[i, len(p) : len(row)] = ids[i, len(p) : len(row)]
     out = lm.forward(ids, items, attention_mask=mask, labels=targets)
-    last = torch.tensor([len(p) - 1 for p in prompts])
-    scores = out.logits[torch.arange(len(rows)), last][:, labels]  # (B, n)
+    scores = scores_after(out.logits, prompts, labels)  # (B, n)
     choice = F.cross_entropy(scores, torch.tensor([e.answer for e in examples]))
     loss: torch.Tensor = out.loss + choice
     return loss
@@ -332,20 +339,11 @@ def shop_assistant(
             f"buyers an earlier item); need more than {config.holdout}"
         )
     folder = cached_default_lm(settings.workdir)
-    stages = ["shopping"]
-    try:
-        projector, manifest = load_projector(settings.workdir)
-        if manifest.get("embeddings_version") != embeddings.version:
-            raise FileNotFoundError("the projector was trained on other embeddings")
-        stages = [*manifest.get("stages", [manifest.get("stage", "alignment")]), "shopping"]
-    except FileNotFoundError:
-        projector = ItemProjector(
-            ProjectorConfig(
-                embed_dim=int(embeddings.vectors.shape[1]),
-                hidden_size=lm_hidden_size(folder),
-                tokens=tokens,
-            )
-        )
+    projector, stages = starting_projector(settings.workdir, embeddings.version)
+    if projector is None:
+        dim = int(embeddings.vectors.shape[1])
+        projector = ItemProjector(ProjectorConfig(dim, lm_hidden_size(folder), tokens))
+    stages.append("shopping")
     lm = ItemLM.load(folder, projector)
     checkpoints = settings.workdir / "models" / "shopping-training" / embeddings.version
     reader = ItemTokens(lm, list(embeddings.ids), np.asarray(embeddings.vectors))
@@ -364,3 +362,17 @@ def shop_assistant(
     }
     lora = {k: v for k, v in lm.trainable_state().items() if k.startswith("lm.")}
     return result, save_projector(lm.projector, settings.workdir, manifest, lora)
+
+
+def starting_projector(
+    workdir: Path, embeddings_version: str
+) -> tuple[ItemProjector | None, list[str]]:
+    """The current projector and the stages it went through, if it was trained for these
+    embeddings; else (None, [])."""
+    try:
+        projector, manifest = load_projector(workdir)
+    except FileNotFoundError:
+        return None, []
+    if manifest.get("embeddings_version") != embeddings_version:
+        return None, []
+    return projector, list(manifest.get("stages", [manifest.get("stage", "alignment")]))
