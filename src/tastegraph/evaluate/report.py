@@ -99,7 +99,7 @@ def assistant_markdown(report: AssistantReport) -> str:
     split = ", ".join(f"{k} {v}" for k, v in report.split.items())
     lines = ["# Assistant quality", "", f"Split: {split}.", ""]
     lines += task_table("Choosing the bought item among the candidates", report.choice)
-    lines += ["### Stage-2 training (the same examples and schedule for both projectors)", ""]
+    lines += ["### Stage-2 training (the same examples and schedule for every trained method)", ""]
     figures = list(next(iter(report.training.values()), {}))
     lines += ["| method | " + " | ".join(figures) + " |", "|" + "---|" * (len(figures) + 1)]
     for method, values in report.training.items():
