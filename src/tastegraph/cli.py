@@ -730,8 +730,7 @@ def evaluate_assistant_command(
         int,
         typer.Option(
             min=0,
-            help="LoRA rank on the LM in stage 2 (0: LM frozen). With LoRA, the text-only "
-            "baseline is trained the same way too.",
+            help="LoRA rank on the LM in stage 2 (0: LM frozen), for every LM method alike.",
         ),
     ] = 0,
     resamples: Annotated[int, typer.Option(min=100, help="Bootstrap resamples.")] = 1000,
@@ -739,9 +738,10 @@ def evaluate_assistant_command(
     """Does reading item embeddings help the LM pick what the shopper bought? On the H&M
     temporal split (cut-off 2020-07-28) with held-out shoppers: hit@1 and MRR among 8
     candidates (the bought item and 7 hard negatives), for the LM reading our embeddings,
-    (a) the same LM reading items as text, (b) a projector on raw image features trained the
-    same way, (c) cosine ranking and (d) random, with 95% bootstrap intervals. Trains the
-    fusion model and both projectors on the training period (about 40 min on 2 cores).
+    (a) the same LM reading items as text, (b) a projector on raw image features, (c) cosine
+    ranking and (d) random, with 95% bootstrap intervals. Trains the fusion model and, for
+    each LM method alike, the choice head (and projector) on the training period (about an
+    hour on 2 cores).
     Writes reports/assistant-<split>.{md,json} in the workdir."""
     from tastegraph.assistant.lm import cached_default_lm
     from tastegraph.assistant.shopping import ShoppingConfig

@@ -10,7 +10,14 @@ import torch
 from safetensors.torch import load_file
 from test_lm import EMBED, tiny_lm
 
-from tastegraph.assistant.choice import choice_turn, label_logits, prompt_ids
+from tastegraph.assistant.choice import (
+    ANSWER_PREFIX,
+    choice_prompt,
+    choice_scores,
+    choice_turn,
+    item_token_prompt,
+    text_ids,
+)
 from tastegraph.assistant.lm import load_item_lm
 from tastegraph.assistant.projector import load_projector
 from tastegraph.assistant.shopping import (
@@ -108,17 +115,32 @@ def test_examples_come_from_real_purchases_with_hard_negatives() -> None:
     assert len(build_examples(HISTORY, lambda e: True, details, negatives, config, limit=2)) == 2
 
 
-def test_label_scores_of_a_padded_batch_match_each_prompt_alone(default_lm_dir: Path) -> None:
+def test_the_choice_prompt_marks_each_candidates_last_token(default_lm_dir: Path) -> None:
     lm = tiny_lm(default_lm_dir)
-    placeholder = lm.item_placeholder
-    short = prompt_ids(lm, choice_turn("A red coat?", [placeholder] * 3))
-    long = prompt_ids(
-        lm, choice_turn("Something for the office, in black?", [placeholder] * 3, [placeholder])
-    )
+    candidates = ["Tilly dress (black dress)", "Ann shirt (white shirt)", "Bo coat (red coat)"]
+    prompt = choice_prompt(lm, "A red coat?", candidates, ["Cami top (blue top)"])
+
+    turn = choice_turn("A red coat?", candidates, ["Cami top (blue top)"])
+    assert prompt.ids == lm.chat_ids(turn)[0].tolist() + text_ids(lm, ANSWER_PREFIX)
+    for n, (end, text) in enumerate(zip(prompt.candidate_ends, candidates, strict=True)):
+        assert lm.tokenizer.decode(prompt.ids[: end + 1]).endswith(f"[{n + 1}] {text}")
+        after = lm.tokenizer.decode(prompt.ids[end + 1 : end + 2])
+        assert after.startswith("\n") or after == "<|im_end|>", after
+
+    items = item_token_prompt(lm, 3, 1, "A red coat?")
+    placeholders = [i for i, t in enumerate(items.ids) if t == lm.item_token_id]
+    k = lm.projector.config.tokens
+    assert items.candidate_ends == placeholders[k - 1 :: k][1:]  # after the recent item
+
+
+def test_choice_scores_of_a_padded_batch_match_each_prompt_alone(default_lm_dir: Path) -> None:
+    lm = tiny_lm(default_lm_dir)
+    short = item_token_prompt(lm, 3, 0, "A red coat?")
+    long = item_token_prompt(lm, 3, 1, "Something for the office, in black?")
     items = torch.randn(7, EMBED)
     with torch.inference_mode():
-        batch = label_logits(lm, [short, long], items, 3)
-        alone = [label_logits(lm, [short], items[:3], 3), label_logits(lm, [long], items[3:], 3)]
+        batch = choice_scores(lm, [short, long], items)
+        alone = [choice_scores(lm, [short], items[:3]), choice_scores(lm, [long], items[3:])]
     assert batch.shape == (2, 3)
     torch.testing.assert_close(batch, torch.cat(alone), atol=1e-4, rtol=1e-4)
 
@@ -170,8 +192,9 @@ def test_stage_two_goes_on_from_the_stage_one_projector_and_saves_its_lora(
 
     served = load_item_lm(workdir)  # what chat and the server load
     assert served.lora == manifest["lora"] and manifest["lora"]["rank"] == 4
-    saved = load_file(str(folder / "lora.safetensors"))
-    assert saved and all(name.startswith("lm.") and "lora_" in name for name in saved)
+    saved = load_file(str(folder / "adapters.safetensors"))
+    assert any(name.startswith("head.") for name in saved)
+    assert all(name.startswith("head.") or "lora_" in name for name in saved)
     state = served.trainable_state()
     for name, weight in saved.items():
         assert torch.equal(state[name], weight), name

@@ -2,8 +2,8 @@
 
 The candidates (items matching the message, then the user's feed) are labelled [1]..[N]
 in the choice prompt (assistant/choice.py), each as k item tokens, after the user's most
-recent items. The LM's choice is read from its scores for the labels, so a reply always
-names catalog items; the LM then writes a short reason for its choice.
+recent items. The LM's choice is read by its choice head, so a reply always names catalog
+items; the LM then writes a short reason for its choice.
 """
 
 from __future__ import annotations
@@ -14,7 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from tastegraph.assistant.choice import choice_turn, label_ids, label_logits, prompt_ids, text_ids
+from tastegraph.assistant.choice import (
+    MAX_CANDIDATES,
+    choice_scores,
+    item_token_prompt,
+    label_id,
+    text_ids,
+)
 from tastegraph.assistant.lm import ItemLM
 from tastegraph.recommend import Recommender
 from tastegraph.recommend.search import QueryEncoder
@@ -50,7 +56,8 @@ class Assistant:
         candidates: int = 8,
         max_new_tokens: int = 32,
     ) -> None:
-        label_ids(lm, candidates)  # checks the count
+        if not 1 <= candidates <= MAX_CANDIDATES:
+            raise ValueError(f"candidates must be 1 to {MAX_CANDIDATES}, got {candidates}")
         self.lm = lm
         self.recommender = recommender
         self.encoder = encoder
@@ -73,7 +80,7 @@ class Assistant:
         return Reply(self.answer(choice, reason), choice.item_ids, choice.candidates)
 
     def choose(self, user_id: str, message: str, history: Sequence[dict[str, str]] = ()) -> Choice:
-        """Show the candidates to the LM and rank them by its scores for their labels."""
+        """Show the candidates to the LM and rank them by its choice head's scores."""
         if not message.strip():
             raise ValueError("the message is empty")
         candidates = self.candidates_for(user_id, message)
@@ -82,15 +89,11 @@ class Assistant:
         recent = self.recent_items(user_id)
         rows = [self.recommender.index.row(i) for i in (*recent, *candidates)]
         items = torch.from_numpy(np.ascontiguousarray(self.recommender.item_vectors[rows]))
-        placeholder = self.lm.item_placeholder
-        turn = choice_turn(
-            message, [placeholder] * len(candidates), [placeholder] * len(recent), history
-        )
-        prompt = prompt_ids(self.lm, turn)
+        prompt = item_token_prompt(self.lm, len(candidates), len(recent), message, history)
         with torch.inference_mode():
-            scores = label_logits(self.lm, [prompt], items, len(candidates))[0]
+            scores = choice_scores(self.lm, [prompt], items)[0]
         order = torch.argsort(scores, descending=True).tolist()
-        return Choice(candidates, order, torch.tensor([prompt]), items)
+        return Choice(candidates, order, torch.tensor([prompt.ids]), items)
 
     def recent_items(self, user_id: str) -> list[str]:
         """The user's latest engaged items that the index holds, newest first."""
@@ -102,7 +105,7 @@ class Assistant:
         """The LM's reason for its choice, piece by piece as it decodes."""
         best = choice.order[0]
         # As stage 2 trained it: the label's token, then "]" and the reason.
-        answer = [label_ids(self.lm, best + 1)[best], *text_ids(self.lm, "]")]
+        answer = [label_id(self.lm, best), *text_ids(self.lm, "]")]
         prompt = torch.cat([choice.prompt, torch.tensor([answer])], dim=1)
         return self.lm.stream(prompt, choice.items, self.max_new_tokens)
 

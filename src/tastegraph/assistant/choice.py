@@ -2,14 +2,16 @@
 
 Chat, stage-2 training and the assistant evaluation all ask the LM the same question in the
 same words. Each item appears in the prompt as a description: k item tokens for a model that
-reads embeddings, or a line of text for the text-only baseline. The LM's choice is read from
-its next-token scores for the labels "1".."N" after "Best match: [", so an answer always
-names a candidate.
+reads embeddings, or a line of text for the text-only baseline. The LM's choice is read by
+its choice head (assistant/head.py) from its hidden states at the prompt's end and at each
+candidate's last token, so an answer always names a candidate.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -23,16 +25,25 @@ ANSWER_PREFIX = "Best match: ["
 MAX_CANDIDATES = 9  # labels are single digits
 
 
+@dataclass(frozen=True)
+class ChoicePrompt:
+    ids: list[int]  # the chat, up to and including the answer prefix
+    candidate_ends: list[int]  # position of each candidate's last token, in label order
+
+
 def choice_turn(
     request: str,
     candidates: Sequence[str],
     recent: Sequence[str] = (),
     history: Sequence[dict[str, str]] = (),
 ) -> list[dict[str, str]]:
-    """The chat messages: candidates and recent items given as their descriptions."""
+    """The chat messages: candidates and recent items given as their descriptions. The
+    numbered candidates end the last message."""
+    if not 1 <= len(candidates) <= MAX_CANDIDATES:
+        raise ValueError(f"candidates must be 1 to {MAX_CANDIDATES}, got {len(candidates)}")
     parts = [f"I recently bought: {', '.join(recent)}."] if recent else []
     parts.append(request)
-    parts.append("Items:\n" + "\n".join(f"[{n + 1}] {d}" for n, d in enumerate(candidates)))
+    parts.append("Items:\n" + "\n".join(candidate_lines(candidates)))
     return [
         {"role": "system", "content": SYSTEM},
         *history,
@@ -40,10 +51,45 @@ def choice_turn(
     ]
 
 
-def prompt_ids(lm: ItemLM, turn: Sequence[dict[str, str]]) -> list[int]:
-    """Token ids of the turn in the chat template, up to and including the answer prefix."""
-    ids: list[int] = lm.chat_ids(turn)[0].tolist()
-    return ids + text_ids(lm, ANSWER_PREFIX)
+def candidate_lines(candidates: Sequence[str]) -> list[str]:
+    return [f"[{n + 1}] {description}" for n, description in enumerate(candidates)]
+
+
+def choice_prompt(
+    lm: ItemLM,
+    request: str,
+    candidates: Sequence[str],
+    recent: Sequence[str] = (),
+    history: Sequence[dict[str, str]] = (),
+) -> ChoicePrompt:
+    """The choice turn in the LM's chat template, up to the answer prefix, with the
+    position of every candidate's last token."""
+    turn = choice_turn(request, candidates, recent, history)
+    text = lm.tokenizer.apply_chat_template(turn, add_generation_prompt=True, tokenize=False)
+    text += ANSWER_PREFIX
+    content = turn[-1]["content"]
+    content_end = text.rindex(content) + len(content)
+    lines = candidate_lines(candidates)
+    # Character offsets where each candidate line ends; the lines close the message.
+    ends, end = [], content_end
+    for line in reversed(lines):
+        ends.append(end)
+        end -= len(line) + 1  # the line and the newline before it
+    ends.reverse()
+    encoded = lm.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    starts = [start for start, _ in encoded["offset_mapping"]]
+    # A line's last token is the last one that starts before the line's end.
+    positions = [bisect_left(starts, end) - 1 for end in ends]
+    return ChoicePrompt(list(encoded["input_ids"]), positions)
+
+
+def item_token_prompt(
+    lm: ItemLM, candidates: int, recent: int, request: str, history: Sequence[dict[str, str]] = ()
+) -> ChoicePrompt:
+    """The choice prompt with every item shown as item tokens; the items' embeddings go to
+    the LM in prompt order: the recent items, then the candidates."""
+    placeholder = lm.item_placeholder
+    return choice_prompt(lm, request, [placeholder] * candidates, [placeholder] * recent, history)
 
 
 def text_ids(lm: ItemLM, text: str) -> list[int]:
@@ -51,17 +97,12 @@ def text_ids(lm: ItemLM, text: str) -> list[int]:
     return ids
 
 
-def label_ids(lm: ItemLM, n: int) -> list[int]:
-    """The token of each label "1".."n"."""
-    if not 1 <= n <= MAX_CANDIDATES:
-        raise ValueError(f"candidates must be 1 to {MAX_CANDIDATES}, got {n}")
-    labels = []
-    for label in range(1, n + 1):
-        ids = text_ids(lm, str(label))
-        if len(ids) != 1:
-            raise ValueError(f"the label {label} is not one token for this tokenizer")
-        labels.append(ids[0])
-    return labels
+def label_id(lm: ItemLM, position: int) -> int:
+    """The token of the label of the candidate at `position` (label "1" for position 0)."""
+    ids = text_ids(lm, str(position + 1))
+    if len(ids) != 1:
+        raise ValueError(f"the label {position + 1} is not one token for this tokenizer")
+    return ids[0]
 
 
 def padded(rows: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,21 +121,20 @@ def pad_id(lm: ItemLM) -> int:
     return int(pad if pad is not None else lm.tokenizer.eos_token_id)
 
 
-def label_logits(
-    lm: ItemLM, prompts: Sequence[Sequence[int]], items: torch.Tensor, n: int
-) -> torch.Tensor:
-    """(B, n) the LM's scores for each label at the end of each prompt. `items` holds the
-    embeddings of every item token group, in prompt order across the batch."""
-    ids, mask = padded(prompts, pad_id(lm))
-    logits = lm.forward(ids, items, attention_mask=mask).logits  # (B, T, vocab)
-    return scores_after(logits, prompts, label_ids(lm, n))
+def choice_scores(lm: ItemLM, prompts: Sequence[ChoicePrompt], items: torch.Tensor) -> torch.Tensor:
+    """(B, N) the choice head's score for every candidate of each prompt (all with N
+    candidates). `items` holds the embeddings of every item token group, in prompt order
+    across the batch."""
+    ids, mask = padded([p.ids for p in prompts], pad_id(lm))
+    out = lm.forward(ids, items, attention_mask=mask, hidden_states=True)
+    return head_scores(lm, out.hidden_states[-1], prompts)
 
 
-def scores_after(
-    logits: torch.Tensor, prompts: Sequence[Sequence[int]], labels: list[int]
-) -> torch.Tensor:
-    """(B, n) the scores of the label tokens at each prompt's last position; `logits` is
-    (B, T, vocab) over right-padded rows that start with the prompts."""
-    last = torch.tensor([len(p) - 1 for p in prompts])
-    scores: torch.Tensor = logits[torch.arange(len(prompts)), last][:, labels]
+def head_scores(lm: ItemLM, hidden: torch.Tensor, prompts: Sequence[ChoicePrompt]) -> torch.Tensor:
+    """(B, N) the choice head's scores from the LM's last hidden states (B, T, H) over
+    right-padded rows that start with the prompts."""
+    rows = torch.arange(len(prompts))
+    ends = hidden[rows, torch.tensor([len(p.ids) - 1 for p in prompts])]  # (B, H)
+    candidates = hidden[rows[:, None], torch.tensor([p.candidate_ends for p in prompts])]
+    scores: torch.Tensor = lm.head(ends, candidates)
     return scores

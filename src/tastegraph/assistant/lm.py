@@ -21,6 +21,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
 
 from tastegraph.artifacts import atomic_dir
+from tastegraph.assistant.head import ChoiceHead
 from tastegraph.assistant.projector import ItemProjector
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,8 @@ def lm_hidden_size(folder: Path) -> int:
 
 
 class ItemLM:
-    """A causal LM plus the projector that turns item embeddings into its input tokens."""
+    """A causal LM plus the projector that turns item embeddings into its input tokens and
+    the head that reads which candidate item it picks."""
 
     def __init__(self, model: Any, tokenizer: Any, projector: ItemProjector) -> None:
         hidden = model.get_input_embeddings().embedding_dim
@@ -90,8 +92,9 @@ class ItemLM:
         self.model = model
         self.tokenizer = tokenizer
         self.projector = projector
+        self.head = ChoiceHead(hidden)
         self.lora: dict[str, Any] | None = None  # LoRA settings, once add_lora ran
-        model.requires_grad_(False)  # the LM stays frozen; only the projector (or LoRA) learns
+        model.requires_grad_(False)  # the LM stays frozen; projector, head (and LoRA) learn
         if ITEM_TOKEN not in tokenizer.get_vocab():
             tokenizer.add_special_tokens({"additional_special_tokens": [ITEM_TOKEN]})
         self.item_token_id: int = tokenizer.convert_tokens_to_ids(ITEM_TOKEN)
@@ -122,22 +125,25 @@ class ItemLM:
         return spec
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
-        """The projector's weights and any LM weights left trainable (LoRA adapters)."""
+        """The projector's and the head's weights and any LM weights left trainable (LoRA
+        adapters)."""
         lm = [p for p in self.model.parameters() if p.requires_grad]
-        return [*self.projector.parameters(), *lm]
+        return [*self.projector.parameters(), *self.head.parameters(), *lm]
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
-        """The trainable weights by name: `projector.*` and `lm.*`."""
+        """The trainable weights by name: `projector.*`, `head.*` and `lm.*`."""
         state = {f"projector.{k}": v for k, v in self.projector.state_dict().items()}
+        state |= {f"head.{k}": v for k, v in self.head.state_dict().items()}
         trainable = {name for name, p in self.model.named_parameters() if p.requires_grad}
         lm = self.model.state_dict()
         state |= {f"lm.{name}": lm[name] for name in trainable}
         return {name: tensor.detach().contiguous() for name, tensor in state.items()}
 
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
-        projector = {k[10:]: v for k, v in state.items() if k.startswith("projector.")}
-        if projector:
-            self.projector.load_state_dict(projector)
+        for prefix, module in (("projector.", self.projector), ("head.", self.head)):
+            weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            if weights:
+                module.load_state_dict(weights)
         lm = {k[3:]: v for k, v in state.items() if k.startswith("lm.")}
         if lm:
             missing = set(lm) - set(self.model.state_dict())
@@ -150,9 +156,11 @@ class ItemLM:
     def train(self) -> None:
         """Training mode for what learns; the frozen LM keeps its dropout off."""
         self.projector.train()
+        self.head.train()
 
     def eval(self) -> None:
         self.projector.eval()
+        self.head.eval()
 
     @property
     def item_placeholder(self) -> str:
@@ -190,12 +198,15 @@ class ItemLM:
         items: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        hidden_states: bool = False,
     ) -> Any:
-        """The LM's output (logits, and loss when labels are given)."""
+        """The LM's output (logits, loss when labels are given, every layer's hidden states
+        when asked)."""
         return self.model(
             inputs_embeds=self.embed(input_ids, items),
             attention_mask=attention_mask,
             labels=labels,
+            output_hidden_states=hidden_states,
         )
 
     def generate(
@@ -233,16 +244,19 @@ class ItemLM:
 
 
 def load_item_lm(workdir: Path) -> ItemLM:
-    """The default LM with the workdir's current projector, and its LoRA adapters when the
-    projector was trained with them."""
+    """The default LM with the workdir's current projector, and the choice head and LoRA
+    adapters trained with it (stage 2)."""
     from safetensors.torch import load_file
 
-    from tastegraph.assistant.projector import LORA_FILE, load_projector
+    from tastegraph.assistant.projector import ADAPTERS_FILE, load_projector
 
     projector, manifest = load_projector(workdir)
     lm = ItemLM.load(cached_default_lm(workdir), projector)
     if manifest.get("lora"):
         lm.add_lora(manifest["lora"]["rank"], manifest["lora"]["alpha"])
-        lm.load_trainable_state(load_file(str(Path(manifest["path"]) / LORA_FILE)))
-        lm.model.eval()
+    adapters = Path(manifest["path"]) / ADAPTERS_FILE
+    if adapters.is_file():
+        lm.load_trainable_state(load_file(str(adapters)))
+    lm.model.eval()
+    lm.eval()
     return lm

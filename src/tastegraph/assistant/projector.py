@@ -19,7 +19,7 @@ from torch import nn
 
 from tastegraph.artifacts import current_version, publish_version
 
-LORA_FILE = "lora.safetensors"
+ADAPTERS_FILE = "adapters.safetensors"  # the choice head and any LoRA weights
 
 
 @dataclass(frozen=True)
@@ -62,16 +62,17 @@ def save_projector(
     projector: ItemProjector,
     workdir: Path,
     manifest: dict[str, Any],
-    lora: dict[str, torch.Tensor] | None = None,
+    adapters: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Publish a new version: model.safetensors and a manifest that should name the
     embedding store version and the LM it was trained for (and, where the LM was adapted,
-    its LoRA settings); LoRA weights go to lora.safetensors."""
+    its LoRA settings); the choice head and LoRA weights trained with the projector go to
+    adapters.safetensors."""
 
     def write(folder: Path) -> None:
         save_file(projector.state_dict(), str(folder / "model.safetensors"))
-        if lora:
-            save_file(lora, str(folder / LORA_FILE))
+        if adapters:
+            save_file(adapters, str(folder / ADAPTERS_FILE))
         content = {"kind": "item_projector", "created_at": time.time()} | manifest
         content["config"] = asdict(projector.config)
         (folder / "manifest.json").write_text(json.dumps(content, indent=2) + "\n")

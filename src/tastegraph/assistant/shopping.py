@@ -6,7 +6,8 @@ bought item's attributes ("Do you have a black dress?") and N candidates labelle
 the bought item among N - 1 hard negatives, drawn from the items whose text is nearest to
 its text (so they share type, colour and style with it). The answer names the bought item's
 label and gives a short reason. The loss is the LM's next-token loss on the answer plus a
-cross-entropy over the N label scores, which is how chat and evaluation read the choice.
+cross-entropy over the choice head's N candidate scores, which is how chat and evaluation
+read the choice.
 
 Examples need the bought item's attributes: on H&M, only items with a text row.
 """
@@ -24,12 +25,13 @@ import torch
 import torch.nn.functional as F
 
 from tastegraph.assistant.choice import (
-    choice_turn,
-    label_ids,
+    ChoicePrompt,
+    choice_prompt,
+    head_scores,
+    item_token_prompt,
+    label_id,
     pad_id,
     padded,
-    prompt_ids,
-    scores_after,
     text_ids,
 )
 from tastegraph.assistant.lm import ItemLM, cached_default_lm, lm_hidden_size
@@ -211,18 +213,13 @@ class ItemTokens:
         self.row = {item_id: row for row, item_id in enumerate(item_ids)}
         self.vectors = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
 
-    def prompt(self, example: ShoppingExample) -> tuple[list[int], torch.Tensor]:
-        """The example's prompt ids and its items' embeddings in prompt order."""
-        placeholder = self.lm.item_placeholder
-        turn = choice_turn(
-            example.request,
-            [placeholder] * len(example.candidates),
-            [placeholder] * len(example.recent),
-        )
+    def prompt(self, example: ShoppingExample) -> tuple[ChoicePrompt, torch.Tensor]:
+        """The example's prompt and its items' embeddings in prompt order."""
+        n, recent = len(example.candidates), len(example.recent)
         rows = [self.row[i] for i in (*example.recent, *example.candidates)]
-        return prompt_ids(self.lm, turn), self.vectors[rows]
+        return item_token_prompt(self.lm, n, recent, example.request), self.vectors[rows]
 
-    def batch(self, examples: Sequence[ShoppingExample]) -> tuple[list[list[int]], torch.Tensor]:
+    def batch(self, examples: Sequence[ShoppingExample]) -> tuple[list[ChoicePrompt], torch.Tensor]:
         prompts, items = zip(*(self.prompt(e) for e in examples), strict=True)
         return list(prompts), torch.cat(items)
 
@@ -247,11 +244,11 @@ class ItemTexts:
     def texts(self, item_ids: Sequence[str]) -> list[str]:
         return [self.text(i) for i in item_ids]
 
-    def batch(self, examples: Sequence[ShoppingExample]) -> tuple[list[list[int]], torch.Tensor]:
-        prompts = []
-        for e in examples:
-            candidates, recent = map(self.texts, (e.candidates, e.recent))
-            prompts.append(prompt_ids(self.lm, choice_turn(e.request, candidates, recent)))
+    def batch(self, examples: Sequence[ShoppingExample]) -> tuple[list[ChoicePrompt], torch.Tensor]:
+        prompts = [
+            choice_prompt(self.lm, e.request, self.texts(e.candidates), self.texts(e.recent))
+            for e in examples
+        ]
         return prompts, torch.zeros((0, self.lm.projector.config.embed_dim))
 
 
@@ -263,26 +260,24 @@ class ItemReader(Protocol):
 
     def batch(
         self, examples: Sequence[ShoppingExample]
-    ) -> tuple[list[list[int]], torch.Tensor]: ...
+    ) -> tuple[list[ChoicePrompt], torch.Tensor]: ...
 
 
 def shopping_loss(reader: ItemReader, examples: Sequence[ShoppingExample]) -> torch.Tensor:
-    """Next-token loss on the answers plus cross-entropy over the label scores."""
+    """Next-token loss on the answers plus cross-entropy over the choice head's scores."""
     lm = reader.lm
     prompts, items = reader.batch(examples)
-    n = len(examples[0].candidates)
-    labels = label_ids(lm, n)
     end = lm.tokenizer.eos_token_id
     rows = [
-        [*p, labels[e.answer], *text_ids(lm, f"] {e.reason}"), end]
+        [*p.ids, label_id(lm, e.answer), *text_ids(lm, f"] {e.reason}"), end]
         for p, e in zip(prompts, examples, strict=True)
     ]
     ids, mask = padded(rows, pad_id(lm))
     targets = torch.full_like(ids, -100)
     for i, (p, row) in enumerate(zip(prompts, rows, strict=True)):
-        targets[i, len(p) : len(row)] = ids[i, len(p) : len(row)]
-    out = lm.forward(ids, items, attention_mask=mask, labels=targets)
-    scores = scores_after(out.logits, prompts, labels)  # (B, n)
+        targets[i, len(p.ids) : len(row)] = ids[i, len(p.ids) : len(row)]
+    out = lm.forward(ids, items, attention_mask=mask, labels=targets, hidden_states=True)
+    scores = head_scores(lm, out.hidden_states[-1], prompts)  # (B, n)
     choice = F.cross_entropy(scores, torch.tensor([e.answer for e in examples]))
     loss: torch.Tensor = out.loss + choice
     return loss
@@ -360,8 +355,8 @@ def shop_assistant(
         "heldout_loss_after": result.heldout_loss_after,
         "lora": lm.lora,
     }
-    lora = {k: v for k, v in lm.trainable_state().items() if k.startswith("lm.")}
-    return result, save_projector(lm.projector, settings.workdir, manifest, lora)
+    adapters = {k: v for k, v in lm.trainable_state().items() if not k.startswith("projector.")}
+    return result, save_projector(lm.projector, settings.workdir, manifest, adapters)
 
 
 def starting_projector(

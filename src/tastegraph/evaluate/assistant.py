@@ -11,7 +11,8 @@ request written from the bought item's attributes, and 8 candidates, the bought 
 7 hard negatives (see assistant/shopping.py). Methods, all on the same examples:
 - ours: the LM reads our fused item embeddings through a projector trained on stage 2;
 - (a) text-only: the same LM reads the items as text (title, colour, type, product code;
-  items without a text row: only their id and product code); nothing is trained;
+  items without a text row: only their id and product code); its choice head (and LoRA,
+  when asked) is trained the same way;
 - (b) generic vision: the same LM and the same training, with the projector reading raw
   image-tower features instead of our embeddings;
 - (c) cosine: no LM; candidates ranked by cosine to the shopper's recent items plus cosine
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from tastegraph.assistant.choice import label_logits
+from tastegraph.assistant.choice import choice_scores
 from tastegraph.assistant.lm import ItemLM, lm_hidden_size
 from tastegraph.assistant.projector import ItemProjector, ProjectorConfig
 from tastegraph.assistant.shopping import (
@@ -65,7 +66,6 @@ from tastegraph.store import Event
 log = logging.getLogger(__name__)
 
 TEXT_ONLY = "(a) same LM, items as text"
-TEXT_TRAINED = "(a') items as text, LoRA-trained the same way"
 GENERIC_VISION = "(b) projector on raw image features"
 COSINE = "(c) cosine, no LM"
 RANDOM = "(d) random"
@@ -139,10 +139,9 @@ def evaluate_assistant(
 
     readers: dict[str, ItemReader] = {
         OURS: ItemTokens(fresh_lm(fused.shape[1]), table.item_ids, fused),
+        TEXT_ONLY: ItemTexts(fresh_lm(fused.shape[1]), details, config.examples),
         GENERIC_VISION: ItemTokens(fresh_lm(table.image.shape[1]), table.item_ids, table.image),
     }
-    if config.shopping.lora_rank:
-        readers[TEXT_TRAINED] = ItemTexts(fresh_lm(fused.shape[1]), details, config.examples)
     scores: dict[str, np.ndarray] = {}
     trained: dict[str, dict[str, float]] = {}
     for name, reader in readers.items():
@@ -153,8 +152,6 @@ def evaluate_assistant(
         trained[name] = _training_figures(result)
         scores[name] = lm_scores(reader, testing, show_progress)
         del reader.lm.model  # one LM in memory at a time is enough
-    text_only = ItemTexts(fresh_lm(fused.shape[1]), details, config.examples)
-    scores[TEXT_ONLY] = lm_scores(text_only, testing, show_progress)
     scores[COSINE] = cosine_scores(table, fused, fusion_text(fusion, text_tower), testing)
     scores[RANDOM] = np.random.default_rng(config.seed).random(
         (len(testing), config.examples.candidates)
@@ -172,8 +169,8 @@ def evaluate_assistant(
         "held_out_shoppers": len(set(users.tolist())),
         "candidates": config.examples.candidates,
     }
-    order = [OURS, TEXT_ONLY, TEXT_TRAINED, GENERIC_VISION, COSINE, RANDOM]
-    values = {name: values[name] for name in order if name in values}
+    order = [OURS, TEXT_ONLY, GENERIC_VISION, COSINE, RANDOM]
+    values = {name: values[name] for name in order}
     choice = task_report(values, users, "shoppers", "hit@1", {}, config.resamples, config.seed)
     return AssistantReport(split, choice, trained)
 
@@ -191,14 +188,13 @@ def _training_figures(result: TrainResult) -> dict[str, float]:
 def lm_scores(
     reader: ItemReader, examples: Sequence[ShoppingExample], show_progress: bool
 ) -> np.ndarray:
-    """(Q, n) the LM's label scores for every example."""
-    n = len(examples[0].candidates)
+    """(Q, n) the LM's choice scores for every example."""
     out = []
     batches = range(0, len(examples), _BATCH)
     for start in tqdm(batches, desc="scoring", disable=not show_progress):
         prompts, items = reader.batch(examples[start : start + _BATCH])
         with torch.inference_mode():
-            out.append(label_logits(reader.lm, prompts, items, n).float().numpy())
+            out.append(choice_scores(reader.lm, prompts, items).float().numpy())
     return np.concatenate(out)
 
 

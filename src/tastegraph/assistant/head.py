@@ -1,0 +1,34 @@
+"""The choice head: which of the candidates in a prompt does the LM pick?
+
+After reading the whole choice prompt, the LM's last hidden state at the prompt's end has
+seen the shopper's recent items, the request and every candidate; the hidden state at each
+candidate's last token has seen that candidate in the context before it. The head scores a
+candidate by a scaled dot product between the two (as one attention query over the
+candidates), so a choice is read from what the LM computed at the items themselves rather
+than from its next-token scores for the digits "1".."N", which a small frozen LM cannot
+learn to tie to the right item.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class ChoiceHead(nn.Module):
+    def __init__(self, hidden_size: int, dim: int = 64) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden_size)
+        self.query = nn.Linear(hidden_size, dim)
+        self.key = nn.Linear(hidden_size, dim)
+        self.scale = 1.0 / math.sqrt(dim)
+
+    def forward(self, prompt_end: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """(B, H) hidden states at the prompt ends and (B, N, H) at the candidates ->
+        (B, N) scores."""
+        query = self.query(self.norm(prompt_end))  # (B, dim)
+        keys = self.key(self.norm(candidates))  # (B, N, dim)
+        scores: torch.Tensor = torch.einsum("bd,bnd->bn", query, keys) * self.scale
+        return scores
