@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from test_lm import EMBED, tiny_lm
 
-from tastegraph.assistant.train import AlignConfig, resume, train_alignment
+from tastegraph.assistant.train import AlignConfig, resume, save_checkpoint, train_alignment
 
 TEXTS = [
     f"{c} {t}, cotton, for the office"
@@ -36,3 +37,17 @@ def test_alignment_lowers_the_loss_and_resumes(default_lm_dir: Path, tmp_path: P
     resumed = train_alignment(again, vectors, TEXTS, tmp_path, longer, show_progress=False)
     assert len(resumed.losses) == 3 and resumed.steps == 21  # only the seventh epoch ran
     assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 1  # older checkpoints dropped
+
+
+def test_a_checkpoint_missing_trainable_weights_is_not_resumed(
+    default_lm_dir: Path, tmp_path: Path
+) -> None:
+    lm = tiny_lm(default_lm_dir)
+    save_checkpoint(lm, tmp_path, 7)
+    assert resume(tiny_lm(default_lm_dir), tmp_path) == 7
+
+    checkpoint = next(p for p in tmp_path.iterdir() if p.is_dir())
+    state = load_file(str(checkpoint / "trainable.safetensors"))
+    older = {name: w for name, w in state.items() if not name.startswith("head.")}
+    save_file(older, str(checkpoint / "trainable.safetensors"))  # as before the choice head
+    assert resume(tiny_lm(default_lm_dir), tmp_path) == 0

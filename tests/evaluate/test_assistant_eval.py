@@ -60,7 +60,7 @@ def test_every_method_is_measured_on_held_out_shoppers(
         assert 0.0 <= hit.mean <= mrr.mean <= 1.0  # MRR counts every hit@1 in full
         assert mrr.mean >= 1 / 4 - 1e-9  # the bought item is at worst 4th of 4
         assert hit.low <= hit.mean <= hit.high and not math.isnan(mrr.low)
-    for name in (OURS, GENERIC_VISION):
+    for name in (OURS, TEXT_ONLY, GENERIC_VISION):
         figures = report.training[name]
         assert figures["steps"] >= 1 and figures["seconds"] > 0
         assert not math.isnan(figures["held-out loss after"])

@@ -62,6 +62,7 @@ def test_graph_profiles_recommend_related_search(small_catalog: Settings, tmp_pa
     result = runner.invoke(app, ["chat", "--user", user], env=env, input="a black top\n\n")
     assert result.exit_code == 0, result.output
     answer = next(line for line in result.output.splitlines() if "assistant> [" in line)
+    assert "assistant> [1] " in answer  # no stage 2, no trained choice head: search's order
     named = next(line for line in result.output.splitlines() if "items:" in line)
     with SQLiteStore(workdir / "store.db") as store:
         catalog = {item.id for item in store.iter_items()}

@@ -3,7 +3,8 @@
 The candidates (items matching the message, then the user's feed) are labelled [1]..[N]
 in the choice prompt (assistant/choice.py), each as k item tokens, after the user's most
 recent items. The LM's choice is read by its choice head, so a reply always names catalog
-items; the LM then writes a short reason for its choice.
+items; the LM then writes a short reason for its choice. Before stage 2 has trained the
+head, the candidates keep the recommender's order.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ class Assistant:
         return Reply(self.answer(choice, reason), choice.item_ids, choice.candidates)
 
     def choose(self, user_id: str, message: str, history: Sequence[dict[str, str]] = ()) -> Choice:
-        """Show the candidates to the LM and rank them by its choice head's scores."""
+        """Show the candidates to the LM and rank them by its choice head's scores (in the
+        recommender's order while the head is untrained)."""
         if not message.strip():
             raise ValueError("the message is empty")
         candidates = self.candidates_for(user_id, message)
@@ -90,9 +92,11 @@ class Assistant:
         rows = [self.recommender.index.row(i) for i in (*recent, *candidates)]
         items = torch.from_numpy(np.ascontiguousarray(self.recommender.item_vectors[rows]))
         prompt = item_token_prompt(self.lm, len(candidates), len(recent), message, history)
-        with torch.inference_mode():
-            scores = choice_scores(self.lm, [prompt], items)[0]
-        order = torch.argsort(scores, descending=True).tolist()
+        order = list(range(len(candidates)))
+        if self.lm.head_trained:
+            with torch.inference_mode():
+                scores = choice_scores(self.lm, [prompt], items)[0]
+            order = torch.argsort(scores, descending=True).tolist()
         return Choice(candidates, order, torch.tensor([prompt.ids]), items)
 
     def recent_items(self, user_id: str) -> list[str]:

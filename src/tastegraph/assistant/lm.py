@@ -93,6 +93,7 @@ class ItemLM:
         self.tokenizer = tokenizer
         self.projector = projector
         self.head = ChoiceHead(hidden)
+        self.head_trained = False  # set once stage 2 trained the head or its weights loaded
         self.lora: dict[str, Any] | None = None  # LoRA settings, once add_lora ran
         model.requires_grad_(False)  # the LM stays frozen; projector, head (and LoRA) learn
         if ITEM_TOKEN not in tokenizer.get_vocab():
@@ -257,6 +258,12 @@ def load_item_lm(workdir: Path) -> ItemLM:
     adapters = Path(manifest["path"]) / ADAPTERS_FILE
     if adapters.is_file():
         lm.load_trainable_state(load_file(str(adapters)))
+        lm.head_trained = True
+    elif manifest.get("lora"):
+        raise FileNotFoundError(
+            f"{adapters} is missing (an older version trained this projector); "
+            "run `tastegraph train assistant --stage shopping` again"
+        )
     lm.model.eval()
     lm.eval()
     return lm

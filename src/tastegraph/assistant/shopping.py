@@ -253,7 +253,7 @@ class ItemTexts:
 
 
 class ItemReader(Protocol):
-    """How a model is shown items: `batch` gives each example's prompt ids and the
+    """How a model is shown items: `batch` gives each example's choice prompt and the
     embeddings of its item tokens, in prompt order across the batch."""
 
     lm: ItemLM
@@ -290,8 +290,8 @@ def train_shopping(
     config: ShoppingConfig | None = None,
     show_progress: bool = True,
 ) -> TrainResult:
-    """Train the projector to pick the bought items, and LoRA adapters on the LM when
-    config.lora_rank asks for them."""
+    """Train the projector (if the reader shows item tokens) and the choice head to pick the
+    bought items, and LoRA adapters on the LM when config.lora_rank asks for them."""
     config = config or ShoppingConfig()
     if config.lora_rank and reader.lm.lora is None:
         reader.lm.add_lora(config.lora_rank)
@@ -299,7 +299,9 @@ def train_shopping(
     def loss(rows: Sequence[int]) -> torch.Tensor:
         return shopping_loss(reader, [examples[i] for i in rows])
 
-    return fit(reader.lm, len(examples), loss, checkpoints, config, "shopping", show_progress)
+    result = fit(reader.lm, len(examples), loss, checkpoints, config, "shopping", show_progress)
+    reader.lm.head_trained = True
+    return result
 
 
 def shop_assistant(
@@ -311,7 +313,8 @@ def shop_assistant(
 ) -> tuple[TrainResult, Path]:
     """Stage 2 on up to `max_examples` purchases from the store, for the default LM and the
     current embeddings. Starts from the stage-1 projector when one was trained for these
-    embeddings; resumes from its last checkpoint and publishes the projector."""
+    embeddings; resumes from its last checkpoint and publishes the projector, with the
+    choice head (and LoRA adapters) beside it."""
     config = config or ShoppingConfig()
     embeddings = EmbeddingStore.open(settings.workdir)
     table = prepare_features(store, settings).table

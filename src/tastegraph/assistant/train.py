@@ -131,8 +131,9 @@ def fit(
     description: str,
     show_progress: bool = True,
 ) -> TrainResult:
-    """Train the projector (and LoRA weights, if the LM has them) on `examples` examples,
-    `schedule.holdout` of them kept out for the held-out loss; resumes from `checkpoints`."""
+    """Train the LM's trainable weights (projector, choice head and any LoRA adapters) on
+    `examples` examples, `schedule.holdout` of them kept out for the held-out loss; resumes
+    from `checkpoints`."""
     order = np.random.default_rng(schedule.seed).permutation(examples)
     held, train = order[: schedule.holdout], order[schedule.holdout :]
     if len(train) == 0:
@@ -166,7 +167,7 @@ def fit(
 
 
 def save_checkpoint(lm: ItemLM, folder: Path, step: int) -> None:
-    """Publish the projector weights and the step reached as the current checkpoint, then
+    """Publish the trainable weights and the step reached as the current checkpoint, then
     drop older checkpoints."""
 
     def write(tmp: Path) -> None:
@@ -181,11 +182,18 @@ def save_checkpoint(lm: ItemLM, folder: Path, step: int) -> None:
 
 def resume(lm: ItemLM, folder: Path) -> int:
     """Load the last checkpoint into the LM's trainable weights; returns the step to go on
-    from (0 if there is none)."""
+    from (0 if there is none, or if it lacks some of them: another version wrote it)."""
     checkpoint = current_version(folder)
     if checkpoint is None:
         return 0
-    lm.load_trainable_state(load_file(str(checkpoint / "trainable.safetensors")))
+    state = load_file(str(checkpoint / "trainable.safetensors"))
+    missing = set(lm.trainable_state()) - set(state)
+    if missing:
+        log.warning(
+            "%s lacks %d trainable weights; training from scratch", checkpoint, len(missing)
+        )
+        return 0
+    lm.load_trainable_state(state)
     step = int(json.loads((checkpoint / "position.json").read_text())["step"])
     log.info("resuming training from step %d in %s", step, checkpoint)
     return step

@@ -133,6 +133,7 @@ def evaluate_assistant(
 
     def fresh_lm(embed_dim: int) -> ItemLM:
         """The LM as loaded, with a new projector (LoRA changes the LM it trains)."""
+        torch.manual_seed(config.seed)  # the projector's and the choice head's start
         return ItemLM.load(
             lm_folder, ItemProjector(ProjectorConfig(embed_dim, hidden, config.tokens))
         )
