@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from tastegraph.assistant.choice import (
-    MAX_CANDIDATES,
+    check_candidates,
     choice_scores,
     item_token_prompt,
     label_id,
@@ -57,8 +57,7 @@ class Assistant:
         candidates: int = 8,
         max_new_tokens: int = 32,
     ) -> None:
-        if not 1 <= candidates <= MAX_CANDIDATES:
-            raise ValueError(f"candidates must be 1 to {MAX_CANDIDATES}, got {candidates}")
+        check_candidates(candidates)
         self.lm = lm
         self.recommender = recommender
         self.encoder = encoder

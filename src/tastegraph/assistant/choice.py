@@ -39,8 +39,7 @@ def choice_turn(
 ) -> list[dict[str, str]]:
     """The chat messages: candidates and recent items given as their descriptions. The
     numbered candidates end the last message."""
-    if not 1 <= len(candidates) <= MAX_CANDIDATES:
-        raise ValueError(f"candidates must be 1 to {MAX_CANDIDATES}, got {len(candidates)}")
+    check_candidates(len(candidates))
     parts = [f"I recently bought: {', '.join(recent)}."] if recent else []
     parts.append(request)
     parts.append("Items:\n" + "\n".join(candidate_lines(candidates)))
@@ -49,6 +48,11 @@ def choice_turn(
         *history,
         {"role": "user", "content": "\n\n".join(parts)},
     ]
+
+
+def check_candidates(n: int) -> None:
+    if not 1 <= n <= MAX_CANDIDATES:
+        raise ValueError(f"candidates must be 1 to {MAX_CANDIDATES}, got {n}")
 
 
 def candidate_lines(candidates: Sequence[str]) -> list[str]:
