@@ -130,7 +130,8 @@ def choice_scores(lm: ItemLM, prompts: Sequence[ChoicePrompt], items: torch.Tens
     candidates). `items` holds the embeddings of every item token group, in prompt order
     across the batch."""
     ids, mask = padded([p.ids for p in prompts], pad_id(lm))
-    out = lm.forward(ids, items, attention_mask=mask, hidden_states=True)
+    # The head reads hidden states only: no vocabulary logits beyond one position.
+    out = lm.forward(ids, items, attention_mask=mask, hidden_states=True, logits_to_keep=1)
     return head_scores(lm, out.hidden_states[-1], prompts)
 
 

@@ -200,14 +200,16 @@ class ItemLM:
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         hidden_states: bool = False,
+        logits_to_keep: int = 0,
     ) -> Any:
         """The LM's output (logits, loss when labels are given, every layer's hidden states
-        when asked)."""
+        when asked); `logits_to_keep` > 0 computes logits at that many last positions only."""
         return self.model(
             inputs_embeds=self.embed(input_ids, items),
             attention_mask=attention_mask,
             labels=labels,
             output_hidden_states=hidden_states,
+            logits_to_keep=logits_to_keep,
         )
 
     def generate(
