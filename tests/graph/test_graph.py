@@ -105,5 +105,9 @@ def test_published_graph_reads_back_the_same(tmp_path: Path) -> None:
     assert loaded.interests.labels == built.interests.labels
     assert np.array_equal(loaded.interests.assignment, built.interests.assignment)
     assert loaded.popular == built.popular and loaded.popular[0][0] == "i1"
+    assert loaded.freshness == built.freshness and set(loaded.freshness.last_engaged) == {
+        "i0",
+        "i1",
+    }
     with pytest.raises(FileNotFoundError, match="tastegraph graph"):
         TasteArtifacts.open(tmp_path / "empty")

@@ -110,6 +110,18 @@ def test_related_items_put_variants_and_co_bought_items_first(world: World) -> N
     assert any(r.reason.startswith("Often bought with") for r in only_style_3)
 
 
+def test_items_that_stopped_selling_drop_out_of_related_items(world: World) -> None:
+    config = RecommendConfig(related_freshness_weight=1.0)
+    query = item_id(2, 0)
+    related = [r.item_id for r in world.recommender(config).related(query, 5)]
+    stale = set(related[1:])  # all but the other colour of the query's product
+    freshness = np.array([-3.0 if i in stale else 0.5 for i in world.ids], np.float32)
+    fresh_related = [r.item_id for r in world.recommender(config, freshness).related(query, 5)]
+    assert fresh_related[0] == related[0] and not stale & set(fresh_related)
+    with pytest.raises(ValueError, match="one freshness per indexed item"):
+        world.recommender(config, freshness[1:])
+
+
 def test_search_finds_items_near_the_query_vector(world: World) -> None:
     results = world.recommender().search(world.centres[5], 5, query="green skirt")
     assert styles(results) == [5] * 5

@@ -48,7 +48,9 @@ class World:
     categories: list[str]
     prices: np.ndarray
 
-    def recommender(self, config: RecommendConfig | None = None) -> Recommender:
+    def recommender(
+        self, config: RecommendConfig | None = None, freshness: np.ndarray | None = None
+    ) -> Recommender:
         index = ItemIndex.build(self.ids, self.vectors, self.categories, self.prices)
         now = max(e.ts for e in self.events) + 1
         graph = TasteGraph.build(self.events, self.ids, now=now)
@@ -61,7 +63,15 @@ class World:
         popular = popular_items(self.events, now, 7.0, 50)
         profiles = build_profiles(self.events, index, ProfileConfig())
         return Recommender(
-            index, graph, interests, popular, profiles, self.titles, self.variants, config
+            index,
+            graph,
+            interests,
+            popular,
+            profiles,
+            self.titles,
+            self.variants,
+            config,
+            freshness,
         )
 
 

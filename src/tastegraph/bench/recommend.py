@@ -87,6 +87,7 @@ def exact_twin(recommender: Recommender) -> Recommender:
         recommender.titles,
         recommender.variants,
         recommender.config,
+        recommender.freshness,
     )
 
 

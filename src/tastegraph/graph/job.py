@@ -14,6 +14,7 @@ import numpy as np
 from tastegraph.artifacts import current_version
 from tastegraph.config import Settings
 from tastegraph.embeddings.store import EmbeddingStore
+from tastegraph.graph.freshness import Freshness
 from tastegraph.graph.graph import GraphConfig, TasteGraph, graph_root
 from tastegraph.graph.interests import InterestConfig, InterestMap
 from tastegraph.profiles import popular_items
@@ -55,6 +56,7 @@ class TasteArtifacts:
     graph: TasteGraph
     interests: InterestMap
     popular: list[tuple[str, float]]  # item id, decayed purchase weight; best first
+    freshness: Freshness
 
     @classmethod
     def build(
@@ -78,8 +80,9 @@ class TasteArtifacts:
             [d.title if d else None for d in known],
             interest_config,
         )
+        past = events if now is None else [e for e in events if e.ts < now]
         popular = popular_items(
-            events if now is None else [e for e in events if e.ts < now],
+            past,
             graph.now,
             POPULAR_HALF_LIFE_DAYS,
             POPULAR_KEPT,
@@ -92,12 +95,13 @@ class TasteArtifacts:
             graph.item_to_node.nnz,
             len(interests),
         )
-        return cls(graph, interests, popular)
+        return cls(graph, interests, popular, Freshness.fit(past, item_ids, graph.now))
 
     def publish(self, workdir: Path, extra: dict[str, Any] | None = None) -> Path:
         def write(folder: Path) -> None:
             self.interests.save(folder)
             (folder / "popular.json").write_text(json.dumps(self.popular))
+            self.freshness.save(folder)
 
         return self.graph.publish(workdir, extra, also=write)
 
@@ -107,7 +111,9 @@ class TasteArtifacts:
         if folder is None:
             raise FileNotFoundError(f"no taste graph in {workdir}; run `tastegraph graph` first")
         popular = [(str(i), float(s)) for i, s in json.loads((folder / "popular.json").read_text())]
-        return cls(TasteGraph.load(folder), InterestMap.load(folder), popular)
+        return cls(
+            TasteGraph.load(folder), InterestMap.load(folder), popular, Freshness.load(folder)
+        )
 
 
 def build_and_publish(

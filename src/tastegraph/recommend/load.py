@@ -44,4 +44,5 @@ def assemble(
         titles={i: d.title for i, d in details.items() if d.title},
         variants={i: d.product for i, d in details.items() if d.product},
         config=config,
+        freshness=taste.freshness.scores(index.ids),
     )

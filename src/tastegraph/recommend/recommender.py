@@ -72,9 +72,12 @@ class Recommender:
         titles: Mapping[str, str],
         variants: Mapping[str, str],
         config: RecommendConfig | None = None,
+        freshness: np.ndarray | None = None,
     ) -> None:
         """popular: (item id, score) best first; titles and variants (the product each item
-        is a variant of) by item id, for reasons and for "more like this"."""
+        is a variant of) by item id, for reasons and for "more like this"; freshness: (N,)
+        log-lift of each indexed item from the age of its last engagement (graph/freshness),
+        none: every item alike."""
         self.index = index
         self.graph = graph
         self.interests = interests
@@ -106,6 +109,9 @@ class Recommender:
         products = {p: c for c, p in enumerate(dict.fromkeys(variants.get(i, i) for i in ids))}
         self._variant = np.array([products[variants.get(i, i)] for i in ids], dtype=np.int64)
         self._explore_items = self._items_per_interest()
+        self.freshness = np.zeros(len(index), np.float32) if freshness is None else freshness
+        if self.freshness.shape != (len(index),):
+            raise ValueError(f"need one freshness per indexed item: {len(index)}")
 
     @property
     def item_vectors(self) -> np.ndarray:
@@ -365,6 +371,7 @@ class Recommender:
         scores: np.ndarray = self._vectors[queries] @ self._vectors.T  # (Q, N)
         same_product = self._variant[queries][:, None] == self._variant[None, :]
         scores += config.related_variant_weight * same_product
+        scores += config.related_freshness_weight * self.freshness
         graph_queries = self._graph_row[queries]
         walked = np.flatnonzero(graph_queries >= 0)
         if len(walked) and config.related_walk_weight > 0:
