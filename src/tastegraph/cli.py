@@ -371,6 +371,13 @@ def evaluate_embeddings_command(
         int, typer.Option(help="Items with text kept out of training.")
     ] = 1000,
     test_weeks: Annotated[float, typer.Option(help="Last weeks of events: the test split.")] = 8.0,
+    cutoff: Annotated[
+        str | None,
+        typer.Option(
+            help="Start of the test split (ISO 8601 or unix seconds); default: test-weeks "
+            "before the last event. Set it when live events follow a historical log."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     validation: Annotated[
         bool, typer.Option("--validation", help="Report the validation split (for tuning).")
@@ -387,9 +394,16 @@ def evaluate_embeddings_command(
         features = prepare_features(store, settings)
         events = list(store.iter_events())
     config = EvalConfig(
-        holdout_items=holdout_items, test_weeks=test_weeks, seed=seed, validation=validation
+        holdout_items=holdout_items,
+        test_weeks=test_weeks,
+        cutoff=_parse_time(cutoff),
+        seed=seed,
+        validation=validation,
     )
-    report = evaluate_embeddings(features.table, events, TrainConfig(seed=seed), config)
+    try:
+        report = evaluate_embeddings(features.table, events, TrainConfig(seed=seed), config)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
     path = settings.workdir / "reports" / f"embeddings-{report.split['name']}.json"
     write_json(path, {"report": report, "towers": features.towers})
     typer.echo(f"split: {report.split}")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
+import pytest
 
 from tastegraph.config import Settings
 from tastegraph.embeddings.job import prepare_features
@@ -44,3 +46,23 @@ def test_report_has_every_method_with_intervals(small_catalog: Settings) -> None
     ]:
         assert estimate.n > 0 and not math.isnan(estimate.mean)
         assert 0.0 <= estimate.low <= estimate.mean <= estimate.high <= 1.0
+
+
+def test_live_events_after_the_log_need_an_explicit_cutoff(small_catalog: Settings) -> None:
+    """A demo's few saves months after the historical log would leave no test basket: a
+    clear error names the way out, and the cut-off set by hand measures the log again."""
+    with SQLiteStore(small_catalog.workdir / "store.db") as store:
+        table = prepare_features(store, small_catalog).table
+        events = list(store.iter_events())
+    times = np.array([e.ts for e in events])
+    late = dataclasses.replace(
+        events[0], event_id="live-save", action="save", ts=times.max() + 365 * 86_400
+    )
+    late = dataclasses.replace(late, collection_id=None)
+    with pytest.raises(ValueError, match="--cutoff"):
+        evaluate_embeddings(
+            table, [*events, late], QUICK, EvalConfig(holdout_items=6), show_progress=False
+        )
+    config = EvalConfig(holdout_items=6, cutoff=float(np.median(times)))
+    report = evaluate_embeddings(table, [*events, late], QUICK, config, show_progress=False)
+    assert int(report.split["test_baskets"]) > 0

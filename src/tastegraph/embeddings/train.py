@@ -1,7 +1,9 @@
 """Train the fusion model in two stages, towers frozen (as in LiT).
 
 1. Content: an item's photo and its text are a positive pair; other items in the batch
-   are negatives.
+   are negatives. A structure term keeps the text tower's neighbourhoods: the fused
+   embeddings' similarity distribution over the batch follows the raw text cosine's (soft
+   targets), so two items described alike stay alike even where their photos differ.
 2. Taste: items engaged together are a positive pair, so the space reflects taste and not
    only look. The content loss stays on, weighted, so the text side keeps its meaning.
 """
@@ -41,6 +43,10 @@ class TrainConfig:
     cutoff: float | None = None  # unix seconds; only events before it are used
     session_window_s: float = 3600.0  # same user within this window = engaged together
     variant_pairs: bool = True  # variants of one product are positives in the taste stage too
+    # Keep the text tower's neighbourhoods: items whose texts are alike stay alike in the
+    # fused space (soft targets from raw text cosine), weighted into the content loss.
+    text_structure_weight: float = 1.0
+    text_structure_temperature: float = 0.05
     seed: int = 0
 
 
@@ -58,9 +64,26 @@ def _batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.n
         yield order[start : start + batch_size]
 
 
-def _content_loss(model: FusionModel, table: FeatureTable, rows: np.ndarray) -> torch.Tensor:
+def _content_loss(
+    model: FusionModel, table: FeatureTable, rows: np.ndarray, config: TrainConfig
+) -> torch.Tensor:
     image, text, _, _ = table.tensors(rows)
-    return model.contrastive_loss(model.embed_images(image), model.embed_texts(text))
+    loss = model.contrastive_loss(model.embed_images(image), model.embed_texts(text))
+    if config.text_structure_weight > 0:
+        fused = model.fuse(*table.tensors(rows))
+        loss = loss + config.text_structure_weight * _structure_loss(
+            fused, text, config.text_structure_temperature
+        )
+    return loss
+
+
+def _structure_loss(fused: torch.Tensor, text: torch.Tensor, temperature: float) -> torch.Tensor:
+    raw = torch.nn.functional.normalize(text, dim=-1)
+    off_diagonal = ~torch.eye(len(raw), dtype=torch.bool)
+    target = (raw @ raw.T / temperature).masked_fill(~off_diagonal, -torch.inf).softmax(-1)
+    logits = (fused @ fused.T / temperature).masked_fill(~off_diagonal, -torch.inf)
+    log_p = logits.log_softmax(-1).masked_fill(~off_diagonal, 0.0)
+    return -(target * log_p).sum(-1).mean()
 
 
 def _fused(model: FusionModel, table: FeatureTable, rows: np.ndarray) -> torch.Tensor:
@@ -81,7 +104,7 @@ def _taste_loss(
     )
     if len(content_rows) > 1:
         sample = rng.choice(content_rows, min(config.batch_size, len(content_rows)), replace=False)
-        loss = loss + config.content_weight * _content_loss(model, table, sample)
+        loss = loss + config.content_weight * _content_loss(model, table, sample, config)
     return loss
 
 
@@ -133,7 +156,7 @@ def train_fusion(
             if stage == "taste":
                 loss = _taste_loss(model, table, pairs[batch], content_rows, config, rng)
             else:
-                loss = _content_loss(model, table, content_rows[batch])
+                loss = _content_loss(model, table, content_rows[batch], config)
             optimizer.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()

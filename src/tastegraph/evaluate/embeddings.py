@@ -38,6 +38,7 @@ OURS = "fused, taste-trained"
 class EvalConfig:
     holdout_items: int = 1000  # items with text kept out of training, for text -> image
     test_weeks: float = 8.0  # baskets in the last weeks of the log are the test split
+    cutoff: float | None = None  # or: the test split starts here (unix seconds)
     retrieval_k: int = 10
     basket_k: int = 20
     seed: int = 0
@@ -157,12 +158,22 @@ def evaluate_embeddings(
     size = min(config.holdout_items, len(both) // 3)
     products = _products(table)
     holdout, held = _hold_out_products(products, both, size, rng, frozenset())
-    cutoff = max(e.ts for e in events) - config.test_weeks * WEEK
+    cutoff = config.cutoff
+    if cutoff is None:
+        cutoff = max(e.ts for e in events) - config.test_weeks * WEEK
     if config.validation:
         events = [e for e in events if e.ts < cutoff]
         cutoff -= config.test_weeks * WEEK
         holdout, held_too = _hold_out_products(products, both, size, rng, held)
         held |= held_too
+    index = table.index()
+    baskets = held_out_baskets(events, index, cutoff)
+    if not baskets:
+        raise ValueError(
+            f"no basket of two or more items after the cut-off "
+            f"{datetime.fromtimestamp(cutoff, UTC).isoformat()}; set the cut-off (--cutoff) "
+            "if the log ends with a few live events after the historical ones"
+        )
     train_rows = np.array([row for row in both if products[row] not in held])
     held_items = frozenset(table.item_ids[row] for row, p in enumerate(products) if p in held)
     trained = dataclasses.replace(train_config, cutoff=cutoff)
@@ -174,8 +185,6 @@ def evaluate_embeddings(
         table, events, content_only, holdout=held_items, show_progress=show_progress
     ).model
 
-    index = table.index()
-    baskets = held_out_baskets(events, index, cutoff)
     popular = Counter(index[e.item_id] for e in events if e.ts < cutoff and e.item_id in index)
     popularity = np.zeros(len(table), dtype=np.float32)
     for row, count in popular.items():

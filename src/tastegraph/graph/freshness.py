@@ -1,12 +1,12 @@
 """Freshness: how likely an item is to be engaged with again, from when it last was.
 
 A catalog keeps items long after they stop selling: on the H&M sample, 40% of the catalog
-was last bought more than 8 months before the cut-off, and those items make up 6% of what
-is bought in the weeks after it. The prior puts items in groups by the age of their last
-positive event (never engaged is a group of its own: new arrivals and items that never
-sold) and learns each group's log-lift from the log itself: how much more or less often
-than the average item its items were engaged in the last `window_days`, with the groups
-drawn at the window's start. Only events before `now` are read.
+was last bought more than 6 months before the validation cut-off, and those items make up
+6% of the basket items bought in the weeks after it. The prior puts items in groups by the
+age of their last positive event (never engaged is a group of its own: new arrivals and
+items that never sold) and learns each group's log-lift from the log itself: how much more
+or less often than the average item its items were engaged in the last `window_days`, with
+the groups drawn at the window's start. Only events before `now` are read.
 """
 
 from __future__ import annotations
