@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tastegraph.graph import GraphConfig, RandomWalker, TasteGraph, WalkConfig
-from tastegraph.graph.job import TasteArtifacts
+from tastegraph.graph.job import ItemDetails, TasteArtifacts
 from tastegraph.store import Event
 
 DAY = 86_400.0
@@ -95,7 +95,10 @@ def test_published_graph_reads_back_the_same(tmp_path: Path) -> None:
     vectors = rng.standard_normal((len(ITEMS), 8)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     events = [ev("u", "i0", basket="b"), ev("u", "i1", basket="b"), ev("v", "i1", day=1)]
-    details = {}
+    details = {
+        i: ItemDetails(None, None, {"type": "top" if k % 2 else "skirt"})
+        for k, i in enumerate(ITEMS)
+    }
     built = TasteArtifacts.build(events, ITEMS, vectors, details)
     folder = built.publish(tmp_path)
     assert folder.parent.name == "graph"
@@ -105,6 +108,7 @@ def test_published_graph_reads_back_the_same(tmp_path: Path) -> None:
     assert loaded.interests.labels == built.interests.labels
     assert np.array_equal(loaded.interests.assignment, built.interests.assignment)
     assert loaded.popular == built.popular and loaded.popular[0][0] == "i1"
+    assert loaded.complements.values == built.complements.values == {"type": ["skirt", "top"]}
     assert loaded.freshness == built.freshness and set(loaded.freshness.last_engaged) == {
         "i0",
         "i1",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from world import DAY, PER_STYLE, T0, World, item_id, style_of
 
+from tastegraph.graph.complements import Complements
 from tastegraph.recommend import Filters, RecommendConfig
 from tastegraph.store import Event
 
@@ -120,6 +123,20 @@ def test_items_that_stopped_selling_drop_out_of_related_items(world: World) -> N
     assert fresh_related[0] == related[0] and not stale & set(fresh_related)
     with pytest.raises(ValueError, match="one freshness per indexed item"):
         world.recommender(config, freshness[1:])
+
+
+def test_related_items_lean_to_the_types_bought_with_the_item(world: World) -> None:
+    """Dresses (style 0) are bought with trousers (style 1): with complements on, more
+    trousers come up for a dress, though other dresses look more like it."""
+    attributes = dict(zip(world.ids, world.attributes, strict=True))
+    complements = Complements.fit(world.events, attributes, now=None)
+    scorer = complements.scorer(world.ids, attributes)
+    config = RecommendConfig(related_walk_weight=0.0, related_variant_weight=0.0)
+    query = item_id(0, 0)
+    plain = styles(world.recommender(config).related(query, 10))
+    paired_config = replace(config, related_complement_weight=0.5)
+    paired = styles(world.recommender(paired_config, complements=scorer).related(query, 10))
+    assert paired.count(1) > plain.count(1)
 
 
 def test_search_finds_items_near_the_query_vector(world: World) -> None:

@@ -9,6 +9,7 @@ those styles; style 2 sells the most.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,7 +50,10 @@ class World:
     prices: np.ndarray
 
     def recommender(
-        self, config: RecommendConfig | None = None, freshness: np.ndarray | None = None
+        self,
+        config: RecommendConfig | None = None,
+        freshness: np.ndarray | None = None,
+        complements: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> Recommender:
         index = ItemIndex.build(self.ids, self.vectors, self.categories, self.prices)
         now = max(e.ts for e in self.events) + 1
@@ -72,6 +76,7 @@ class World:
             self.variants,
             config,
             freshness,
+            complements,
         )
 
 

@@ -88,6 +88,7 @@ def exact_twin(recommender: Recommender) -> Recommender:
         recommender.variants,
         recommender.config,
         recommender.freshness,
+        recommender.complements,
     )
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tastegraph.graph.graph import read_graph_json
 from tastegraph.store import Event
 
 DAY_S = 86_400.0
@@ -77,12 +78,7 @@ class Freshness:
 
     @classmethod
     def load(cls, folder: Path) -> Freshness:
-        path = folder / FILE
-        if not path.exists():
-            raise FileNotFoundError(
-                f"{path} is missing (a graph built by an older version); run `tastegraph graph`"
-            )
-        state = json.loads(path.read_text())
+        state = read_graph_json(folder, FILE)
         return cls([float(x) for x in state["log_lift"]], state["last_engaged"], state["now"])
 
 

@@ -55,6 +55,17 @@ def graph_root(workdir: Path) -> Path:
     return workdir / "graph"
 
 
+def read_graph_json(folder: Path, name: str) -> Any:
+    """One JSON file of a published graph version; a version written before the file
+    existed asks for a rebuild."""
+    path = folder / name
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} is missing (a graph built by an older version); run `tastegraph graph`"
+        )
+    return json.loads(path.read_text())
+
+
 class TasteGraph:
     """Items (rows, aligned with `item_ids`) x nodes (collections and users)."""
 

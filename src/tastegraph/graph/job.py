@@ -14,6 +14,7 @@ import numpy as np
 from tastegraph.artifacts import current_version
 from tastegraph.config import Settings
 from tastegraph.embeddings.store import EmbeddingStore
+from tastegraph.graph.complements import Complements
 from tastegraph.graph.freshness import Freshness
 from tastegraph.graph.graph import GraphConfig, TasteGraph, graph_root
 from tastegraph.graph.interests import InterestConfig, InterestMap
@@ -57,6 +58,7 @@ class TasteArtifacts:
     interests: InterestMap
     popular: list[tuple[str, float]]  # item id, decayed purchase weight; best first
     freshness: Freshness
+    complements: Complements
 
     @classmethod
     def build(
@@ -95,13 +97,20 @@ class TasteArtifacts:
             graph.item_to_node.nnz,
             len(interests),
         )
-        return cls(graph, interests, popular, Freshness.fit(past, item_ids, graph.now))
+        return cls(
+            graph,
+            interests,
+            popular,
+            Freshness.fit(past, item_ids, graph.now),
+            Complements.fit(past, {i: d.attributes for i, d in details.items()}, graph.now),
+        )
 
     def publish(self, workdir: Path, extra: dict[str, Any] | None = None) -> Path:
         def write(folder: Path) -> None:
             self.interests.save(folder)
             (folder / "popular.json").write_text(json.dumps(self.popular))
             self.freshness.save(folder)
+            self.complements.save(folder)
 
         return self.graph.publish(workdir, extra, also=write)
 
@@ -112,7 +121,11 @@ class TasteArtifacts:
             raise FileNotFoundError(f"no taste graph in {workdir}; run `tastegraph graph` first")
         popular = [(str(i), float(s)) for i, s in json.loads((folder / "popular.json").read_text())]
         return cls(
-            TasteGraph.load(folder), InterestMap.load(folder), popular, Freshness.load(folder)
+            TasteGraph.load(folder),
+            InterestMap.load(folder),
+            popular,
+            Freshness.load(folder),
+            Complements.load(folder),
         )
 
 

@@ -38,6 +38,9 @@ class RecommendConfig:
     # Times the item's freshness log-lift (graph/freshness): items nobody has bought for
     # months are mostly no longer on sale. Measured on the feed too, where it did not help.
     related_freshness_weight: float = 0.05
+    # Times the summed PMI of the two items' attribute values (graph/complements): a top
+    # goes with trousers even though they do not look alike.
+    related_complement_weight: float = 0.04
     related_pool: int = 200  # nearest items considered before re-scoring
 
     def __post_init__(self) -> None:

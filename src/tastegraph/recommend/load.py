@@ -45,4 +45,7 @@ def assemble(
         variants={i: d.product for i, d in details.items() if d.product},
         config=config,
         freshness=taste.freshness.scores(index.ids),
+        complements=taste.complements.scorer(
+            index.ids, {i: d.attributes for i, d in details.items()}
+        ),
     )

@@ -7,7 +7,7 @@ item added to the index after the graph was built is recommendable by content at
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,11 +73,13 @@ class Recommender:
         variants: Mapping[str, str],
         config: RecommendConfig | None = None,
         freshness: np.ndarray | None = None,
+        complements: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         """popular: (item id, score) best first; titles and variants (the product each item
         is a variant of) by item id, for reasons and for "more like this"; freshness: (N,)
         log-lift of each indexed item from the age of its last engagement (graph/freshness),
-        none: every item alike."""
+        none: every item alike; complements: index rows (Q,) -> (Q, N) how well their
+        attribute values go with every item's (graph/complements), none: not used."""
         self.index = index
         self.graph = graph
         self.interests = interests
@@ -112,6 +114,7 @@ class Recommender:
         self.freshness = np.zeros(len(index), np.float32) if freshness is None else freshness
         if self.freshness.shape != (len(index),):
             raise ValueError(f"need one freshness per indexed item: {len(index)}")
+        self.complements = complements
 
     @property
     def item_vectors(self) -> np.ndarray:
@@ -372,6 +375,8 @@ class Recommender:
         same_product = self._variant[queries][:, None] == self._variant[None, :]
         scores += config.related_variant_weight * same_product
         scores += config.related_freshness_weight * self.freshness
+        if self.complements is not None and config.related_complement_weight > 0:
+            scores += config.related_complement_weight * self.complements(queries)
         graph_queries = self._graph_row[queries]
         walked = np.flatnonzero(graph_queries >= 0)
         if len(walked) and config.related_walk_weight > 0:
