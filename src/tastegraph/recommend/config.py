@@ -41,7 +41,6 @@ class RecommendConfig:
     # Times the summed PMI of the two items' attribute values (graph/complements): a top
     # goes with trousers even though they do not look alike.
     related_complement_weight: float = 0.04
-    related_pool: int = 200  # nearest items considered before re-scoring
 
     def __post_init__(self) -> None:
         for name in ("interests", "per_interest", "walk_items", "popular", "mmr_pool"):
