@@ -34,7 +34,7 @@ def test_items_that_stopped_selling_score_below_items_that_sell() -> None:
     assert scores["stale0"] < scores["new39"] < scores["steady0"]
 
 
-def test_only_events_before_now_count() -> None:
+def test_events_after_now_do_not_count() -> None:
     items, events = shop()
     future = [bought(i, -3) for i in items[:40]]  # the stale items sell again, after now
     assert Freshness.fit(events + future, items, NOW) == Freshness.fit(events, items, NOW)

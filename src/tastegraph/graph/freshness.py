@@ -6,7 +6,7 @@ was last bought more than 6 months before the validation cut-off, and those item
 age of their last positive event (never engaged is a group of its own: new arrivals and
 items that never sold) and learns each group's log-lift from the log itself: how much more
 or less often than the average item its items were engaged in the last `window_days`, with
-the groups drawn at the window's start. Only events before `now` are read.
+the groups drawn at the window's start. Only events up to `now` are read.
 """
 
 from __future__ import annotations
@@ -46,13 +46,13 @@ class Freshness:
         now: float,
         window_days: float = 56.0,
     ) -> Freshness:
-        """Learn the groups' lifts over the catalog `item_ids` from positive events before
+        """Learn the groups' lifts over the catalog `item_ids` from positive events up to
         `now`: groups at `now - window_days`, engagement in the window after it."""
         if window_days <= 0:
             raise ValueError(f"window_days must be positive, got {window_days}")
         start = now - window_days * DAY_S
         known = set(item_ids)
-        positive = [e for e in events if e.action != "hide" and e.ts < now and e.item_id in known]
+        positive = [e for e in events if e.action != "hide" and e.ts <= now and e.item_id in known]
         before = _latest([e for e in positive if e.ts < start])
         engaged = {e.item_id for e in positive if e.ts >= start}
         groups = _age_group([age_days(before.get(i), start) for i in item_ids])

@@ -102,7 +102,7 @@ class TasteArtifacts:
             interests,
             popular,
             Freshness.fit(past, item_ids, graph.now),
-            Complements.fit(past, {i: d.attributes for i, d in details.items()}, graph.now),
+            Complements.fit(past, {i: d.attributes for i, d in details.items()}, now),
         )
 
     def publish(self, workdir: Path, extra: dict[str, Any] | None = None) -> Path:
