@@ -67,10 +67,10 @@ def _batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.n
 def _content_loss(
     model: FusionModel, table: FeatureTable, rows: np.ndarray, config: TrainConfig
 ) -> torch.Tensor:
-    image, text, _, _ = table.tensors(rows)
+    image, text, has_image, has_text = table.tensors(rows)
     loss = model.contrastive_loss(model.embed_images(image), model.embed_texts(text))
     if config.text_structure_weight > 0:
-        fused = model.fuse(*table.tensors(rows))
+        fused = model.fuse(image, text, has_image, has_text)
         loss = loss + config.text_structure_weight * _structure_loss(
             fused, text, config.text_structure_temperature
         )

@@ -63,14 +63,15 @@ class Complements:
         """score(rows) -> (Q, N): the summed PMI of each query row's attribute values with
         every item's, over the attributes both items have (0 where none)."""
         codes = _codes(item_ids, attributes, self.values)  # (N, K)
+        known = codes >= 0
+        safe = np.maximum(codes, 0)  # any valid code where unknown; masked out below
         tables = [self.pmi[name] for name in self.values]
 
         def score(rows: np.ndarray) -> np.ndarray:
             total = np.zeros((len(rows), len(item_ids)), dtype=np.float32)
             for column, table in enumerate(tables):
-                query, item = codes[rows, column], codes[:, column]
-                both = (query[:, None] >= 0) & (item[None, :] >= 0)
-                pmi = table[np.maximum(query, 0)][:, np.maximum(item, 0)]
+                both = known[rows, column][:, None] & known[None, :, column]
+                pmi = table[safe[rows, column]][:, safe[:, column]]
                 total += np.where(both, pmi, 0.0)
             return total
 

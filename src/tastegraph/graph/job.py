@@ -36,6 +36,11 @@ class ItemDetails:
     price: float | None = None
 
 
+def item_attributes(details: dict[str, ItemDetails]) -> dict[str, dict[str, Any]]:
+    """Item id -> its attributes."""
+    return {item_id: d.attributes for item_id, d in details.items()}
+
+
 def item_details(store: Store, variant_attribute: str | None) -> dict[str, ItemDetails]:
     """Title, product and attributes of every item, for labels and reasons."""
     details = {}
@@ -102,7 +107,7 @@ class TasteArtifacts:
             interests,
             popular,
             Freshness.fit(past, item_ids, graph.now),
-            Complements.fit(past, {i: d.attributes for i, d in details.items()}, now),
+            Complements.fit(past, item_attributes(details), now),
         )
 
     def publish(self, workdir: Path, extra: dict[str, Any] | None = None) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tastegraph.config import Settings
-from tastegraph.graph.job import ItemDetails, TasteArtifacts, item_details
+from tastegraph.graph.job import ItemDetails, TasteArtifacts, item_attributes, item_details
 from tastegraph.index import ItemIndex, open_index
 from tastegraph.profiles import ProfileConfig, ProfileStore
 from tastegraph.recommend.config import RecommendConfig
@@ -45,7 +45,5 @@ def assemble(
         variants={i: d.product for i, d in details.items() if d.product},
         config=config,
         freshness=taste.freshness.scores(index.ids),
-        complements=taste.complements.scorer(
-            index.ids, {i: d.attributes for i, d in details.items()}
-        ),
+        complements=taste.complements.scorer(index.ids, item_attributes(details)),
     )
