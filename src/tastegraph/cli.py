@@ -739,6 +739,12 @@ def evaluate_assistant_command(
     test_examples: Annotated[
         int | None, typer.Option(min=1, help="Cap on test examples [default: all].")
     ] = None,
+    align_items: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Items with text that stage 1 aligns the projectors on (0: no stage 1)."
+        ),
+    ] = 1000,
     epochs: Annotated[int, typer.Option(min=1, help="Stage-2 passes over the examples.")] = 1,
     lora: Annotated[
         int,
@@ -753,14 +759,15 @@ def evaluate_assistant_command(
     temporal split (cut-off 2020-07-28) with held-out shoppers: hit@1 and MRR among 8
     candidates (the bought item and 7 hard negatives), for the LM reading our embeddings,
     (a) the same LM reading items as text, (b) a projector on raw image features, (c) cosine
-    ranking and (d) random, with 95% bootstrap intervals. Trains the fusion model and, for
-    each LM method alike, the choice head (and projector) on the training period (about an
-    hour on 2 cores).
+    ranking and (d) random, with 95% bootstrap intervals. Trains on the training period the
+    fusion model, the projectors' stage-1 alignment (ours and (b)) and, for each LM method
+    alike, stage 2 (the choice head, and the projector) (about an hour on 2 cores).
     Writes reports/assistant-<split>.{md,json} in the workdir."""
     from tastegraph.assistant.lm import cached_default_lm
     from tastegraph.assistant.shopping import ShoppingConfig
     from tastegraph.embeddings.job import prepare_features
     from tastegraph.encoders import load_text_tower
+    from tastegraph.encoders.text import item_text
     from tastegraph.evaluate import report as reports
     from tastegraph.evaluate.assistant import AssistantEvalConfig, evaluate_assistant
     from tastegraph.graph.job import item_details
@@ -770,8 +777,10 @@ def evaluate_assistant_command(
         table = prepare_features(store, settings).table
         events = list(store.iter_events())
         details = item_details(store, settings.variant_attribute)
+        texts = {item.id: item_text(item) for item in store.iter_items()}
     options: dict[str, Any] = {
         "train_examples": train_examples,
+        "align_items": align_items,
         "test_examples": test_examples,
         "resamples": resamples,
         "shopping": ShoppingConfig(epochs=epochs, lora_rank=lora),
@@ -782,7 +791,7 @@ def evaluate_assistant_command(
     try:
         lm_folder = cached_default_lm(settings.workdir)
         tower = load_text_tower(settings.text_model)
-        report = evaluate_assistant(table, events, details, lm_folder, tower, config)
+        report = evaluate_assistant(table, events, details, texts, lm_folder, tower, config)
     except (FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from None
     path = reports.write_assistant(report, settings.workdir / "reports")

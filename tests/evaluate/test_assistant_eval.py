@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from tastegraph.assistant.shopping import ExampleConfig, ShoppingConfig
+from tastegraph.assistant.train import AlignConfig
 from tastegraph.config import Settings
 from tastegraph.embeddings.job import prepare_features
 from tastegraph.embeddings.train import TrainConfig
 from tastegraph.encoders import load_text_tower
+from tastegraph.encoders.text import item_text
 from tastegraph.evaluate import report as reports
 from tastegraph.evaluate.assistant import (
     COSINE,
@@ -34,6 +36,7 @@ def test_every_method_is_measured_on_held_out_shoppers(
         table = prepare_features(store, small_catalog).table
         events = list(store.iter_events())
         details = item_details(store, small_catalog.variant_attribute)
+        texts = {item.id: item_text(item) for item in store.iter_items()}
     cutoff = float(np.quantile([e.ts for e in events], 0.7))
     config = AssistantEvalConfig(
         cutoff=cutoff,
@@ -41,13 +44,15 @@ def test_every_method_is_measured_on_held_out_shoppers(
         test_examples=8,
         resamples=200,
         tokens=2,
+        align_items=12,
+        align=AlignConfig(batch_size=4, max_text_tokens=8),
         examples=ExampleConfig(candidates=4, negatives_from=10, colour_key="colour"),
         shopping=ShoppingConfig(batch_size=4, holdout=2),
         fusion=TrainConfig(content_epochs=2, taste_epochs=1, batch_size=16),
     )
     tower = load_text_tower(small_catalog.text_model)
     report = evaluate_assistant(
-        table, events, details, default_lm_dir, tower, config, show_progress=False
+        table, events, details, texts, default_lm_dir, tower, config, show_progress=False
     )
 
     assert list(report.choice.metrics) == [OURS, TEXT_ONLY, GENERIC_VISION, COSINE, RANDOM]
@@ -64,6 +69,8 @@ def test_every_method_is_measured_on_held_out_shoppers(
         figures = report.training[name]
         assert figures["steps"] >= 1 and figures["seconds"] > 0
         assert not math.isnan(figures["held-out loss after"])
+    assert report.training[OURS]["stage-1 seconds"] > 0  # projectors are aligned first
+    assert report.training[TEXT_ONLY]["stage-1 seconds"] == 0
 
     path = reports.write_assistant(report, tmp_path)
     text = path.read_text()

@@ -9,11 +9,12 @@ train the fusion model, which sees only events before the cut-off).
 Each test example is a purchase of an item with attributes: the shopper's recent items, a
 request written from the bought item's attributes, and 8 candidates, the bought item among
 7 hard negatives (see assistant/shopping.py). Methods, all on the same examples:
-- ours: the LM reads our fused item embeddings through a projector trained on stage 2;
+- ours: the LM reads our fused item embeddings through a projector aligned on item texts
+  (stage 1, as `tastegraph train assistant` does) and then trained on stage 2;
 - (a) text-only: the same LM reads the items as text (title, colour, type, product code;
   items without a text row: only their id and product code); its choice head (and LoRA,
   when asked) is trained the same way;
-- (b) generic vision: the same LM and the same training, with the projector reading raw
+- (b) generic vision: the same LM and the same two stages, with the projector reading raw
   image-tower features instead of our embeddings;
 - (c) cosine: no LM; candidates ranked by cosine to the shopper's recent items plus cosine
   to the request embedded by the text tower and the fusion model;
@@ -47,7 +48,7 @@ from tastegraph.assistant.shopping import (
     hard_negatives,
     train_shopping,
 )
-from tastegraph.assistant.train import TrainResult
+from tastegraph.assistant.train import AlignConfig, TrainResult, train_alignment
 from tastegraph.embeddings.fusion import FusionModel
 from tastegraph.embeddings.job import fuse_table
 from tastegraph.embeddings.table import FeatureTable
@@ -77,6 +78,8 @@ class AssistantEvalConfig(SplitConfig):
     train_examples: int = 800  # drawn at random from the training purchases
     test_examples: int | None = None  # None: every test purchase that makes an example
     tokens: int = 4  # soft tokens per item
+    align_items: int = 1000  # stage 1 for the projectors, on items with text; 0 skips it
+    align: AlignConfig = field(default_factory=AlignConfig)
     examples: ExampleConfig = field(default_factory=ExampleConfig)
     shopping: ShoppingConfig = field(default_factory=ShoppingConfig)
     fusion: TrainConfig = field(default_factory=TrainConfig)
@@ -93,12 +96,14 @@ def evaluate_assistant(
     table: FeatureTable,
     events: Sequence[Event],
     details: dict[str, ItemDetails],
+    item_texts: dict[str, str],
     lm_folder: Path,
     text_tower: TextTower,
     config: AssistantEvalConfig,
     *,
     show_progress: bool = True,
 ) -> AssistantReport:
+    """item_texts: item id -> its words (encoders.item_text), the answers of stage 1."""
     train, in_test = config.partition(events)
     fusion = train_fusion(
         table, train, replace(config.fusion, cutoff=config.cutoff), show_progress=show_progress
@@ -143,14 +148,29 @@ def evaluate_assistant(
         TEXT_ONLY: ItemTexts(fresh_lm(fused.shape[1]), details, config.examples),
         GENERIC_VISION: ItemTokens(fresh_lm(table.image.shape[1]), table.item_ids, table.image),
     }
+    item_vectors = {OURS: fused, GENERIC_VISION: table.image}
+    aligned_rows = alignment_rows(table, item_texts, config.align_items, config.seed)
     scores: dict[str, np.ndarray] = {}
     trained: dict[str, dict[str, float]] = {}
     for name, reader in readers.items():
+        figures = {}
         with tempfile.TemporaryDirectory() as checkpoints:
+            if name in item_vectors and len(aligned_rows):
+                texts = [item_texts[table.item_ids[row]] for row in aligned_rows]
+                align = replace(config.align, holdout=min(config.align.holdout, len(texts) // 5))
+                stage1 = train_alignment(
+                    reader.lm,
+                    item_vectors[name][aligned_rows],
+                    texts,
+                    Path(checkpoints) / "alignment",
+                    align,
+                    show_progress,
+                )
+                figures["stage-1 seconds"] = stage1.seconds
             result = train_shopping(
-                reader, training, Path(checkpoints), config.shopping, show_progress
+                reader, training, Path(checkpoints) / "shopping", config.shopping, show_progress
             )
-        trained[name] = _training_figures(result)
+        trained[name] = {**_training_figures(result), "stage-1 seconds": 0.0, **figures}
         scores[name] = lm_scores(reader, testing, show_progress)
         del reader.lm.model  # one LM in memory at a time is enough
     scores[COSINE] = cosine_scores(table, fused, fusion_text(fusion, text_tower), testing)
@@ -174,6 +194,15 @@ def evaluate_assistant(
     values = {name: values[name] for name in order}
     choice = task_report(values, users, "shoppers", "hit@1", {}, config.resamples, config.seed)
     return AssistantReport(split, choice, trained)
+
+
+def alignment_rows(
+    table: FeatureTable, item_texts: dict[str, str], n: int, seed: int
+) -> np.ndarray:
+    """Up to n table rows of items with text, drawn at random: stage 1's items."""
+    rows = [row for row, item_id in enumerate(table.item_ids) if item_texts.get(item_id)]
+    drawn = np.random.default_rng(seed).permutation(rows)[:n]
+    return np.sort(drawn).astype(np.int64)
 
 
 def _training_figures(result: TrainResult) -> dict[str, float]:

@@ -99,7 +99,8 @@ def assistant_markdown(report: AssistantReport) -> str:
     split = ", ".join(f"{k} {v}" for k, v in report.split.items())
     lines = ["# Assistant quality", "", f"Split: {split}.", ""]
     lines += task_table("Choosing the bought item among the candidates", report.choice)
-    lines += ["### Stage-2 training (the same examples and schedule for every trained method)", ""]
+    heading = "### Training (the same examples and schedule for every trained method)"
+    lines += [heading, "", "Stage 1 aligns the projectors only.", ""]
     figures = list(next(iter(report.training.values()), {}))
     lines += ["| method | " + " | ".join(figures) + " |", "|" + "---|" * (len(figures) + 1)]
     for method, values in report.training.items():
