@@ -47,11 +47,19 @@ from tastegraph.index import CATEGORY_KEY, ItemIndex
 from tastegraph.profiles import ProfileConfig, build_profiles
 from tastegraph.recommend import RecommendConfig, Recommender
 from tastegraph.recommend.load import assemble
+from tastegraph.recommend.rerank import (
+    RelatedReranker,
+    basket_queries,
+    earlier_recommender,
+    fit_reranker,
+    holdout_start,
+)
 from tastegraph.store import Event
 
 log = logging.getLogger(__name__)
 
 OURS = "tastegraph"
+HAND_WEIGHTED = "tastegraph, hand-weighted related score"
 TEST_CUTOFF = datetime(2020, 7, 28, tzinfo=UTC).timestamp()
 VALIDATION_CUTOFF = datetime(2020, 6, 2, tzinfo=UTC).timestamp()
 _CHUNK = 256
@@ -125,6 +133,7 @@ def evaluate_recommendations(
         )
     index = table.index()
     recommender, vectors = fit_recommender(table, train, details, config, show_progress)
+    reranker = fit_related_reranker(table, train, details, config, show_progress)
     logbook = base.TrainingLog.build(train, index, config.cutoff)
     split: dict[str, str | int | float] = {
         "name": config.split,
@@ -138,7 +147,9 @@ def evaluate_recommendations(
     return RecommendReport(
         split,
         next_purchases(recommender, logbook, table, vectors, test, config),
-        basket_completion(recommender, logbook, table, vectors, test, config, graph_aware),
+        basket_completion(
+            recommender, logbook, table, vectors, test, config, graph_aware, reranker
+        ),
     )
 
 
@@ -166,6 +177,28 @@ def fit_recommender(
     return build_recommender(table, vectors, train, details, config), vectors
 
 
+def fit_related_reranker(
+    table: FeatureTable,
+    train: Sequence[Event],
+    details: dict[str, ItemDetails],
+    config: RecommendEvalConfig,
+    show_progress: bool,
+) -> RelatedReranker | None:
+    """The related-items re-ranker, fitted as `tastegraph train reranker` fits it: a second
+    fusion model on the events before the re-ranker's holdout weeks, so that no feature has
+    seen the baskets the re-ranker learns from. None where those weeks hold too few."""
+    start = holdout_start(config.cutoff)
+    past = [e for e in train if e.ts < start]
+    if not past:
+        return None
+    trained = train_fusion(
+        table, past, replace(config.train, cutoff=start), show_progress=show_progress
+    )
+    index = item_index(table, fuse_table(trained.model, table), details)
+    earlier = earlier_recommender(index, train, details, config.cutoff, config.recommend)
+    return fit_reranker(earlier, train, details, config.cutoff)
+
+
 def build_recommender(
     table: FeatureTable,
     vectors: np.ndarray,
@@ -174,19 +207,25 @@ def build_recommender(
     config: RecommendEvalConfig,
 ) -> Recommender:
     """Index, graph, interests and profiles over item vectors (N, d) and training events."""
-    ids = table.item_ids
-    known = [details.get(i) for i in ids]
+    index = item_index(table, vectors, details)
+    taste = TasteArtifacts.build(train, table.item_ids, vectors, details, now=config.cutoff)
+    profiles = build_profiles(train, index, ProfileConfig())
+    return assemble(index, taste, profiles, details, config.recommend)
+
+
+def item_index(
+    table: FeatureTable, vectors: np.ndarray, details: dict[str, ItemDetails]
+) -> ItemIndex:
+    """An exact index over item vectors (N, d), with the items' categories and prices."""
+    known = [details.get(i) for i in table.item_ids]
     categories = [d.attributes.get(CATEGORY_KEY) if d else None for d in known]
-    index = ItemIndex.build(
-        ids,
+    return ItemIndex.build(
+        table.item_ids,
         vectors,
         [None if c in (None, "") else str(c) for c in categories],
         [d.price if d else None for d in known],
         kind="exact",
     )
-    taste = TasteArtifacts.build(train, ids, vectors, details, now=config.cutoff)
-    profiles = build_profiles(train, index, ProfileConfig())
-    return assemble(index, taste, profiles, details, config.recommend)
 
 
 # -- next purchases -------------------------------------------------------------------------
@@ -261,20 +300,18 @@ def basket_completion(
     test: Sequence[Event],
     config: RecommendEvalConfig,
     graph_aware: np.ndarray | None = None,
+    reranker: RelatedReranker | None = None,
 ) -> TaskReport:
     """graph_aware: (N, d) PinSage-style embeddings, measured as queries against the
-    content embeddings of every item (an ablation; None leaves it out)."""
-    index = table.index()
-    baskets: dict[str, set[int]] = defaultdict(set)
-    for event in test:
-        if event.collection_id and event.item_id in index and event.action != "hide":
-            baskets[event.collection_id].add(index[event.item_id])
-    groups = [sorted(rows) for _, rows in sorted(baskets.items()) if len(rows) >= 2]
-    queries = np.array([q for rows in groups for q in rows], dtype=np.int64)
-    cluster = np.array([b for b, rows in enumerate(groups) for _ in rows])
-    relevant = [set(groups[b]) - {q} for b, q in zip(cluster, queries, strict=True)]
+    content embeddings of every item (an ablation; None leaves it out). reranker: ours
+    re-ranks related items with it, and the hand-weighted score becomes an ablation."""
+    queries, relevant, cluster = basket_queries(test, table.item_ids)
+    k = config.related_k
+    ranked: dict[str, np.ndarray] = {}
+    if reranker is not None:
+        ranked[OURS] = reranker.rank(recommender, queries, k)[0]
     scorers: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-        OURS: recommender.related_scores,
+        OURS if reranker is None else HAND_WEIGHTED: recommender.related_scores,
         "our embedding, cosine only": base.cosine_scorer(vectors),
         "raw image cosine": base.cosine_scorer(table.image),
         "raw text cosine (image where no text)": _text_then_image(table),
@@ -287,14 +324,11 @@ def basket_completion(
         scorers["graph-aware (PinSage-style) query, cosine"] = lambda rows: (
             graph_aware[rows] @ vectors.T
         )
-    per_query: dict[str, dict[str, np.ndarray]] = {}
-    k = config.related_k
-    for name, score in scorers.items():
-        ranked = _rank(score, queries, k)
-        per_query[name] = {
-            f"recall@{k}": recall_at_k(ranked, relevant),
-            "MRR": reciprocal_rank(ranked, relevant),
-        }
+    ranked |= {name: _rank(score, queries, k) for name, score in scorers.items()}
+    per_query = {
+        name: {f"recall@{k}": recall_at_k(rows, relevant), "MRR": reciprocal_rank(rows, relevant)}
+        for name, rows in ranked.items()
+    }
     return task_report(
         per_query, cluster, "baskets", f"recall@{k}", {}, config.resamples, config.seed
     )

@@ -43,7 +43,7 @@ class Complements:
         items = list(attributes)
         pairs = co_engaged_pairs(events, {item: row for row, item in enumerate(items)}, cutoff=now)
         pairs = np.concatenate([pairs, pairs[:, ::-1]])  # symmetric counts
-        codes = _codes(items, attributes, values)
+        codes = attribute_codes(items, attributes, values)
         pmi = {}
         for column, name in enumerate(values):
             size = len(values[name])
@@ -62,7 +62,7 @@ class Complements:
     ) -> Callable[[np.ndarray], np.ndarray]:
         """score(rows) -> (Q, N): the summed PMI of each query row's attribute values with
         every item's, over the attributes both items have (0 where none)."""
-        codes = _codes(item_ids, attributes, self.values)  # (N, K)
+        codes = attribute_codes(item_ids, attributes, self.values)  # (N, K)
         known = codes >= 0
         safe = np.maximum(codes, 0)  # any valid code where unknown; masked out below
         tables = [self.pmi[name] for name in self.values]
@@ -107,7 +107,7 @@ def categorical_values(attributes: Attributes) -> dict[str, list[str]]:
     }
 
 
-def _codes(
+def attribute_codes(
     item_ids: Sequence[str], attributes: Attributes, values: Mapping[str, list[str]]
 ) -> np.ndarray:
     """(N, K) code of each item's value of each attribute; -1 where it has none."""

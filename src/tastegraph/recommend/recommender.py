@@ -367,27 +367,48 @@ class Recommender:
             out.append(self._recommendation(int(row), float(scores[row]), source, reason))
         return out
 
-    def related_scores(self, queries: np.ndarray) -> np.ndarray:
+    def related_scores(
+        self, queries: np.ndarray, parts: dict[str, np.ndarray] | None = None
+    ) -> np.ndarray:
         """(Q, N) related-item scores of index rows `queries` over every indexed item; each
-        query scores -inf against itself."""
+        query scores -inf against itself. `parts`: their related_parts, if already at hand."""
         config = self.config
-        scores: np.ndarray = self._vectors[queries] @ self._vectors.T  # (Q, N)
-        same_product = self._variant[queries][:, None] == self._variant[None, :]
-        scores += config.related_variant_weight * same_product
-        scores += config.related_freshness_weight * self.freshness
-        if self.complements is not None and config.related_complement_weight > 0:
-            scores += config.related_complement_weight * self.complements(queries)
+        weights = {
+            "cosine": 1.0,
+            "same_product": config.related_variant_weight,
+            "freshness": config.related_freshness_weight,
+            "complement": config.related_complement_weight,
+            "walk": config.related_walk_weight,
+        }
+        scores = np.zeros((len(queries), len(self.index)), dtype=np.float32)
+        for name, part in (parts or self.related_parts(queries)).items():
+            scores += weights[name] * part
+        scores[np.arange(len(queries)), queries] = -np.inf
+        return scores
+
+    def related_parts(self, queries: np.ndarray) -> dict[str, np.ndarray]:
+        """The parts of the related score, each (Q, N) or (N,) over every indexed item:
+        embedding cosine, same product (0/1), freshness log-lift, attribute complements
+        (summed PMI) and log(1 + walk visits) from the query."""
+        parts = {
+            "cosine": self._vectors[queries] @ self._vectors.T,
+            "same_product": (self._variant[queries][:, None] == self._variant[None, :]).astype(
+                np.float32
+            ),
+            "freshness": self.freshness,
+        }
+        if self.complements is not None and self.config.related_complement_weight > 0:
+            parts["complement"] = self.complements(queries)
+        walk = np.zeros((len(queries), len(self.index)), dtype=np.float32)
         graph_queries = self._graph_row[queries]
         walked = np.flatnonzero(graph_queries >= 0)
-        if len(walked) and config.related_walk_weight > 0:
+        if len(walked) and self.config.related_walk_weight > 0:
             visits = self.walks.visits(graph_queries[walked]).tocoo()  # (W, N graph)
             rows = self._index_row[visits.col]
             ok = rows >= 0
-            scores[walked[visits.row[ok]], rows[ok]] += config.related_walk_weight * np.log1p(
-                visits.data[ok]
-            )
-        scores[np.arange(len(queries)), queries] = -np.inf
-        return scores
+            walk[walked[visits.row[ok]], rows[ok]] = np.log1p(visits.data[ok])
+        parts["walk"] = walk
+        return parts
 
     def search(
         self,
