@@ -211,6 +211,38 @@ def train_embeddings_command(
     )
 
 
+@train_app.command("reranker")
+def train_reranker_command(
+    ctx: typer.Context,
+    content_epochs: Annotated[int, typer.Option(help="Epochs of photo-text pairs.")] = 30,
+    taste_epochs: Annotated[int, typer.Option(help="Epochs of co-engaged item pairs.")] = 10,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Train the related-items re-ranker on the baskets of the log's last 8 weeks.
+
+    Its features must not have seen those baskets, so it trains its own fusion model on the
+    events before them (as long as `train embeddings` takes) and builds the taste graph from
+    those events too. `tastegraph related` and the server use it once published.
+    """
+    from tastegraph.embeddings.train import TrainConfig
+    from tastegraph.recommend.rerank import HOLDOUT_DAYS, train_and_publish
+
+    settings = _settings(ctx)
+    config = TrainConfig(content_epochs=content_epochs, taste_epochs=taste_epochs, seed=seed)
+    with _open(settings) as store:
+        try:
+            reranker, folder = train_and_publish(store, settings, config)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+    if reranker is None:
+        raise _fail(
+            f"too few baskets of two or more items in the last {HOLDOUT_DAYS:.0f} days of the "
+            "log to learn from; related items keep the related score",
+            code=1,
+        )
+    typer.echo(f"published the related-items re-ranker: {folder}")
+
+
 EngineOption = Annotated[
     str | None,
     typer.Option(

@@ -43,7 +43,6 @@ from tastegraph.evaluate.metrics import (
 )
 from tastegraph.graph.job import ItemDetails, TasteArtifacts
 from tastegraph.graph.sage import graph_aware_embeddings, train_aggregator
-from tastegraph.index import CATEGORY_KEY, ItemIndex
 from tastegraph.profiles import ProfileConfig, build_profiles
 from tastegraph.recommend import RecommendConfig, Recommender
 from tastegraph.recommend.load import assemble
@@ -53,6 +52,7 @@ from tastegraph.recommend.rerank import (
     earlier_recommender,
     fit_reranker,
     holdout_start,
+    item_index,
 )
 from tastegraph.store import Event
 
@@ -194,7 +194,7 @@ def fit_related_reranker(
     trained = train_fusion(
         table, past, replace(config.train, cutoff=start), show_progress=show_progress
     )
-    index = item_index(table, fuse_table(trained.model, table), details)
+    index = item_index(table.item_ids, fuse_table(trained.model, table), details)
     earlier = earlier_recommender(index, train, details, config.cutoff, config.recommend)
     return fit_reranker(earlier, train, details, config.cutoff)
 
@@ -207,25 +207,10 @@ def build_recommender(
     config: RecommendEvalConfig,
 ) -> Recommender:
     """Index, graph, interests and profiles over item vectors (N, d) and training events."""
-    index = item_index(table, vectors, details)
+    index = item_index(table.item_ids, vectors, details)
     taste = TasteArtifacts.build(train, table.item_ids, vectors, details, now=config.cutoff)
     profiles = build_profiles(train, index, ProfileConfig())
     return assemble(index, taste, profiles, details, config.recommend)
-
-
-def item_index(
-    table: FeatureTable, vectors: np.ndarray, details: dict[str, ItemDetails]
-) -> ItemIndex:
-    """An exact index over item vectors (N, d), with the items' categories and prices."""
-    known = [details.get(i) for i in table.item_ids]
-    categories = [d.attributes.get(CATEGORY_KEY) if d else None for d in known]
-    return ItemIndex.build(
-        table.item_ids,
-        vectors,
-        [None if c in (None, "") else str(c) for c in categories],
-        [d.price if d else None for d in known],
-        kind="exact",
-    )
 
 
 # -- next purchases -------------------------------------------------------------------------

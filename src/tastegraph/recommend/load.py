@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tastegraph.config import Settings
 from tastegraph.graph.job import ItemDetails, TasteArtifacts, item_attributes, item_details
@@ -12,19 +13,27 @@ from tastegraph.recommend.config import RecommendConfig
 from tastegraph.recommend.recommender import Recommender
 from tastegraph.store import Store
 
+if TYPE_CHECKING:
+    from tastegraph.recommend.rerank import RelatedReranker
+
 
 def open_recommender(
     workdir: Path, store: Store, settings: Settings, config: RecommendConfig | None = None
 ) -> Recommender:
-    """The current index, taste graph and profiles; a workdir without profiles starts every
-    user new (they fill in as events arrive)."""
+    """The current index, taste graph, profiles and related-items re-ranker; a workdir
+    without profiles starts every user new (they fill in as events arrive), one without a
+    re-ranker orders related items by the related score."""
     taste = TasteArtifacts.open(workdir)
     try:
         profiles = ProfileStore.open(workdir)
     except FileNotFoundError:
         profiles = ProfileStore(ProfileConfig.from_settings(settings))
+    from tastegraph.recommend.rerank import open_reranker  # rerank builds on this module
+
     details = item_details(store, settings.variant_attribute)
-    return assemble(open_index(workdir), taste, profiles, details, config)
+    index = open_index(workdir)
+    reranker = open_reranker(workdir, index.ids)
+    return assemble(index, taste, profiles, details, config, reranker)
 
 
 def assemble(
@@ -33,6 +42,7 @@ def assemble(
     profiles: ProfileStore,
     details: dict[str, ItemDetails],
     config: RecommendConfig | None = None,
+    reranker: RelatedReranker | None = None,
 ) -> Recommender:
     """A Recommender from its parts, with titles and products taken from item details."""
     return Recommender(
@@ -46,4 +56,5 @@ def assemble(
         config=config,
         freshness=taste.freshness.scores(index.ids),
         complements=taste.complements.scorer(index.ids, item_attributes(details)),
+        reranker=reranker,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -19,6 +20,9 @@ from tastegraph.profiles import ProfileStore, UserProfile
 from tastegraph.recommend.config import RecommendConfig, check_explore
 from tastegraph.recommend.diversify import mmr
 from tastegraph.store import Event
+
+if TYPE_CHECKING:
+    from tastegraph.recommend.rerank import RelatedReranker
 
 ACTION_VERBS = {"purchase": "bought", "save": "saved", "click": "opened", "view": "viewed"}
 SOURCES = ("interest", "walk", "popular", "repeat")
@@ -74,12 +78,14 @@ class Recommender:
         config: RecommendConfig | None = None,
         freshness: np.ndarray | None = None,
         complements: Callable[[np.ndarray], np.ndarray] | None = None,
+        reranker: RelatedReranker | None = None,
     ) -> None:
         """popular: (item id, score) best first; titles and variants (the product each item
         is a variant of) by item id, for reasons and for "more like this"; freshness: (N,)
         log-lift of each indexed item from the age of its last engagement (graph/freshness),
         none: every item alike; complements: index rows (Q,) -> (Q, N) how well their
-        attribute values go with every item's (graph/complements), none: not used."""
+        attribute values go with every item's (graph/complements), none: not used;
+        reranker: orders related items (recommend/rerank), none: the related score does."""
         self.index = index
         self.graph = graph
         self.interests = interests
@@ -115,6 +121,7 @@ class Recommender:
         if self.freshness.shape != (len(index),):
             raise ValueError(f"need one freshness per indexed item: {len(index)}")
         self.complements = complements
+        self.reranker = reranker
 
     @property
     def item_vectors(self) -> np.ndarray:
@@ -347,24 +354,32 @@ class Recommender:
         self, item_id: str, n: int = 12, *, filters: Filters | None = None
     ) -> list[Recommendation]:
         """More like this: nearest items by embedding, lifted when people engaged with them
-        together (walks from the item) or when they are variants of the same product."""
+        together (walks from the item) or when they are variants of the same product; the
+        re-ranker, where there is one, orders the best of them by what baskets taught it."""
         _check_n(n)
         query = self.index.row(item_id)
         allowed = self._allowed(filters or Filters(), None)
-        scores = self.related_scores(np.array([query]))[0]
-        scores[~allowed] = -np.inf
-        top = np.argsort(-scores, kind="stable")[:n]
+        if self.reranker is not None:
+            ranked, best = self.reranker.rank(self, np.array([query]), n, allowed)
+            top, top_scores = ranked[0], best[0]
+        else:
+            scores = self.related_scores(np.array([query]))[0]
+            scores[~allowed] = -np.inf
+            top = np.argsort(-scores, kind="stable")[:n]
+            top_scores = scores[top]
         title = self._title(item_id)
         walked = self._walk_neighbours(query)
         out = []
-        for row in top[np.isfinite(scores[top])]:
+        for row, score in zip(top, top_scores, strict=True):
+            if row < 0 or not np.isfinite(score):
+                continue
             if self._variant[row] == self._variant[query]:
                 source, reason = "similar", f"Another version of {title}"
             elif row in walked:
                 source, reason = "walk", f"Often bought with {title}"
             else:
                 source, reason = "similar", f"Looks like {title}"
-            out.append(self._recommendation(int(row), float(scores[row]), source, reason))
+            out.append(self._recommendation(int(row), float(score), source, reason))
         return out
 
     def related_scores(

@@ -15,21 +15,24 @@ import logging
 import pickle
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from tastegraph.artifacts import current_version, publish_version, read_manifest, write_json
+from tastegraph.config import Settings
+from tastegraph.embeddings.job import fuse_table, prepare_features
+from tastegraph.embeddings.train import TrainConfig, train_fusion
 from tastegraph.graph.complements import attribute_codes, categorical_values
-from tastegraph.graph.job import ItemDetails, TasteArtifacts, item_attributes
-from tastegraph.index import ItemIndex
+from tastegraph.graph.job import ItemDetails, TasteArtifacts, item_attributes, item_details
+from tastegraph.index import CATEGORY_KEY, ItemIndex
 from tastegraph.profiles import ProfileConfig, ProfileStore
 from tastegraph.recommend.config import RecommendConfig
 from tastegraph.recommend.load import assemble
 from tastegraph.recommend.recommender import Recommender
-from tastegraph.store import Event
+from tastegraph.store import Event, Store
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +178,21 @@ def holdout_start(cutoff: float) -> float:
     return cutoff - HOLDOUT_DAYS * _DAY
 
 
+def item_index(
+    item_ids: Sequence[str], vectors: np.ndarray, details: dict[str, ItemDetails]
+) -> ItemIndex:
+    """An exact index over item vectors (N, d), with the items' categories and prices."""
+    known = [details.get(i) for i in item_ids]
+    categories = [d.attributes.get(CATEGORY_KEY) if d else None for d in known]
+    return ItemIndex.build(
+        item_ids,
+        vectors,
+        [None if c in (None, "") else str(c) for c in categories],
+        [d.price if d else None for d in known],
+        kind="exact",
+    )
+
+
 def earlier_recommender(
     index: ItemIndex,
     events: Sequence[Event],
@@ -259,7 +277,37 @@ def basket_queries(
     return queries, partners, basket
 
 
-# -- publish and open ---------------------------------------------------------------------
+# -- the job ---------------------------------------------------------------------
+
+
+def train_and_publish(
+    store: Store, settings: Settings, config: TrainConfig, show_progress: bool = True
+) -> tuple[RelatedReranker | None, Path | None]:
+    """Train a fusion model on the events before the holdout weeks (the last HOLDOUT_DAYS
+    of the log), fit the re-ranker on the baskets of those weeks and publish it; (None, None)
+    when the weeks hold too few baskets."""
+    features = prepare_features(store, settings)
+    events = list(store.iter_events())
+    if not events:
+        raise ValueError("the store holds no events; the re-ranker learns from baskets")
+    cutoff = max(e.ts for e in events) + 1
+    start = holdout_start(cutoff)
+    past = [e for e in events if e.ts < start]
+    if not past:
+        raise ValueError(
+            f"the log spans less than {HOLDOUT_DAYS:.0f} days; the re-ranker needs events "
+            "before its holdout weeks to build features from"
+        )
+    table = features.table
+    trained = train_fusion(table, past, replace(config, cutoff=start), show_progress=show_progress)
+    details = item_details(store, settings.variant_attribute)
+    index = item_index(table.item_ids, fuse_table(trained.model, table), details)
+    reranker = fit_reranker(
+        earlier_recommender(index, events, details, cutoff), events, details, cutoff
+    )
+    if reranker is None:
+        return None, None
+    return reranker, publish_reranker(reranker, table.item_ids, settings.workdir)
 
 
 def reranker_root(workdir: Path) -> Path:

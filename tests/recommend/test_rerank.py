@@ -1,0 +1,127 @@
+"""The related-items re-ranker learns from baskets what the related score cannot see."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from world import DAY, PER_STYLE, T0, World, item_id, make_world, purchase
+
+from tastegraph.graph.job import ItemDetails, TasteArtifacts
+from tastegraph.index import ItemIndex
+from tastegraph.profiles import ProfileConfig, ProfileStore
+from tastegraph.recommend import Filters, Recommender
+from tastegraph.recommend.load import assemble
+from tastegraph.recommend.rerank import (
+    RelatedReranker,
+    earlier_recommender,
+    fit_reranker,
+    item_index,
+    open_reranker,
+    publish_reranker,
+)
+from tastegraph.store import Event
+
+DAYS = 120
+CUTOFF = T0 + DAYS * DAY
+
+
+def basket_log(days: int, per_day: int, seed: int = 0) -> list[Event]:
+    """Every basket holds one item of style 2p and one of its neighbour style 2p + 1: what
+    goes together differs in colour and type from the query, unlike what looks alike."""
+    rng = np.random.default_rng(seed)
+    events = []
+    for day in range(days):
+        for b in range(per_day):
+            pair = int(rng.integers(0, 3))
+            for style in (2 * pair, 2 * pair + 1):
+                item = item_id(style, int(rng.integers(0, PER_STYLE)))
+                events.append(purchase(f"shopper{day}-{b}", item, day, f"b{day}-{b}"))
+    return events
+
+
+def details_of(world: World) -> dict[str, ItemDetails]:
+    return {
+        i: ItemDetails(world.titles[i], world.variants[i], attributes, float(price))
+        for i, attributes, price in zip(world.ids, world.attributes, world.prices, strict=True)
+    }
+
+
+@pytest.fixture(scope="module")
+def shop() -> tuple[World, list[Event], dict[str, ItemDetails], ItemIndex]:
+    world = make_world()
+    details = details_of(world)
+    return world, basket_log(DAYS, 6), details, item_index(world.ids, world.vectors, details)
+
+
+@pytest.fixture(scope="module")
+def trained(shop: tuple) -> RelatedReranker:
+    _, events, details, index = shop
+    reranker = fit_reranker(
+        earlier_recommender(index, events, details, CUTOFF), events, details, CUTOFF
+    )
+    assert reranker is not None
+    return reranker
+
+
+def recommender(shop_parts: tuple, reranker: RelatedReranker | None) -> Recommender:
+    world, events, details, index = shop_parts
+    taste = TasteArtifacts.build(events, world.ids, world.vectors, details, now=CUTOFF)
+    return assemble(index, taste, ProfileStore(ProfileConfig()), details, reranker=reranker)
+
+
+def partner_share(rows: np.ndarray, queries: np.ndarray) -> float:
+    """Share of results in the query's basket-partner style."""
+    styles = np.array([[r // PER_STYLE for r in row] for row in rows])
+    wanted = (queries // PER_STYLE) ^ 1  # 0 <-> 1, 2 <-> 3, 4 <-> 5
+    return float((styles == wanted[:, None]).mean())
+
+
+def test_reranker_puts_basket_partners_first(shop: tuple, trained: RelatedReranker) -> None:
+    ours = recommender(shop, trained)
+    queries = np.arange(len(ours.index))
+    reranked, scores = trained.rank(ours, queries, 5)
+    by_score = np.argsort(-ours.related_scores(queries), axis=1)[:, :5]
+    assert partner_share(reranked, queries) >= 0.9
+    assert partner_share(reranked, queries) > partner_share(by_score, queries)
+    assert np.all(np.diff(scores, axis=1) <= 0)  # best first
+    assert not np.any(reranked == queries[:, None])  # never the query itself
+
+
+def test_too_few_baskets_give_no_reranker(shop: tuple) -> None:
+    world, _, details, index = shop
+    few = basket_log(DAYS, 1)[-20:]  # ten baskets, all in the holdout weeks
+    few.insert(0, purchase("early", world.ids[0], 0))
+    earlier = earlier_recommender(index, few, details, CUTOFF)
+    assert fit_reranker(earlier, few, details, CUTOFF) is None
+
+
+def test_published_reranker_ranks_the_same(
+    shop: tuple, trained: RelatedReranker, tmp_path: Path
+) -> None:
+    ids = shop[0].ids
+    assert open_reranker(tmp_path, ids) is None  # nothing published yet
+    publish_reranker(trained, ids, tmp_path)
+    reopened = open_reranker(tmp_path, ids)
+    with_new_item = open_reranker(tmp_path, [*ids, "new-item"])
+    assert reopened is not None and with_new_item is not None
+    assert reopened.context.attributes == trained.context.attributes
+    new = with_new_item.context
+    assert np.all(new.codes[-1] == -1) and np.isnan(new.log_price[-1]) and not new.sales[-1].any()
+    ours = recommender(shop, trained)
+    queries = np.arange(0, len(ids), 7)
+    assert np.array_equal(trained.rank(ours, queries, 10)[0], reopened.rank(ours, queries, 10)[0])
+
+
+def test_related_with_reranker_obeys_filters_and_gives_reasons(
+    shop: tuple, trained: RelatedReranker
+) -> None:
+    ours = recommender(shop, trained)
+    query = item_id(2, 0)
+    unfiltered = ours.related(query, n=6)
+    assert len(unfiltered) == 6 and all(r.reason for r in unfiltered)
+    assert all(r.item_id.startswith("s3-") for r in unfiltered)  # style 2 is bought with 3
+    cheap = ours.related(query, n=4, filters=Filters(price_range=(30.0, 41.0)))
+    assert len(cheap) == 4 and all(30.0 <= ours.index.price(r.item_id) <= 41.0 for r in cheap)
+    assert query not in {r.item_id for r in cheap}
