@@ -31,6 +31,8 @@ def test_graph_profiles_recommend_related_search(small_catalog: Settings, tmp_pa
     invoke("index")
     assert "run `tastegraph embed`" not in invoke("graph")
     assert "published" in invoke("profiles")
+    trained = invoke("train", "reranker", "--content-epochs", "2", "--taste-epochs", "1")
+    assert "published the related-items re-ranker" in trained  # `related` below uses it
 
     with SQLiteStore(workdir / "store.db") as store:
         events = list(store.iter_events())

@@ -148,6 +148,7 @@ def candidates(
 class RelatedReranker:
     model: HistGradientBoostingClassifier
     context: ItemContext  # of the items the re-ranker is applied to, at the time it applies
+    measured: np.ndarray  # (F,) bool: the features the model reads (known for some pair)
 
     def rank(
         self,
@@ -164,7 +165,8 @@ class RelatedReranker:
                 recommender, self.context, queries[start : start + _CHUNK], allowed
             )
             shape = pool.shape
-            predicted = self.model.predict_proba(features.reshape(-1, features.shape[-1]))
+            flat = features.reshape(-1, features.shape[-1])[:, self.measured]
+            predicted = self.model.predict_proba(flat)
             chance = np.where(pool >= 0, predicted[:, 1].reshape(shape), -np.inf)
             best = np.argsort(-chance, axis=1, kind="stable")[:, :k]
             best_chance = np.take_along_axis(chance, best, 1)
@@ -230,22 +232,14 @@ def fit_reranker(
         chunk = queries[begin : begin + _CHUNK]
         pool, x = candidates(earlier, context, chunk, np.ones(len(ids), dtype=bool))
         wanted = partners[begin : begin + _CHUNK]
-        labels.append(
-            [[row in want for row in rows] for rows, want in zip(pool, wanted, strict=True)]
-        )
+        labels += [row in want for rows, want in zip(pool, wanted, strict=True) for row in rows]
         features.append(x.reshape(-1, x.shape[-1]))
-    y = (
-        np.concatenate([np.ravel(np.array(chunk, dtype=bool)) for chunk in labels])
-        if labels
-        else np.zeros(0, bool)
-    )
+    y = np.array(labels, dtype=bool)
     if y.sum() < MIN_POSITIVES:
-        log.info(
-            "re-ranker: %d basket partners in the pools, under %d; not trained",
-            y.sum(),
-            MIN_POSITIVES,
-        )
+        log.info("re-ranker: %d basket partners in the pools, under %d", y.sum(), MIN_POSITIVES)
         return None
+    x = np.concatenate(features)
+    measured = ~np.isnan(x).all(axis=0)  # a catalog without prices has no price features
     model = HistGradientBoostingClassifier(
         max_iter=200,
         learning_rate=0.05,
@@ -253,10 +247,10 @@ def fit_reranker(
         min_samples_leaf=100,
         l2_regularization=10.0,
         random_state=0,
-    ).fit(np.concatenate(features), y)
+    ).fit(x[:, measured], y)
     log.info("re-ranker: %d queries, %d basket partners in the pools", len(queries), y.sum())
     now = ItemContext.build(ids, details, [*past, *window], cutoff, context.attributes)
-    return RelatedReranker(model, now)
+    return RelatedReranker(model, now, measured)
 
 
 def basket_queries(
@@ -299,6 +293,9 @@ def train_and_publish(
             "before its holdout weeks to build features from"
         )
     table = features.table
+    _, partners, _ = basket_queries([e for e in events if e.ts >= start], table.item_ids)
+    if sum(map(len, partners)) < MIN_POSITIVES:
+        return None, None  # too few to learn from: spare the fusion training
     trained = train_fusion(table, past, replace(config, cutoff=start), show_progress=show_progress)
     details = item_details(store, settings.variant_attribute)
     index = item_index(table.item_ids, fuse_table(trained.model, table), details)
@@ -325,6 +322,7 @@ def publish_reranker(reranker: RelatedReranker, item_ids: Sequence[str], workdir
             codes=context.codes,
             log_price=context.log_price,
             sales=context.sales,
+            measured=reranker.measured,
         )
         manifest = {"kind": "related-reranker", "format": FORMAT, "attributes": context.attributes}
         write_json(folder / "manifest.json", manifest)
@@ -354,5 +352,7 @@ def open_reranker(workdir: Path, item_ids: Sequence[str]) -> RelatedReranker | N
         saved["sales"][rows[seen]],
     )
     return RelatedReranker(
-        model, ItemContext(list(manifest["attributes"]), codes, log_price, sales)
+        model,
+        ItemContext(list(manifest["attributes"]), codes, log_price, sales),
+        saved["measured"],
     )
