@@ -109,7 +109,7 @@ def candidates(
     parts = recommender.related_parts(queries)
     scores = recommender.related_scores(queries, parts)
     scores[:, ~allowed] = -np.inf
-    size = min(POOL, len(recommender.index) - 1)
+    size = min(POOL, len(recommender.index))  # the query itself, at -inf, pads a tiny catalog
     pool = np.argpartition(-scores, size - 1, axis=1)[:, :size]
     pool_scores = np.take_along_axis(scores, pool, 1)
     order = np.argsort(-pool_scores, axis=1, kind="stable")
