@@ -236,8 +236,10 @@ def fit_reranker(
         chunk = queries[begin : begin + _CHUNK]
         pool, x = candidates(earlier, context, chunk, np.ones(len(ids), dtype=bool))
         wanted = partners[begin : begin + _CHUNK]
-        labels += [row in want for rows, want in zip(pool, wanted, strict=True) for row in rows]
-        features.append(x.reshape(-1, x.shape[-1]))
+        labels += [
+            row in want for rows, want in zip(pool, wanted, strict=True) for row in rows if row >= 0
+        ]
+        features.append(x[pool >= 0])
     y = np.array(labels, dtype=bool)
     if y.sum() < MIN_POSITIVES:
         log.info("re-ranker: %d basket partners in the pools, under %d", y.sum(), MIN_POSITIVES)
