@@ -23,13 +23,13 @@ def open_recommender(
     """The current index, taste graph, profiles and related-items re-ranker; a workdir
     without profiles starts every user new (they fill in as events arrive), one without a
     re-ranker orders related items by the related score."""
+    from tastegraph.recommend.rerank import open_reranker  # rerank builds on this module
+
     taste = TasteArtifacts.open(workdir)
     try:
         profiles = ProfileStore.open(workdir)
     except FileNotFoundError:
         profiles = ProfileStore(ProfileConfig.from_settings(settings))
-    from tastegraph.recommend.rerank import open_reranker  # rerank builds on this module
-
     details = item_details(store, settings.variant_attribute)
     index = open_index(workdir)
     reranker = open_reranker(workdir, index.ids)
