@@ -876,8 +876,9 @@ def bench_recommend_command(
         ),
     ] = True,
 ) -> None:
-    """Time the home feed (p50/p99, in-process) and the per-event profile update, each
-    beside a baseline: exact brute-force search, and a full profile recompute."""
+    """Time the home feed (p50/p99, in-process), related items and the per-event profile
+    update, each beside a baseline: exact brute-force search, the hand-weighted related
+    score without the re-ranker, and a full profile recompute."""
     from tastegraph.bench.recommend import run
 
     settings = _settings(ctx)

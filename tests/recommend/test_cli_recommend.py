@@ -54,6 +54,8 @@ def test_graph_profiles_recommend_related_search(small_catalog: Settings, tmp_pa
     related = invoke("related", bought, "-n", "4").strip().splitlines()
     assert len(related) == 4 and all(bought not in line.split()[1] for line in related)
     assert "not in the index" in invoke("related", "nope", code=2)
+    timed = invoke("bench", "recommend", "--synthetic-items", "0", "--requests", "10")
+    assert "related items (re-ranked) vs related score" in timed and "p99" in timed
 
     found = invoke("search", "black dress", "-n", "3").strip().splitlines()
     assert len(found) == 3 and all("Matches “black dress”" in line for line in found)
