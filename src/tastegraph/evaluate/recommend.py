@@ -51,6 +51,7 @@ from tastegraph.recommend.rerank import (
     basket_queries,
     earlier_recommender,
     fit_reranker,
+    holdout_split,
     holdout_start,
     item_index,
 )
@@ -187,12 +188,14 @@ def fit_related_reranker(
     """The related-items re-ranker, fitted as `tastegraph train reranker` fits it: a second
     fusion model on the events before the re-ranker's holdout weeks, so that no feature has
     seen the baskets the re-ranker learns from. None where those weeks hold too few."""
-    start = holdout_start(config.cutoff)
-    past = [e for e in train if e.ts < start]
+    past, _ = holdout_split(train, config.cutoff)
     if not past:
         return None
     trained = train_fusion(
-        table, past, replace(config.train, cutoff=start), show_progress=show_progress
+        table,
+        past,
+        replace(config.train, cutoff=holdout_start(config.cutoff)),
+        show_progress=show_progress,
     )
     index = item_index(table.item_ids, fuse_table(trained.model, table), details)
     earlier = earlier_recommender(index, train, details, config.cutoff, config.recommend)

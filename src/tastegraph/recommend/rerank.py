@@ -84,20 +84,15 @@ def _sales(item_ids: Sequence[str], events: Sequence[Event], now: float) -> np.n
     """(N, 3) log1p of purchases, purchases in the last RECENT_DAYS, and baskets of two or
     more items each item was in, all before `now`."""
     row = {item: r for r, item in enumerate(item_ids)}
+    before = [e for e in events if e.ts < now]
     counts = np.zeros((len(item_ids), 3), dtype=np.float32)
-    baskets: dict[str, set[int]] = defaultdict(set)
-    for event in events:
+    for event in before:
         r = row.get(event.item_id)
-        if r is None or event.ts >= now or event.action == "hide":
-            continue
-        if event.action == "purchase":
+        if r is not None and event.action == "purchase":
             counts[r, 0] += 1
             counts[r, 1] += event.ts >= now - RECENT_DAYS * _DAY
-        if event.collection_id:
-            baskets[event.collection_id].add(r)
-    for members in baskets.values():
-        if len(members) >= 2:
-            counts[list(members), 2] += 1
+    for members in _baskets(before, row):
+        counts[members, 2] += 1
     return np.log1p(counts)
 
 
@@ -184,6 +179,13 @@ def holdout_start(cutoff: float) -> float:
     return cutoff - HOLDOUT_DAYS * _DAY
 
 
+def holdout_split(events: Sequence[Event], cutoff: float) -> tuple[list[Event], list[Event]]:
+    """(the events before holdout_start(cutoff), the holdout weeks' events before `cutoff`)."""
+    start = holdout_start(cutoff)
+    past = [e for e in events if e.ts < start]
+    return past, [e for e in events if start <= e.ts < cutoff]
+
+
 def item_index(
     item_ids: Sequence[str], vectors: np.ndarray, details: dict[str, ItemDetails]
 ) -> ItemIndex:
@@ -209,7 +211,7 @@ def earlier_recommender(
     """A recommender for training the re-ranker of `cutoff`: graph from the events before
     holdout_start(cutoff), over an `index` whose vectors never saw the events after it."""
     start = holdout_start(cutoff)
-    past = [e for e in events if e.ts < start]
+    past, _ = holdout_split(events, cutoff)
     vectors = index.index.reconstruct_n(0, len(index))
     taste = TasteArtifacts.build(past, index.ids, vectors, details, now=start)
     return assemble(index, taste, ProfileStore(ProfileConfig()), details, config)
@@ -226,8 +228,7 @@ def fit_reranker(
     to apply to a recommender built from every event before `cutoff`. None when the baskets
     hold too few examples to learn from."""
     start = holdout_start(cutoff)
-    past = [e for e in events if e.ts < start]
-    window = [e for e in events if start <= e.ts < cutoff]
+    past, window = holdout_split(events, cutoff)
     ids = earlier.index.ids
     queries, partners, _ = basket_queries(window, ids)
     context = ItemContext.build(ids, details, past, start)
@@ -265,16 +266,21 @@ def basket_queries(
     """Every item of every collection (basket) with two or more items as a query (a row of
     `item_ids`), the rest of its collection as the query's partners, and (Q,) the basket
     each query came from."""
-    row = {item: r for r, item in enumerate(item_ids)}
-    baskets: dict[str, set[int]] = defaultdict(set)
-    for event in events:
-        if event.collection_id and event.item_id in row and event.action != "hide":
-            baskets[event.collection_id].add(row[event.item_id])
-    groups = [sorted(rows) for _, rows in sorted(baskets.items()) if len(rows) >= 2]
+    groups = _baskets(events, {item: r for r, item in enumerate(item_ids)})
     queries = np.array([q for rows in groups for q in rows], dtype=np.int64)
     partners = [set(rows) - {q} for rows in groups for q in rows]
     basket = np.array([b for b, rows in enumerate(groups) for _ in rows], dtype=np.int64)
     return queries, partners, basket
+
+
+def _baskets(events: Sequence[Event], row: dict[str, int]) -> list[list[int]]:
+    """The rows of each collection with two or more items, in collection id order; hides
+    are not basket members."""
+    baskets: dict[str, set[int]] = defaultdict(set)
+    for event in events:
+        if event.collection_id and event.item_id in row and event.action != "hide":
+            baskets[event.collection_id].add(row[event.item_id])
+    return [sorted(rows) for _, rows in sorted(baskets.items()) if len(rows) >= 2]
 
 
 # -- the job ---------------------------------------------------------------------
@@ -292,14 +298,14 @@ def train_and_publish(
         raise ValueError("the store holds no events; the re-ranker learns from baskets")
     cutoff = max(e.ts for e in events) + 1
     start = holdout_start(cutoff)
-    past = [e for e in events if e.ts < start]
+    past, window = holdout_split(events, cutoff)
     if not past:
         raise ValueError(
             f"the log spans less than {HOLDOUT_DAYS:.0f} days; the re-ranker needs events "
             "before its holdout weeks to build features from"
         )
     table = features.table
-    _, partners, _ = basket_queries([e for e in events if e.ts >= start], table.item_ids)
+    _, partners, _ = basket_queries(window, table.item_ids)
     if sum(map(len, partners)) < MIN_POSITIVES:
         return None, None  # too few to learn from: spare the fusion training
     trained = train_fusion(table, past, replace(config, cutoff=start), show_progress=show_progress)
