@@ -106,7 +106,8 @@ def built_workdir(small_catalog: Settings, tmp_path_factory: pytest.TempPathFact
     config = PipelineConfig(content_epochs=2, taste_epochs=1, assistant_items=100)
     with SQLiteStore(workdir / "store.db") as store:
         reports = Pipeline(store, settings, config).run(None)
-    assert [r.ran for r in reports] == [False] + [True] * 6
+    assert [r.ran for r in reports] == [False] + [True] * 7
+    assert next(r.detail for r in reports if r.step == "train reranker").startswith("version ")
     return workdir
 
 

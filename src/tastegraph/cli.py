@@ -672,8 +672,13 @@ def demo(
         bool, typer.Option(help="Read the dataset again although the store holds events.")
     ] = False,
     retrain: Annotated[
-        bool, typer.Option(help="Train the fusion model again although one exists.")
+        bool,
+        typer.Option(help="Train the fusion model and the re-ranker again although they exist."),
     ] = False,
+    reranker: Annotated[
+        bool,
+        typer.Option(help="Train the related-items re-ranker (its own fusion model, ~10 min)."),
+    ] = True,
     serve_after: Annotated[
         bool, typer.Option("--serve/--no-serve", help="Serve when the jobs are done.")
     ] = True,
@@ -689,18 +694,26 @@ def demo(
     3. embed: every item's embedding, encoding only new photos and texts;
     4. index: the FAISS item index; 5. graph: taste graph, interests, popular items;
     6. profiles: every user's interests;
-    7. train assistant: align the projector so the LM reads item embeddings (stage 1),
+    7. train reranker: learn from the last 8 weeks' baskets how to order related items
+       (skipped when one exists; --retrain; --no-reranker leaves it out);
+    8. train assistant: align the projector so the LM reads item embeddings (stage 1),
        then teach it to pick what shoppers bought (stage 2);
-    8. serve: the API and the web page on 127.0.0.1.
+    9. serve: the API and the web page on 127.0.0.1.
 
-    Steps 4-7 are skipped when built from the current embeddings, so a second run starts
-    serving in seconds. The first run on the H&M sample takes about an hour here.
+    Steps 4-6 and 8 are skipped when built from the current embeddings, so a second run
+    starts serving in seconds. The first run on the H&M sample takes about an hour here.
     """
     from tastegraph.pipeline import Pipeline, PipelineConfig, StepReport
 
     settings = _settings(ctx, data)
     config = PipelineConfig(
-        content_epochs, taste_epochs, assistant_items, shopping_examples, reingest, retrain
+        content_epochs,
+        taste_epochs,
+        assistant_items,
+        shopping_examples,
+        reingest,
+        retrain,
+        reranker,
     )
 
     def show(report: StepReport) -> None:

@@ -1,10 +1,10 @@
 """The main job end to end: ingest, train embeddings, embed, index, graph, profiles, train
-the assistant.
+the related-items re-ranker, train the assistant.
 
 Each step is skipped while its artifact is current (built from the current version of its
 inputs), so a second run only checks and takes seconds. Every step is also a command of
 its own (`tastegraph ingest hm`, `train embeddings`, `embed`, `index`, `graph`, `profiles`,
-`train assistant`).
+`train reranker`, `train assistant`).
 """
 
 from __future__ import annotations
@@ -14,11 +14,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tastegraph.artifacts import current_version
 from tastegraph.config import Settings
 from tastegraph.store import Store
+
+if TYPE_CHECKING:
+    from tastegraph.embeddings.train import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,8 @@ class PipelineConfig:
     assistant_items: int = 3000  # items the projector aligns on; 0 leaves the assistant out
     shopping_examples: int = 800  # purchases for stage 2 of the assistant; 0 leaves it out
     reingest: bool = False  # read the dataset again although the store holds events
-    retrain: bool = False  # train the fusion model again although one exists
+    retrain: bool = False  # train the fusion model and the re-ranker again although they exist
+    reranker: bool = True  # train the related-items re-ranker (its own fusion model)
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class Pipeline:
             ("index", self.index),
             ("graph", self.graph),
             ("profiles", self.profiles),
+            ("train reranker", self.train_reranker),
             ("train assistant", self.train_assistant),
         ]
         reports = []
@@ -89,16 +94,19 @@ class Pipeline:
         reports = ingest_hm(self.store, data, self.settings)
         return ", ".join(f"{r.what} {r.stored:,} new" for r in reports)
 
+    def _fusion_config(self) -> TrainConfig:
+        from tastegraph.embeddings.train import TrainConfig
+
+        return TrainConfig(
+            content_epochs=self.config.content_epochs, taste_epochs=self.config.taste_epochs
+        )
+
     def train_embeddings(self) -> str | None:
         from tastegraph.embeddings.job import fusion_root, train_fusion_model
-        from tastegraph.embeddings.train import TrainConfig
 
         if _manifest(fusion_root(self.workdir)) and not self.config.retrain:
             return None
-        config = TrainConfig(
-            content_epochs=self.config.content_epochs, taste_epochs=self.config.taste_epochs
-        )
-        result, folder = train_fusion_model(self.store, self.settings, config)
+        result, folder = train_fusion_model(self.store, self.settings, self._fusion_config())
         return (
             f"{result.content_items:,} photo-text pairs, {result.taste_pairs:,} taste pairs, "
             f"version {folder.name}"
@@ -151,6 +159,24 @@ class Pipeline:
             return None
         folder, profiles = publish_profiles(self.store, index, self.settings)
         return f"{len(profiles):,} users, version {folder.name}"
+
+    def train_reranker(self) -> str | None:
+        from tastegraph.recommend.rerank import HOLDOUT_DAYS, reranker_root, train_and_publish
+
+        if not self.config.reranker or (
+            _manifest(reranker_root(self.workdir)) and not self.config.retrain
+        ):
+            return None
+        try:
+            _, folder = train_and_publish(self.store, self.settings, self._fusion_config())
+        except ValueError as exc:  # a log too short to hold training weeks
+            return f"left out: {exc}"
+        if folder is None:
+            return (
+                f"left out: too few baskets in the last {HOLDOUT_DAYS:.0f} days; related items "
+                "keep the related score"
+            )
+        return f"version {folder.name}"
 
     def train_assistant(self) -> str | None:
         from tastegraph.assistant.projector import projector_root

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tastegraph.assistant.shopping import ExampleConfig, ShoppingConfig
+from tastegraph.assistant.shopping import ExampleConfig, ShoppingConfig, ShoppingExample
 from tastegraph.assistant.train import AlignConfig
 from tastegraph.config import Settings
 from tastegraph.embeddings.job import prepare_features
@@ -19,13 +19,16 @@ from tastegraph.evaluate import report as reports
 from tastegraph.evaluate.assistant import (
     COSINE,
     GENERIC_VISION,
+    KEYWORDS,
+    KEYWORDS_THEN_COSINE,
     RANDOM,
     TEXT_ONLY,
     AssistantEvalConfig,
     evaluate_assistant,
+    keyword_scores,
 )
 from tastegraph.evaluate.recommend import OURS
-from tastegraph.graph.job import item_details
+from tastegraph.graph.job import ItemDetails, item_details
 from tastegraph.store import SQLiteStore
 
 
@@ -55,7 +58,9 @@ def test_every_method_is_measured_on_held_out_shoppers(
         table, events, details, texts, default_lm_dir, tower, config, show_progress=False
     )
 
-    assert list(report.choice.metrics) == [OURS, TEXT_ONLY, GENERIC_VISION, COSINE, RANDOM]
+    assert list(report.choice.metrics) == [
+        *(OURS, TEXT_ONLY, GENERIC_VISION, COSINE, RANDOM, KEYWORDS, KEYWORDS_THEN_COSINE)
+    ]
     test_users = {e.user_id for e in events if e.ts >= cutoff}
     assert report.choice.units <= len(test_users)
     assert report.choice.queries == 8
@@ -76,3 +81,20 @@ def test_every_method_is_measured_on_held_out_shoppers(
     text = path.read_text()
     assert "hit@1" in text and TEXT_ONLY in text and "held-out loss" in text
     assert (tmp_path / "assistant-small.json").is_file()
+
+
+def test_keyword_match_counts_the_colour_and_type_a_request_names() -> None:
+    def item(colour: str, kind: str) -> ItemDetails:
+        return ItemDetails("a title", None, {"colour_group": colour, "product_type": kind})
+
+    details = {
+        "black dress": item("Black", "Dress"),
+        "black top": item("Black", "Top"),
+        "white top": item("White", "Top"),
+        "no attributes": ItemDetails(None, None, {}),
+    }
+    example = ShoppingExample(
+        "u", 0.0, (), "Do you have a black dress?", tuple(details), answer=0, reason=""
+    )
+    scores = keyword_scores(details, ExampleConfig(), [example])
+    np.testing.assert_array_equal(scores, [[2, 1, 0, 0]])

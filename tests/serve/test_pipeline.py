@@ -18,8 +18,8 @@ def test_second_demo_run_reuses_everything(workdir: Path) -> None:
     env = {"TASTEGRAPH_WORKDIR": str(workdir), "HF_HUB_OFFLINE": "1"}
     result = CliRunner().invoke(app, ["demo", "--no-serve", "--assistant-items", "100"], env=env)
     assert result.exit_code == 0, result.output
-    lines = result.output.strip().splitlines()[-7:]
-    assert [line.split()[0] for line in lines] == ["[skip]"] * 7, result.output
+    lines = result.output.strip().splitlines()[-8:]
+    assert [line.split()[0] for line in lines] == ["[skip]"] * 8, result.output
     help_text = CliRunner().invoke(app, ["demo", "--help"], env=env).output
     assert all(step in help_text for step in ("ingest", "embed", "index", "serve", "--reingest"))
 

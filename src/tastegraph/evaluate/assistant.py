@@ -18,7 +18,11 @@ request written from the bought item's attributes, and 8 candidates, the bought 
   image-tower features instead of our embeddings;
 - (c) cosine: no LM; candidates ranked by cosine to the shopper's recent items plus cosine
   to the request embedded by the text tower and the fusion model;
-- (d) random.
+- (d) random;
+- (e) keyword match, no LM: how many of a candidate's colour and type words the request
+  names (ties broken at random), and (f) the same with ties broken by (c). The requests are
+  written from the bought item's attributes, so (e) shows how far reading words goes, and
+  (f) what taste adds on top of perfect word matching.
 hit@1 and MRR with 95% intervals that resample shoppers; ratios are paired.
 """
 
@@ -45,6 +49,7 @@ from tastegraph.assistant.shopping import (
     ShoppingConfig,
     ShoppingExample,
     build_examples,
+    describe,
     hard_negatives,
     train_shopping,
 )
@@ -70,6 +75,8 @@ TEXT_ONLY = "(a) same LM, items as text"
 GENERIC_VISION = "(b) projector on raw image features"
 COSINE = "(c) cosine, no LM"
 RANDOM = "(d) random"
+KEYWORDS = "(e) keyword match, no LM"
+KEYWORDS_THEN_COSINE = "(f) keyword match, ties by (c)"
 _BATCH = 16
 
 
@@ -177,6 +184,10 @@ def evaluate_assistant(
     scores[RANDOM] = np.random.default_rng(config.seed).random(
         (len(testing), config.examples.candidates)
     )
+    keywords = keyword_scores(details, config.examples, testing)
+    # Below one keyword: the tie-breakers only order candidates that name as many words.
+    scores[KEYWORDS] = keywords + 0.5 * scores[RANDOM]
+    scores[KEYWORDS_THEN_COSINE] = keywords + 0.2 * scores[COSINE]
     ranks = {name: answer_ranks(s, testing) for name, s in scores.items()}
     values = {
         name: {"hit@1": (r == 1).astype(np.float64), "MRR": 1.0 / r} for name, r in ranks.items()
@@ -190,7 +201,7 @@ def evaluate_assistant(
         "held_out_shoppers": len(set(users.tolist())),
         "candidates": config.examples.candidates,
     }
-    order = [OURS, TEXT_ONLY, GENERIC_VISION, COSINE, RANDOM]
+    order = [OURS, TEXT_ONLY, GENERIC_VISION, COSINE, RANDOM, KEYWORDS, KEYWORDS_THEN_COSINE]
     values = {name: values[name] for name in order}
     choice = task_report(values, users, "shoppers", "hit@1", {}, config.resamples, config.seed)
     return AssistantReport(split, choice, trained)
@@ -256,6 +267,19 @@ def cosine_scores(
         taste /= max(float(np.linalg.norm(taste)), 1e-12)
         candidates = vectors[[row[i] for i in example.candidates]]
         scores[q] = candidates @ taste + candidates @ requests[q]
+    return scores
+
+
+def keyword_scores(
+    details: dict[str, ItemDetails], config: ExampleConfig, examples: Sequence[ShoppingExample]
+) -> np.ndarray:
+    """(Q, n) how many of each candidate's colour and type, as words, its request names."""
+    scores = np.zeros((len(examples), len(examples[0].candidates)))
+    for q, example in enumerate(examples):
+        request = example.request.lower()
+        for i, item_id in enumerate(example.candidates):
+            words = describe(details.get(item_id), config) or ()
+            scores[q, i] = sum(word in request for word in words)
     return scores
 
 
