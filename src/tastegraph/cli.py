@@ -804,7 +804,8 @@ def evaluate_assistant_command(
     temporal split (cut-off 2020-07-28) with held-out shoppers: hit@1 and MRR among 8
     candidates (the bought item and 7 hard negatives), for the LM reading our embeddings,
     (a) the same LM reading items as text, (b) a projector on raw image features, (c) cosine
-    ranking and (d) random, with 95% bootstrap intervals. Trains on the training period the
+    ranking, (d) random, and (e) keyword matching of the request's colour and type words,
+    (f) with ties broken by (c), with 95% bootstrap intervals. Trains on the training period the
     fusion model, the projectors' stage-1 alignment (ours and (b)) and, for each LM method
     alike, stage 2 (the choice head, and the projector) (about an hour on 2 cores).
     Writes reports/assistant-<split>.{md,json} in the workdir."""
