@@ -62,11 +62,9 @@ def time_pair(
 
 
 def _row(name: str, ours: Latency, baseline: Latency, target: float | None) -> None:
-    verdict = (
-        ""
-        if target is None
-        else (f"   target p99 <= {target} ms {'met' if ours.p99_ms <= target else 'NOT met'}")
-    )
+    verdict = ""
+    if target is not None:
+        verdict = f"   target p99 <= {target} ms {'met' if ours.p99_ms <= target else 'NOT met'}"
     print(
         f"{name:44} p50 {ours.p50_ms:8.2f} ms  p99 {ours.p99_ms:8.2f} ms   "
         f"baseline p50 {baseline.p50_ms:8.2f} ms  p99 {baseline.p99_ms:8.2f} ms   "
