@@ -269,8 +269,9 @@ def train_assistant_command(
         typer.Option(min=1, help="Examples per step [default: 16 in stage 1, 8 in stage 2]."),
     ] = None,
     max_items: Annotated[
-        int, typer.Option(min=10, help="Stage 1: items with text to align on (~7 min per 1,000).")
-    ] = 3000,
+        int,
+        typer.Option(min=10, help="Stage 1: items with text to align on (5-12 min per 1,000)."),
+    ] = 2000,
     examples: Annotated[
         int, typer.Option(min=20, help="Stage 2: purchases to learn from (~1 s each here).")
     ] = 800,
@@ -662,8 +663,8 @@ def demo(
     ] = 10,
     assistant_items: Annotated[
         int,
-        typer.Option(min=0, help="Items the assistant aligns on (20 min per 3,000); 0: none."),
-    ] = 3000,
+        typer.Option(min=0, help="Items the assistant aligns on (5-12 min per 1,000); 0: none."),
+    ] = 2000,
     shopping_examples: Annotated[
         int,
         typer.Option(min=0, help="Purchases the assistant's stage 2 learns from (~1 s each)."),

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 class PipelineConfig:
     content_epochs: int = 30  # fusion model, stage 1 (photo-text pairs)
     taste_epochs: int = 10  # fusion model, stage 2 (co-engaged items)
-    assistant_items: int = 3000  # items the projector aligns on; 0 leaves the assistant out
+    assistant_items: int = 2000  # items the projector aligns on; 0 leaves the assistant out
     shopping_examples: int = 800  # purchases for stage 2 of the assistant; 0 leaves it out
     reingest: bool = False  # read the dataset again although the store holds events
     retrain: bool = False  # train the fusion model and the re-ranker again although they exist

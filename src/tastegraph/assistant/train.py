@@ -203,7 +203,7 @@ def align_assistant(
     store: Store,
     settings: Settings,
     config: AlignConfig | None = None,
-    max_items: int = 3000,
+    max_items: int = 2000,
     tokens: int = 4,
 ) -> tuple[TrainResult, Path]:
     """Stage 1 on the first `max_items` embedded items with text, for the default LM;
