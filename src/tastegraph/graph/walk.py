@@ -35,22 +35,27 @@ class WalkConfig:
 
 
 class _Sampler:
-    """Weighted sampling of one neighbour per walker, vectorised over walkers."""
+    """Weighted sampling of one neighbour per walker, vectorised over walkers.
+
+    Each row's edge range and weight total are computed once here: a feed's walks take
+    16 steps of about a thousand walkers, where every numpy call per step costs."""
 
     def __init__(self, matrix: sp.csr_matrix) -> None:
-        self.indptr = matrix.indptr
         self.indices = matrix.indices
         self.cumulative = np.cumsum(matrix.data, dtype=np.float64)
+        start, end = matrix.indptr[:-1], matrix.indptr[1:]
+        running = np.r_[0.0, self.cumulative]  # running[i]: weight of the edges before i
+        self.first, self.last = start, np.maximum(end - 1, start)  # (R,) edge positions
+        self.moves = end > start  # (R,) rows with an edge to follow
+        self.before = running[start]  # (R,)
+        self.total = np.where(self.moves, running[end] - self.before, 0.0)  # (R,)
 
     def step(self, at: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """(next rows, whether each walker had anywhere to go); stuck walkers stay put."""
-        start, end = self.indptr[at], self.indptr[at + 1]
-        moves = end > start
-        before = np.where(start > 0, self.cumulative[np.maximum(start - 1, 0)], 0.0)
-        total = np.where(moves, self.cumulative[np.maximum(end - 1, 0)] - before, 0.0)
-        target = before + rng.random(len(at)) * total
+        moves = self.moves[at]
+        target = self.before[at] + rng.random(len(at)) * self.total[at]
         position = np.searchsorted(self.cumulative, target, side="right")
-        position = np.clip(position, start, np.maximum(end - 1, start))
+        position = np.clip(position, self.first[at], self.last[at])
         return np.where(moves, self.indices[np.minimum(position, len(self.indices) - 1)], at), moves
 
 
