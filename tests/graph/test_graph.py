@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tastegraph.graph import GraphConfig, RandomWalker, TasteGraph, WalkConfig
+from tastegraph.graph import GraphConfig, RandomWalker, TasteGraph, WalkCache, WalkConfig
 from tastegraph.graph.job import ItemDetails, TasteArtifacts
 from tastegraph.store import Event
 
@@ -68,6 +68,22 @@ def test_walks_stay_in_the_community_and_favour_co_engaged_items() -> None:
     assert lonely.nnz == 0
     again = RandomWalker(graph, WalkConfig(walkers=500, steps=5, seed=1))
     assert np.array_equal(again.visits(np.array([graph.rows["i0"]])).toarray()[0], visits)
+
+
+def test_an_items_walks_are_the_same_whatever_they_are_walked_with() -> None:
+    events = [ev(f"u{k % 3}", f"i{k % 7}", day=k / 10, basket=f"b{k % 5}") for k in range(40)]
+    graph = TasteGraph.build(events, ITEMS)
+    walker = RandomWalker(graph, WalkConfig(walkers=50, steps=6))
+    queries = np.array([graph.rows[i] for i in ("i0", "i3", "i7", "i5")])  # i7 has no edges
+    together = walker.visits(queries).toarray()
+    alone = np.vstack([walker.visits(queries[[q]]).toarray() for q in range(len(queries))])
+    assert np.array_equal(together, alone) and together[:2].sum() > 0
+    assert not np.array_equal(together[0], together[1])  # each item its own random stream
+    cache = WalkCache(walker, size=2)
+    cache.warm(queries[::-1])
+    assert len(cache.kept) == 2  # the first two of the warmed items
+    assert np.array_equal(cache.visits(queries).toarray(), together)
+    assert len(cache.kept) == 2
 
 
 def test_boosted_walks_favour_items_reached_from_several_queries() -> None:

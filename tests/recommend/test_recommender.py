@@ -48,6 +48,22 @@ def test_a_save_moves_the_next_feed_toward_the_saved_item(world: World) -> None:
     assert after_six.count(4) >= 4 and after_six.count(4) > after_six.count(0), after_six
 
 
+def test_feeds_are_the_same_whether_walks_and_searches_were_kept(world: World) -> None:
+    kept = world.recommender()
+    walked, searched = kept.warm()
+    assert walked > 0 and searched > 0
+    assert len(kept.walks.kept) == walked and len(kept.nearest.kept) > 0
+    nothing_kept = world.recommender(RecommendConfig(walk_cache_items=0, interest_cache_items=0))
+    for profile in kept.profiles:
+        served = kept.feed(profile.user_id, 12)
+        fresh = nothing_kept.feed(profile.user_id, 12)
+        assert [(r.item_id, r.source, r.reason) for r in served] == [
+            (r.item_id, r.source, r.reason) for r in fresh
+        ]
+        assert [r.score for r in served] == pytest.approx([r.score for r in fresh], rel=1e-5)
+    assert len(nothing_kept.walks.kept) == len(nothing_kept.nearest.kept) == 0
+
+
 def test_the_explore_dial_sets_the_share_of_new_interests(world: World) -> None:
     recommender = world.recommender()
     user_styles = {0, 1}  # bought, or bought with what u1 bought

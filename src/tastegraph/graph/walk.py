@@ -10,14 +10,13 @@ many queries over items reached very often from one.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
 from tastegraph.graph.graph import TasteGraph
+from tastegraph.lru import LruMap
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,8 @@ class WalkConfig:
 
 
 class _Sampler:
-    """Weighted sampling of one neighbour per walker, vectorised over walkers.
+    """Weighted sampling of one neighbour per walker, vectorised over walkers, from rows
+    that have edges.
 
     Each row's edge range and weight total are computed once here: a feed's walks take
     16 steps of about a thousand walkers, where every numpy call per step costs."""
@@ -45,18 +45,18 @@ class _Sampler:
         self.cumulative = np.cumsum(matrix.data, dtype=np.float64)
         start, end = matrix.indptr[:-1], matrix.indptr[1:]
         running = np.r_[0.0, self.cumulative]  # running[i]: weight of the edges before i
-        self.first, self.last = start, np.maximum(end - 1, start)  # (R,) edge positions
-        self.moves = end > start  # (R,) rows with an edge to follow
+        self.last = np.maximum(end - 1, start)  # (R,) each row's last edge
         self.before = running[start]  # (R,)
-        self.total = np.where(self.moves, running[end] - self.before, 0.0)  # (R,)
+        self.total = running[end] - self.before  # (R,)
 
-    def step(self, at: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """(next rows, whether each walker had anywhere to go); stuck walkers stay put."""
-        moves = self.moves[at]
-        target = self.before[at] + rng.random(len(at)) * self.total[at]
+    def step(self, at: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+        """One neighbour of each row in `at` (all with edges), drawn by uniforms in [0, 1)."""
+        target = self.before[at] + uniform * self.total[at]
+        # The first edge whose running weight passes the target; a target rounded up to the
+        # row's total would pass the row's end.
         position = np.searchsorted(self.cumulative, target, side="right")
-        position = np.clip(position, self.first[at], self.last[at])
-        return np.where(moves, self.indices[np.minimum(position, len(self.indices) - 1)], at), moves
+        neighbours: np.ndarray = self.indices[np.minimum(position, self.last[at])]
+        return neighbours
 
 
 class RandomWalker:
@@ -68,30 +68,35 @@ class RandomWalker:
 
     def visits(self, queries: np.ndarray, seed: int | None = None) -> sp.csr_matrix:
         """(Q, N) visit counts of walks from each query item row; the query itself and
-        items reached from nowhere get no visits."""
+        items reached from nowhere get no visits. An item's walks draw from a random
+        stream of their own (the seed and the item), so its visits are the same whatever
+        else is walked in the same call: a cache may keep them."""
         config = self.config
         queries = np.asarray(queries, dtype=np.int64)
-        if len(self.graph.node_ids) == 0:
-            return sp.csr_matrix((len(queries), len(self.graph)), dtype=np.float32)
-        rng = np.random.default_rng(config.seed if seed is None else seed)
-        origin = np.repeat(np.arange(len(queries)), config.walkers)  # walker -> query
+        counts = sp.csr_matrix((len(queries), len(self.graph)), dtype=np.float32)
+        walked = np.flatnonzero(self._to_node.total[queries] > 0)  # the others go nowhere
+        if len(walked) == 0:
+            return counts
+        seed = config.seed if seed is None else seed
+        draws = np.concatenate(  # (steps, 3, W): to a node, back to an item, restart
+            [
+                np.random.default_rng((seed, int(q))).random((config.steps, 3, config.walkers))
+                for q in queries[walked]
+            ],
+            axis=2,
+        )
+        origin = np.repeat(walked, config.walkers)  # walker -> position in queries
         home = queries[origin]
-        at = home.copy()
-        visited_query, visited_item = [], []
-        for _ in range(config.steps):
-            node, moved = self._to_node.step(at, rng)
-            item, moved_back = self._to_item.step(np.where(moved, node, 0), rng)
-            landed = moved & moved_back
-            visited_query.append(origin[landed])
-            visited_item.append(item[landed])
-            at = np.where(landed, item, home)
-            at = np.where(rng.random(len(at)) < config.restart, home, at)
-        rows, cols = np.concatenate(visited_query), np.concatenate(visited_item)
+        at = home
+        visited = np.empty((config.steps, len(home)), dtype=np.int64)
+        for step, (to_node, to_item, restart) in enumerate(draws):
+            visited[step] = self._to_item.step(self._to_node.step(at, to_node), to_item)
+            at = np.where(restart < config.restart, home, visited[step])
+        rows, cols = np.tile(origin, config.steps), visited.ravel()
         elsewhere = cols != queries[rows]  # never recommend the query to itself
-        rows, cols = rows[elsewhere], cols[elsewhere]
         counts = sp.csr_matrix(
-            (np.ones(len(rows), dtype=np.float32), (rows, cols)),
-            shape=(len(queries), len(self.graph)),
+            (np.ones(elsewhere.sum(), dtype=np.float32), (rows[elsewhere], cols[elsewhere])),
+            shape=counts.shape,
         )
         counts.sum_duplicates()
         return counts
@@ -119,21 +124,33 @@ class WalkCache:
 
     An item's walk neighbourhood changes only when the graph does, and a new graph comes
     with a new walker, so a server need not walk from the same item on every request: the
-    user's recent items (the queries) still change with every event."""
+    user's recent items (the queries) still change with every event. Walks are the same
+    cached or not (each item has its own random stream), so a server may warm the cache
+    ahead of requests."""
 
     def __init__(self, walker: RandomWalker, size: int = 10_000) -> None:
         self.walker = walker
-        self.size = size
-        self._rows: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
-        self._lock = threading.Lock()
+        self.kept: LruMap[int, tuple[np.ndarray, np.ndarray]] = LruMap(size)  # item row -> visits
 
     def visits(self, queries: np.ndarray) -> sp.csr_matrix:
         """(Q, N) visit counts, as RandomWalker.visits."""
         queries = np.asarray(queries, dtype=np.int64)
-        with self._lock:
-            found = {int(q): self._rows[int(q)] for q in queries if int(q) in self._rows}
-            for q in found:
-                self._rows.move_to_end(q)
+        found = self._visits_of(queries)
+        parts = [found[int(q)] for q in queries]
+        indptr = np.r_[0, np.cumsum([len(cols) for cols, _ in parts])]
+        indices = np.concatenate([cols for cols, _ in parts]) if parts else np.zeros(0, np.int32)
+        data = np.concatenate([v for _, v in parts]) if parts else np.zeros(0, np.float32)
+        return sp.csr_matrix((data, indices, indptr), shape=(len(queries), len(self.walker.graph)))
+
+    def warm(self, queries: np.ndarray, batch: int = 256) -> None:
+        """Walk from these items ahead of requests, in batches; the first `size` are kept."""
+        queries = np.asarray(queries, dtype=np.int64)[: self.kept.size]
+        for start in range(0, len(queries), batch):
+            self._visits_of(queries[start : start + batch])
+
+    def _visits_of(self, queries: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """(visited items, counts) of each distinct query, walking from those not kept yet."""
+        found = self.kept.get_many(int(q) for q in queries)
         missing = np.array(sorted({int(q) for q in queries} - found.keys()), dtype=np.int64)
         if len(missing):
             walked = self.walker.visits(missing)
@@ -142,12 +159,5 @@ class WalkCache:
                 for q, a, b in zip(missing, walked.indptr[:-1], walked.indptr[1:], strict=True)
             }
             found |= fresh
-            with self._lock:
-                self._rows.update(fresh)
-                while len(self._rows) > self.size:
-                    self._rows.popitem(last=False)
-        parts = [found[int(q)] for q in queries]
-        indptr = np.r_[0, np.cumsum([len(cols) for cols, _ in parts])]
-        indices = np.concatenate([cols for cols, _ in parts]) if parts else np.zeros(0, np.int32)
-        data = np.concatenate([v for _, v in parts]) if parts else np.zeros(0, np.float32)
-        return sp.csr_matrix((data, indices, indptr), shape=(len(queries), len(self.walker.graph)))
+            self.kept.put_many(fresh)
+        return found

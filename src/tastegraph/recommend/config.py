@@ -14,6 +14,7 @@ class RecommendConfig:
     walkers: int = 100  # walks per query item, each of walk_steps steps
     walk_steps: int = 8
     walk_cache_items: int = 10_000  # items whose walk visits are kept for the next request
+    interest_cache_items: int = 10_000  # medoids whose nearest items are kept likewise
     # A walk query's weight halves for every this many hours it is older than the user's
     # latest event, so the feed follows what the user does right now.
     walk_half_life_hours: float = 24.0

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 
 from tastegraph.graph import InterestMap, RandomWalker, TasteGraph, WalkCache, WalkConfig
 from tastegraph.index import ItemIndex, PriceRange
 from tastegraph.profiles import ProfileStore, UserProfile
 from tastegraph.recommend.config import RecommendConfig, check_explore
 from tastegraph.recommend.diversify import mmr
+from tastegraph.recommend.nearest import NearestCache
 from tastegraph.store import Event
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ class _Source:
 
     rows: np.ndarray  # (C,) int64, sorted
     scores: np.ndarray  # (C,) float64
-    reasons: list[str]  # (C,)
+    reasons: np.ndarray  # (C,) str
 
     @classmethod
     def of(cls, rows: np.ndarray, scores: np.ndarray, reasons: Sequence[str]) -> _Source:
@@ -58,11 +58,10 @@ class _Source:
         order = np.lexsort((-scores, rows))
         rows, scores = rows[order], scores[order]
         first = np.r_[True, rows[1:] != rows[:-1]] if len(rows) else np.zeros(0, bool)
-        kept = order[first]
-        return cls(rows[first], scores[first], [reasons[i] for i in kept])
+        return cls(rows[first], scores[first], np.asarray(reasons, dtype=object)[order[first]])
 
     def reason(self, row: int) -> str:
-        return self.reasons[int(np.searchsorted(self.rows, row))]
+        return str(self.reasons[int(np.searchsorted(self.rows, row))])
 
 
 class Recommender:
@@ -98,6 +97,9 @@ class Recommender:
             graph, WalkConfig(walkers=self.config.walkers, steps=self.config.walk_steps)
         )
         self.walks = WalkCache(self.walker, self.config.walk_cache_items)
+        self.nearest = NearestCache(
+            index, self.config.per_interest, self.config.interest_cache_items
+        )
         ids = self._ids = index.ids
         self._vectors: np.ndarray = index.index.reconstruct_n(0, len(index))  # (N, d) float32
         self._graph_row = np.array([graph.rows.get(i, -1) for i in ids], dtype=np.int64)
@@ -193,8 +195,10 @@ class Recommender:
         still gets its share of the feed (PinnerSage serves several interests, not one)."""
         queries = profile.interests_for_retrieval(n=self.config.interests)
         vectors = np.stack([q.vector for q in queries])  # (Q, d)
-        within = None if allowed.all() else allowed  # a selector slows exact search down
-        scores, rows = self.index.search_rows(vectors, self.config.per_interest, within=within)
+        if allowed.all():
+            scores, rows = self.nearest.search(vectors)
+        else:  # filters, or the user's items left out: kept answers are unfiltered
+            scores, rows = self.index.search_rows(vectors, self.config.per_interest, within=allowed)
         importance = np.array([q.importance for q in queries])
         weighted = scores * np.sqrt(importance / importance.max())[:, None]  # (Q, k)
         reasons = [self._because(profile, q.medoid_id) for q in queries]
@@ -208,17 +212,43 @@ class Recommender:
         known = [(i, w) for i, w in self._recent_items(profile) if i in self.graph.rows]
         if not known:
             return _Source.of(np.zeros(0, np.int64), np.zeros(0), [])
-        queries = np.array([self.graph.rows[i] for i, _ in known])
-        visits = (sp.diags([w for _, w in known]) @ self.walks.visits(queries)).tocoo()
-        graph_rows, origin, values = visits.col, visits.row, visits.data
+        visits = self.walks.visits(np.array([self.graph.rows[i] for i, _ in known]))
+        origin = np.repeat(np.arange(len(known)), np.diff(visits.indptr))  # visit -> query
+        graph_rows = visits.indices
+        values = visits.data * np.array([w for _, w in known])[origin]
         boosted = np.bincount(graph_rows, weights=np.sqrt(values), minlength=len(self.graph)) ** 2
         rows = self._index_row[graph_rows]
         fits = rows >= 0
         fits[fits] &= allowed[rows[fits]]
-        reasons = [self._because(profile, item_id) for item_id, _ in known]
-        best = _Source.of(rows[fits], values[fits], [reasons[o] for o in origin[fits]])
+        reasons = np.array([self._because(profile, item_id) for item_id, _ in known], object)
+        best = _Source.of(rows[fits], values[fits], reasons[origin[fits]])
         best.scores = boosted[self._graph_row[best.rows]]
         return best
+
+    def warm(self) -> tuple[int, int]:
+        """Walk and search ahead of requests for the users with a profile, the most recently
+        active first, as many as the caches keep, so that their feeds find both kept;
+        returns (items walked from, interests searched)."""
+        latest_first = sorted(
+            (p for p in self.profiles if p.recent), key=lambda p: -p.recent[-1][2]
+        )
+        rows = dict.fromkeys(
+            self.graph.rows[item_id]
+            for profile in latest_first
+            for item_id, _ in self._recent_items(profile)
+            if item_id in self.graph.rows
+        )
+        walked = np.fromiter(rows, dtype=np.int64, count=len(rows))[: self.walks.kept.size]
+        self.walks.warm(walked)
+        medoids = [
+            query.vector
+            for profile in latest_first
+            if profile.interests
+            for query in profile.interests_for_retrieval(n=self.config.interests)
+        ]
+        if medoids:
+            self.nearest.warm(np.stack(medoids))
+        return len(walked), min(len(medoids), self.nearest.kept.size)
 
     def _recent_items(self, profile: UserProfile) -> list[tuple[str, float]]:
         """The user's latest distinct items with weights: action weight, halved for every

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,7 +88,7 @@ class Service:
         with self._write_lock:
             profiles = self._load_profiles(index)
         self.taste = TasteArtifacts.open(self.workdir)
-        self.recommender = assemble(index, self.taste, profiles, self.details, config)
+        self.recommender = _warmed(assemble(index, self.taste, profiles, self.details, config))
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._embed_worker, name="embed-items", daemon=True),
@@ -203,6 +204,7 @@ class Service:
                 [item_id], vector[None], [None if category is None else str(category)], [item.price]
             )
             updated = assemble(index, self.taste, before.profiles, self.details, self.config)
+            updated.walks = before.walks  # the same graph: the walks kept so far still hold
             with self._state_lock:
                 if self.recommender is before:  # else a refresh swapped meanwhile: redo
                     self.recommender = updated
@@ -241,6 +243,7 @@ class Service:
                 self.recommender = assemble(index, taste, live, self.details, self.config)
                 self.taste = taste
                 self.versions = versions
+            _warmed(self.recommender)  # events wait: warming reads every profile
         with self._models_lock:
             if changed & {"fusion", "projector", "embeddings", "index"}:
                 self._models.clear()
@@ -266,6 +269,19 @@ class Service:
         if replayed:
             log.info("replayed %d events stored after the published profiles", len(replayed))
         return profiles
+
+
+def _warmed(recommender: Recommender) -> Recommender:
+    """The recommender with walks and interest neighbours found ahead of the first feeds."""
+    start = time.perf_counter()
+    walked, searched = recommender.warm()
+    log.info(
+        "walked from %d items and searched %d interests ahead of requests in %.1f s",
+        walked,
+        searched,
+        time.perf_counter() - start,
+    )
+    return recommender
 
 
 class _LiveAssistant:
