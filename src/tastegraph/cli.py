@@ -893,7 +893,9 @@ def bench_recommend_command(
 ) -> None:
     """Time the home feed (p50/p99, in-process), related items and the per-event profile
     update, each beside a baseline: exact brute-force search, the hand-weighted related
-    score without the re-ranker, and a full profile recompute."""
+    score without the re-ranker, and a full profile recompute. The feed is timed as served
+    (walks and interest neighbours found ahead, as the server does when it loads) and with
+    nothing kept between requests."""
     from tastegraph.bench.recommend import run
 
     settings = _settings(ctx)

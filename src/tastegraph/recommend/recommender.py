@@ -216,13 +216,14 @@ class Recommender:
         origin = np.repeat(np.arange(len(known)), np.diff(visits.indptr))  # visit -> query
         graph_rows = visits.indices
         values = visits.data * np.array([w for _, w in known])[origin]
-        boosted = np.bincount(graph_rows, weights=np.sqrt(values), minlength=len(self.graph)) ** 2
+        visited, at = np.unique(graph_rows, return_inverse=True)
+        boosted = np.bincount(at, weights=np.sqrt(values)) ** 2  # (distinct visited,)
         rows = self._index_row[graph_rows]
         fits = rows >= 0
         fits[fits] &= allowed[rows[fits]]
         reasons = np.array([self._because(profile, item_id) for item_id, _ in known], object)
         best = _Source.of(rows[fits], values[fits], reasons[origin[fits]])
-        best.scores = boosted[self._graph_row[best.rows]]
+        best.scores = boosted[np.searchsorted(visited, self._graph_row[best.rows])]
         return best
 
     def warm(self) -> tuple[int, int]:
