@@ -18,6 +18,8 @@ def test_kept_answers_are_the_indexs_answers(world: World) -> None:
     assert np.allclose(scores, expected_scores, atol=1e-6)
     assert len(cache.kept) == 2  # three distinct vectors, two kept
     again_scores, again_rows = cache.search(vectors[[2]])
-    assert np.array_equal(again_rows, expected_rows[[2]])
+    assert np.array_equal(again_rows, expected_rows[[2]]) and np.array_equal(
+        again_scores, scores[[2]]
+    )
     cache.warm(world.vectors[40:50])
     assert len(cache.kept) == 2
