@@ -783,7 +783,7 @@ def evaluate_assistant_command(
         int, typer.Option(min=20, help="Training purchases drawn for stage 2 (~1 s each here).")
     ] = 800,
     test_examples: Annotated[
-        int | None, typer.Option(min=1, help="Cap on test examples [default: all].")
+        int | None, typer.Option(min=1, help="Cap on test examples (default: all of them).")
     ] = None,
     align_items: Annotated[
         int,
