@@ -57,6 +57,7 @@ def test_graph_profiles_recommend_related_search(small_catalog: Settings, tmp_pa
     timed = invoke("bench", "recommend", "--synthetic-items", "0", "--requests", "10")
     assert "related items (re-ranked) vs related score" in timed and "p99" in timed
     assert "exact, as served" in timed and "exact, nothing kept" in timed
+    assert "exact, right after a save" in timed
 
     found = invoke("search", "black dress", "-n", "3").strip().splitlines()
     assert len(found) == 3 and all("Matches “black dress”" in line for line in found)
