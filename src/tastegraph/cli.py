@@ -54,13 +54,13 @@ def main(
     ctx: typer.Context,
     workdir: Annotated[
         Path | None,
-        typer.Option(help="Where the store and artifacts live [default: ./tastegraph-data]."),
+        typer.Option(help="Where the store and artifacts live (default: ./tastegraph-data)."),
     ] = None,
     store: Annotated[
         str | None,
         typer.Option(
             help="Store URL: sqlite:///relative/store.db or sqlite:////absolute/store.db "
-            "[default: store.db in the workdir]."
+            "(default: store.db in the workdir)."
         ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
@@ -266,7 +266,7 @@ def train_assistant_command(
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the examples.")] = 1,
     batch_size: Annotated[
         int | None,
-        typer.Option(min=1, help="Examples per step [default: 16 in stage 1, 8 in stage 2]."),
+        typer.Option(min=1, help="Examples per step (default: 16 in stage 1, 8 in stage 2)."),
     ] = None,
     max_items: Annotated[
         int,
@@ -489,7 +489,7 @@ ExploreOption = Annotated[
     typer.Option(
         min=0.0,
         max=1.0,
-        help="Share of the feed given to interests next to the user's (0-1) [default: 0.2].",
+        help="Share of the feed given to interests next to the user's (0-1; default 0.2).",
         show_default=False,
     ),
 ]
@@ -603,9 +603,9 @@ def chat(
 
 HostOption = Annotated[
     str | None,
-    typer.Option(help="Address to listen on [default: 127.0.0.1, this machine only]."),
+    typer.Option(help="Address to listen on (default: 127.0.0.1, this machine only)."),
 ]
-PortOption = Annotated[int | None, typer.Option(min=1, max=65535, help="Port [default: 8000].")]
+PortOption = Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default: 8000).")]
 
 
 def _serve(settings: Settings, host: str | None, port: int | None, assistant: bool) -> None:
@@ -983,7 +983,7 @@ def bench_assistant_command(
     resolution: Annotated[
         list[int] | None,
         typer.Option(
-            help="Photo size for the Qwen3-VL-2B-shape path; repeat for several [default: 256]."
+            help="Photo size for the Qwen3-VL-2B-shape path; repeat for several (default: 256)."
         ),
     ] = None,
     decode: Annotated[int, typer.Option(min=1, help="Tokens decoded per turn.")] = 16,
