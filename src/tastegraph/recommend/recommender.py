@@ -239,8 +239,7 @@ class Recommender:
             for item_id, _ in self._recent_items(profile)
             if item_id in self.graph.rows
         )
-        walked = np.fromiter(rows, dtype=np.int64, count=len(rows))[: self.walks.kept.size]
-        self.walks.warm(walked)
+        self.walks.warm(np.fromiter(rows, dtype=np.int64, count=len(rows)))
         medoids = [
             query.vector
             for profile in latest_first
@@ -249,7 +248,7 @@ class Recommender:
         ]
         if medoids:
             self.nearest.warm(np.stack(medoids))
-        return len(walked), min(len(medoids), self.nearest.kept.size)
+        return min(len(rows), self.walks.kept.size), min(len(medoids), self.nearest.kept.size)
 
     def _recent_items(self, profile: UserProfile) -> list[tuple[str, float]]:
         """The user's latest distinct items with weights: action weight, halved for every
