@@ -95,12 +95,13 @@ class RandomWalker:
             at = np.where(restart < config.restart, home, visited[step])
         rows, cols = np.tile(origin, config.steps), visited.ravel()
         elsewhere = cols != queries[rows]  # never recommend the query to itself
-        counts = sp.csr_matrix(
-            (np.ones(elsewhere.sum(), dtype=np.float32), (rows[elsewhere], cols[elsewhere])),
-            shape=counts.shape,
+        pairs, visits = np.unique(
+            rows[elsewhere] * len(self.graph) + cols[elsewhere], return_counts=True
+        )  # sorted by query, then item
+        indptr = np.searchsorted(pairs, np.arange(len(queries) + 1) * len(self.graph))
+        return sp.csr_matrix(
+            (visits.astype(np.float32), pairs % len(self.graph), indptr), shape=counts.shape
         )
-        counts.sum_duplicates()
-        return counts
 
     def recommend(
         self, queries: np.ndarray, weights: np.ndarray | None = None, seed: int | None = None

@@ -25,8 +25,10 @@ class RecommendConfig:
     walk_weight: float = 1.0
     popular_weight: float = 0.3
     # The user's own items back in the feed (in fashion people buy a liked item again, in
-    # another size or for someone else); off with exclude_engaged.
-    repeat_weight: float = 10.0
+    # another size or for someone else); off with exclude_engaged. At 100 they come before
+    # the other sources unless long decayed: on validation that beat 10 by 1.08x MAP@12
+    # [0.92, 1.37], as did 30 and 1000 alike.
+    repeat_weight: float = 100.0
     # Diversification (MMR): 1.0 ranks by score alone; lower trades score for variety.
     mmr_lambda: float = 0.95
     mmr_pool: int = 5  # MMR picks among the best mmr_pool * n candidates
