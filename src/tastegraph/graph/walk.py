@@ -74,10 +74,10 @@ class RandomWalker:
         else is walked in the same call: a cache may keep them."""
         config = self.config
         queries = np.asarray(queries, dtype=np.int64)
-        counts = sp.csr_matrix((len(queries), len(self.graph)), dtype=np.float32)
+        shape = (len(queries), len(self.graph))
         walked = np.flatnonzero(self._to_node.total[queries] > 0)  # the others go nowhere
         if len(walked) == 0:
-            return counts
+            return sp.csr_matrix(shape, dtype=np.float32)
         seed = config.seed if seed is None else seed
         draws = np.concatenate(  # (steps, 3, W): to a node, back to an item, restart
             [
@@ -95,13 +95,10 @@ class RandomWalker:
             at = np.where(restart < config.restart, home, visited[step])
         rows, cols = np.tile(origin, config.steps), visited.ravel()
         elsewhere = cols != queries[rows]  # never recommend the query to itself
-        pairs, visits = np.unique(
-            rows[elsewhere] * len(self.graph) + cols[elsewhere], return_counts=True
-        )  # sorted by query, then item
-        indptr = np.searchsorted(pairs, np.arange(len(queries) + 1) * len(self.graph))
-        return sp.csr_matrix(
-            (visits.astype(np.float32), pairs % len(self.graph), indptr), shape=counts.shape
-        )
+        items = len(self.graph)
+        pairs, visits = np.unique(rows[elsewhere] * items + cols[elsewhere], return_counts=True)
+        indptr = np.searchsorted(pairs, np.arange(len(queries) + 1) * items)  # pairs sort by query
+        return sp.csr_matrix((visits.astype(np.float32), pairs % items, indptr), shape=shape)
 
     def recommend(
         self, queries: np.ndarray, weights: np.ndarray | None = None, seed: int | None = None
