@@ -50,8 +50,10 @@ def write_small_catalog(hm_data: Path, folder: Path) -> tuple[Path, Path]:
     with (hm_data / "transactions.csv").open() as f:
         rows = list(csv.DictReader(f))
     baskets: dict[tuple[str, str], set[str]] = defaultdict(set)
+    prices: dict[str, float] = {}
     for row in rows:
         baskets[(row["customer_id"], row["t_dat"])].add(row["article_id"])
+        prices[row["article_id"]] = float(row["price"])
     chosen = [key for key, items in sorted(baskets.items()) if len(items) >= 3][:BASKETS]
     items = sorted({item for key in chosen for item in baskets[key]})
     with (hm_data / "articles.csv").open() as f:
@@ -59,7 +61,9 @@ def write_small_catalog(hm_data: Path, folder: Path) -> tuple[Path, Path]:
     items_csv, events_csv = folder / "items.csv", folder / "events.csv"
     with items_csv.open("w", newline="") as f:
         out = csv.writer(f)
-        out.writerow(["id", "title", "description", "image", "colour", "product_type"])
+        out.writerow(
+            ["id", "title", "description", "image", "colour_group", "product_type", "price"]
+        )
         for item in items:
             article = text.get(item, {})
             photo = hm_data / "images" / item[:3] / f"{item}.jpg"
@@ -71,6 +75,7 @@ def write_small_catalog(hm_data: Path, folder: Path) -> tuple[Path, Path]:
                     photo,
                     article.get("colour_group_name", ""),
                     article.get("product_type_name", ""),
+                    prices[item],
                 ]
             )
     with events_csv.open("w", newline="") as f:
@@ -88,9 +93,7 @@ def write_small_catalog(hm_data: Path, folder: Path) -> tuple[Path, Path]:
 def small_catalog(hm_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     folder = tmp_path_factory.mktemp("small-catalog")
     items_csv, events_csv = write_small_catalog(hm_data, folder)
-    settings = Settings(
-        workdir=folder / "work", embed_batch_size=8, embed_shard_size=8, colour_attribute="colour"
-    )
+    settings = Settings(workdir=folder / "work", embed_batch_size=8, embed_shard_size=8)
     with SQLiteStore(settings.workdir / "store.db") as store:
         assert ingest_items(store, items_csv, settings).stored > 0
         assert ingest_events(store, events_csv, settings).stored > 0

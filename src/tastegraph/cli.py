@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,7 +15,10 @@ from tastegraph.config import Settings
 from tastegraph.ingest import IngestReport, InputError, ingest_events, ingest_hm, ingest_items
 from tastegraph.ingest.quarantine import RowError
 from tastegraph.ingest.validate import parse_timestamp
-from tastegraph.store import SchemaVersionError, SQLiteStore, Store, open_store
+from tastegraph.store import Event, SchemaVersionError, SQLiteStore, Store, open_store
+
+if TYPE_CHECKING:
+    from tastegraph.assistant.chat import Assistant
 
 app = typer.Typer(
     help="tastegraph: offline item embeddings, a taste graph, recommendations and an "
@@ -397,6 +400,54 @@ def similar(
             typer.echo(f"{score:6.3f}  {neighbour:14}  {title}  {kind}")
 
 
+@app.command("describe")
+def describe_command(
+    ctx: typer.Context,
+    item_ids: Annotated[list[str], typer.Argument(help="The items to describe.")],
+) -> None:
+    """Print what the assistant's LM says each item is, reading only its embedding (the
+    question stage 1 of `tastegraph train assistant` trains: "Describe this item"). This is
+    how photo-only items get words; items with text show their real words beside the guess,
+    to judge it. About a second per item on 2 CPU cores, after a few seconds of loading.
+    Example: tastegraph describe 0108775015 0110065001"""
+    from tastegraph.assistant.describe import open_describer, projector_embeddings
+    from tastegraph.encoders import item_text
+
+    settings = _settings(ctx)
+    try:
+        embeddings = projector_embeddings(settings.workdir)
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from None
+    with _open(settings) as store:
+        items = {item_id: store.get_item(item_id) for item_id in item_ids}
+    for item_id, item in items.items():
+        if item is None and item_id not in embeddings:
+            raise _fail(f"unknown item {item_id!r}: the store has no item with that id")
+        if item_id not in embeddings:
+            raise _fail(
+                f"item {item_id!r} has no embedding in version {embeddings.version}; run "
+                "`tastegraph embed` (and `tastegraph train assistant`) first"
+            )
+    try:
+        describer = open_describer(settings.workdir)
+    except (FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    for item_id, item in items.items():
+        text = item_text(item) if item else ""
+        title = (item.title if item else None) or ("(photo only)" if not text else "")
+        typer.echo(f"{item_id}  {title}")
+        typer.echo(f"  generated from the item's embedding: {describer(item_id)}")
+        if item is not None and text:
+            real = [
+                f"{key}: {item.attributes[key]}"
+                for key in (settings.colour_attribute, settings.kind_attribute)
+                if item.attributes.get(key)
+            ]
+            shown = text if len(text) <= 200 else text[:199] + "…"
+            typer.echo(f"  real attributes: {'; '.join(real) or '(none)'}")
+            typer.echo(f"  real text: {shown}")
+
+
 @evaluate_app.command("embeddings")
 def evaluate_embeddings_command(
     ctx: typer.Context,
@@ -570,21 +621,24 @@ def chat(
     ] = 8,
 ) -> None:
     """Chat with the shopping assistant in the terminal (an empty line or Ctrl-D ends it).
-    Each answer names a catalog item; the LM reads the candidates as item tokens."""
+    It follows the conversation: "under 30", "in blue", "cheaper", "more like [2]", "not
+    that one", "show me more". The LM reads the candidates as item tokens and picks [1]."""
     from tastegraph.assistant.chat import Assistant
+    from tastegraph.assistant.facts import Catalog
     from tastegraph.assistant.lm import load_item_lm
     from tastegraph.recommend.search import QueryEncoder
 
     settings = _settings(ctx)
     with _open(settings) as store:
         recommender = _recommender(settings, store)
+        catalog = Catalog.open(store, settings)
     try:
         lm = load_item_lm(settings.workdir)
         encoder = QueryEncoder(settings.workdir, settings)
     except (FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from None
-    assistant = Assistant(lm, recommender, encoder, candidates)
-    history: list[dict[str, str]] = []
+    assistant = Assistant(lm, recommender, catalog, encoder, candidates)
+    state = None
     typer.echo(f"chatting as {user}; an empty line ends the chat")
     while True:
         try:
@@ -593,12 +647,9 @@ def chat(
             break
         if not message:
             break
-        reply = assistant.reply(user, message, history)
-        typer.echo(f"assistant> {reply.text}\n  items: {', '.join(reply.item_ids[:3])}")
-        history += [
-            {"role": "user", "content": message},
-            {"role": "assistant", "content": reply.text},
-        ]
+        reply = assistant.reply(user, message, state)
+        state = reply.state
+        typer.echo(f"assistant> {reply.text}\n  items: {', '.join(reply.items)}")
 
 
 HostOption = Annotated[
@@ -846,6 +897,85 @@ def evaluate_assistant_command(
     typer.echo(f"report: {path}")
 
 
+@evaluate_app.command("descriptions")
+def evaluate_descriptions_command(
+    ctx: typer.Context,
+    items: Annotated[
+        int, typer.Option(min=1, help="Held-out items to describe (about 1 s each on 2 cores).")
+    ] = 200,
+    seed: Annotated[int, typer.Option(help="Which items are drawn; bootstrap resamples.")] = 0,
+) -> None:
+    """Does the assistant's LM name an item's colour and type from its embedding alone? On
+    items with text that stage 1 did not train on, the LM describes each item as it
+    describes photo-only items; a description counts when it names the item's colour
+    (colour_attribute; "Dark Blue": "blue", and no other catalog colour) and type
+    (kind_attribute; plurals count). Against (a) the nearest stage-1 item by raw image
+    features, (b) chance from the training distribution and (c) the most common value,
+    with 95% bootstrap intervals and the paired ratio ours / (a). Writes
+    reports/descriptions.json in the workdir."""
+    from tastegraph.evaluate.describe import DescribeEvalConfig, evaluate_store, table
+
+    settings = _settings(ctx)
+    config = DescribeEvalConfig(items=items, seed=seed)
+    try:
+        with _open(settings) as store:
+            report = evaluate_store(store, settings, config)
+    except (FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    path = settings.workdir / "reports" / "descriptions.json"
+    write_json(path, report)
+    typer.echo(table(report))
+    typer.echo(f"report: {path}")
+
+
+@evaluate_app.command("conversations")
+def evaluate_conversations_command(
+    ctx: typer.Context,
+    conversations: Annotated[
+        int, typer.Option(min=1, help="Scripted conversations of 7 turns (~2 s a turn here).")
+    ] = 300,
+    replies: Annotated[
+        int, typer.Option(min=0, help="Replies whose every claim is checked (LM reason on).")
+    ] = 200,
+    seed: Annotated[int, typer.Option(help="Which shoppers and purchases are drawn.")] = 0,
+) -> None:
+    """Does the assistant obey what shoppers say, and is every reply true? Through the
+    served assistant (what `tastegraph serve` holds), each held-out shopper (none of their
+    purchases trained stage 2) talks about one of their real purchases: "I'm looking for a
+    {type}", "in {colour}", "under {price}", "cheaper", "more like the second one", "not
+    that one", "show me more". Every card is checked against what was said; a turn applied
+    its intent when it holds, or when nothing is shown, the reply says why and no item
+    meets it. The first turns' whole replies, the LM's reason included, have every colour,
+    type, pattern, material and price claim checked against the item named. Writes
+    reports/conversations.json in the workdir."""
+    from tastegraph.assistant.projector import load_projector
+    from tastegraph.evaluate.conversations import evaluate_conversations, scripts
+
+    settings = _settings(ctx)
+    with _served_assistant(settings) as (events, assistant):
+        trained = set(load_projector(settings.workdir)[1].get("shoppers", []))
+        if not trained:
+            typer.echo("the projector lists no training shoppers: none are left out")
+        held_out = scripts(
+            events, assistant.catalog, lambda u: u not in trained, conversations, seed
+        )
+        report = evaluate_conversations(assistant, held_out, replies)
+    path = settings.workdir / "reports" / "conversations.json"
+    write_json(path, report)
+    typer.echo(
+        f"{report.conversations} conversations, {report.turns} turns, {report.cards} cards: "
+        f"{report.violations} break a stated constraint\n"
+        f"intent applied: {report.applied}\n"
+        + "".join(f"  {k}: {v:.3f}\n" for k, v in report.by_intent.items())
+        + f"turns with no card and a reason why: {report.no_match_turns}\n"
+        f"replies checked: {report.replies}, attribute claims {report.claims}, true "
+        f"{report.true_claims}; pick reason by the LM in {report.lm_written:.1%}; "
+        f"degenerate replies {report.degenerate_replies}\n"
+        f"{report.seconds_per_turn:.2f} s a turn"
+    )
+    typer.echo(f"report: {path}")
+
+
 app.command("eval", help="Shortcut for `tastegraph evaluate recommendations`.")(
     evaluate_recommendations_command
 )
@@ -903,6 +1033,43 @@ def bench_recommend_command(
         run(settings.workdir if catalog else None, synthetic_items, requests)
     except FileNotFoundError as exc:
         raise _fail(f"{exc}; or pass --no-catalog") from None
+
+
+@bench_app.command("chat")
+def bench_chat_command(
+    ctx: typer.Context,
+    conversations: Annotated[
+        int, typer.Option(min=1, help="Scripted conversations of 7 turns to time.")
+    ] = 10,
+) -> None:
+    """Time chat turns as served: to the first words (the cards and the first line) and to
+    the whole reply (the LM's reason for the pick, checked), by kind of turn, against a turn
+    with a new need. Targets: p50 first words <= 1 s, whole reply <= 4 s."""
+    from tastegraph.bench.chat import table, time_turns
+    from tastegraph.evaluate.conversations import scripts
+
+    with _served_assistant(_settings(ctx)) as (events, assistant):
+        chosen = scripts(events, assistant.catalog, lambda _: True, conversations, seed=1)
+        assistant.answer(chosen[0].user_id, "warm up")
+        times = time_turns(assistant, chosen)
+    typer.echo(table(times))
+
+
+@contextmanager
+def _served_assistant(settings: Settings) -> Iterator[tuple[list[Event], Assistant]]:
+    """The store's events and the assistant exactly as `tastegraph serve` holds it."""
+    from tastegraph.serve.service import Service
+
+    with _open(settings) as store:
+        service = Service(settings, store)
+        try:
+            events = list(store.iter_events())
+            with service.model("assistant") as assistant:
+                yield events, assistant
+        except (FileNotFoundError, ValueError) as exc:
+            raise _fail(str(exc)) from None
+        finally:
+            service.close()
 
 
 @bench_app.command("serve")

@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     # have a black dress?"): items lacking either never become a training target.
     colour_attribute: str = "colour_group"
     kind_attribute: str = "product_type"
+    # The item attribute naming a pattern ("Stripe", "Solid"); the assistant checks its
+    # replies against it.
+    pattern_attribute: str = "graphical_appearance"
+    # How prices read to people (page, cards, assistant): currency sign and the factor from
+    # stored prices to shown ones. Unset: what the dataset adapter wrote to catalog.json.
+    price_currency: str | None = None
+    price_factor: float | None = Field(default=None, gt=0)
     # Default towers and language model (ARCHITECTURE.md). A CLIP checkpoint on disk
     # plugs in as "clip:/path/to/folder".
     image_model: str = "efficientnet-lite0"

@@ -1,10 +1,12 @@
 """The web page in a real browser (Debian's Chromium driven by playwright) against the
 real server: a grid of product photos, item detail with more like this, a save that
-changes the feed, search, and the assistant answering with item cards."""
+changes the feed, search, and the assistant answering with item cards over two turns."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 from browser import CHROMIUM, CHROMIUM_ARGS, TOKEN
 from playwright.sync_api import Page, expect, sync_playwright
@@ -22,6 +24,24 @@ def photos_loaded(page: Page, selector: str) -> int:
         "images => images.filter(img => img.complete && img.naturalWidth > 0).length"
     )
     return loaded
+
+
+def chat_turn(page: Page, message: str) -> tuple[list[str], str, dict[str, Any]]:
+    """Send one message; the reply's card ids, its text and the request body sent."""
+    replies = page.locator("#chat-log .bubble.assistant")
+    turn = replies.count()
+    with page.expect_request("**/v1/assistant/chat") as request:
+        page.fill("#chat-input", message)
+        page.locator("#chat-input").press("Enter")
+    reply = replies.nth(turn)
+    expect(reply).to_be_visible()
+    expect(reply).not_to_have_class(re.compile(r"\bstreaming\b"), timeout=120_000)
+    expect(reply).not_to_have_class(re.compile(r"\berror\b"))
+    ids: list[str] = reply.locator(".chat-items .card").evaluate_all(
+        "cards => cards.map(card => card.dataset.id)"
+    )
+    body: dict[str, Any] = request.value.post_data_json
+    return ids, reply.locator(".bubble-text").inner_text(), body
 
 
 def test_discovery_page(live_server: tuple[str, Path]) -> None:
@@ -44,11 +64,17 @@ def test_discovery_page(live_server: tuple[str, Path]) -> None:
         )
         assert photos_loaded(page, "#feed .card img") >= 4
         expect(page.locator("#feed .card .reason").first).not_to_be_empty()
+        # The badge is the item's own colour and type, not the taste cluster's name.
+        expect(page.locator("#feed .card .label").first).not_to_be_empty()
+        assert page.locator("#feed .card .interest").count() == 0
 
-        # Item detail with more like this.
-        cards.first.locator("img").click()
+        # Item detail with more like this, labelled as its card is.
+        labelled = page.locator("#feed .card", has=page.locator(".label")).first
+        label = labelled.locator(".label").inner_text()
+        labelled.locator("img").click()
         expect(page.locator("#detail")).to_be_visible()
         expect(page.locator("#related .card").first).to_be_visible()
+        expect(page.locator("#detail-label")).to_have_text(label)
         page.locator("#detail-close").click()
         expect(page.locator("#detail")).to_be_hidden()
 
@@ -72,10 +98,20 @@ def test_discovery_page(live_server: tuple[str, Path]) -> None:
         expect(page.locator("#feed")).to_contain_text("black dress")
         expect(page.locator("#feed .card").first).to_be_visible()
 
-        # The assistant answers with item cards.
-        page.fill("#chat-input", "a dress for a summer party")
-        page.locator("#chat-input").press("Enter")
-        expect(page.locator("#chat-log .chat-items .card").first).to_be_visible(timeout=120_000)
+        # The assistant answers with numbered item cards, one reply line per card...
+        first, text, sent = chat_turn(page, "a dress for a summer party")
+        assert first, text
+        assert sent.get("state") is None and "history" not in sent
+        expect(page.locator("#chat-log .chat-items .card").first).to_contain_text("[1]")
+        assert "\n" in text  # the reply's lines keep their line breaks
+        # ...and follows the conversation: the second turn sends the state back and
+        # shows other cards, or says why it shows none.
+        second, text, sent = chat_turn(page, "show me more")
+        assert isinstance(sent.get("state"), dict)
+        if second:
+            assert set(second) != set(first), text
+        else:
+            assert len(text.strip()) > 10
         page.wait_for_load_state("networkidle")
 
         page.evaluate("window.scrollTo(0, 0)")

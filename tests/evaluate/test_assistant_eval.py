@@ -49,7 +49,7 @@ def test_every_method_is_measured_on_held_out_shoppers(
         tokens=2,
         align_items=12,
         align=AlignConfig(batch_size=4, max_text_tokens=8),
-        examples=ExampleConfig(candidates=4, negatives_from=10, colour_key="colour"),
+        examples=ExampleConfig(candidates=4, negatives_from=10, colour_key="colour_group"),
         shopping=ShoppingConfig(batch_size=4, holdout=2),
         fusion=TrainConfig(content_epochs=2, taste_epochs=1, batch_size=16),
     )

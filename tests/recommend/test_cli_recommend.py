@@ -68,12 +68,13 @@ def test_graph_profiles_recommend_related_search(small_catalog: Settings, tmp_pa
     assert "train assistant" in invoke("chat", "--user", user, code=2)
     aligned = invoke("train", "assistant", "--stage", "alignment", "--batch-size", "8")
     assert "stage 1:" in aligned and "held-out loss" in aligned
-    # this catalog calls its colour attribute "colour", not the default colour_group
+    # 12 baskets make too few purchases for stage 2's examples
     assert "make shopping examples" in invoke("train", "assistant", "--stage", "shopping", code=2)
     result = runner.invoke(app, ["chat", "--user", user], env=env, input="a black top\n\n")
     assert result.exit_code == 0, result.output
-    answer = next(line for line in result.output.splitlines() if "assistant> [" in line)
-    assert "assistant> [1] " in answer  # no stage 2, no trained choice head: search's order
+    assert "assistant> Here" in result.output
+    answer = next(line for line in result.output.splitlines() if line.startswith("[1] "))
+    assert answer  # no stage 2, no trained choice head: search's order
     named = next(line for line in result.output.splitlines() if "items:" in line)
     with SQLiteStore(workdir / "store.db") as store:
         catalog = {item.id for item in store.iter_items()}

@@ -82,8 +82,10 @@ def test_feed_filters(client: TestClient) -> None:
     assert set(feed_ids(client, user, n=20)) & set(engaged)  # past purchases come back...
     fresh = feed_ids(client, user, n=20, exclude_engaged=True)
     assert fresh and not set(fresh) & set(engaged)  # ...unless left out
-    # The small catalog has no prices: a price filter leaves nothing (see the new item test).
-    assert feed_ids(client, user, max_price=1.0) == []
+    details = service_of(client).details
+    cheap = feed_ids(client, user, n=20, max_price=0.02)
+    assert cheap and all((details[i].price or 1.0) <= 0.02 for i in cheap)
+    assert feed_ids(client, user, max_price=0.00001) == []  # nothing is that cheap
 
 
 def test_events_need_the_token(client: TestClient) -> None:
@@ -193,7 +195,7 @@ def test_search(client: TestClient) -> None:
 
 def test_new_item_becomes_recommendable(client: TestClient, hm_data: Path) -> None:
     photo = next((hm_data / "images").rglob("*.jpg")).read_bytes()
-    form = {"id": "new-item-1", "title": "Linen summer dress", "price": "0.05"}
+    form = {"id": "new-item-1", "title": "Linen summer dress", "price": "5.0"}
     files = {"photo": ("dress.jpg", photo, "image/jpeg")}
     assert client.post("/v1/items", data=form, files=files).status_code == 401
     created = client.post("/v1/items", data=form, files=files, headers=AUTH)
@@ -207,7 +209,7 @@ def test_new_item_becomes_recommendable(client: TestClient, hm_data: Path) -> No
     assert len(related) == 3
     found = client.get("/v1/search", params={"q": "Linen summer dress", "n": 50}).json()
     assert "new-item-1" in [c["id"] for c in found["items"]]
-    priced = {"new_user": True, "min_price": 0.04, "max_price": 0.06}
+    priced = {"new_user": True, "min_price": 4.0, "max_price": 6.0}  # above any H&M price
     assert feed_ids(client, "someone", **priced) == ["new-item-1"]
 
     again = client.post("/v1/items", data=form, files=files, headers=AUTH)
@@ -263,36 +265,6 @@ def test_new_versions_swap_in_while_serving(client: TestClient, workdir: Path) -
     assert service.refresh() is False
     engaged = service.current().profiles.get(user).engaged  # type: ignore[union-attr]
     assert items[1] in engaged and items[2] in engaged
-
-
-def test_assistant_chat_streams_tokens_and_item_cards(client: TestClient) -> None:
-    user = first_user(client)
-    body = {"user_id": user, "message": "something black for the office"}
-    with client.stream("POST", "/v1/assistant/chat", json=body) as response:
-        assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/event-stream")
-        events = [
-            (block.split("\n")[0].removeprefix("event: "), json.loads(block.split("data: ")[1]))
-            for block in response.read().decode().strip().split("\n\n")
-        ]
-    names = [name for name, _ in events]
-    assert names[0] == "items" and names[-1] == "done"
-    cards = events[0][1]["items"]
-    assert cards and all(c["title"] or c["image_url"] for c in cards)
-    index = service_of(client).current().index
-    assert all(c["id"] in index for c in cards)
-    streamed = "".join(data["text"] for name, data in events if name == "token")
-    assert events[-1][1]["text"].startswith("[") and streamed.strip() in events[-1][1]["text"]
-
-    history = [{"role": "user", "content": body["message"]}]
-    history.append({"role": "assistant", "content": events[-1][1]["text"]})
-    follow_up = {"user_id": user, "message": "cheaper", "history": history}
-    assert client.post("/v1/assistant/chat", json=follow_up).status_code == 200
-    assert (
-        client.post("/v1/assistant/chat", json={"user_id": user, "message": ""}).status_code == 422
-    )
-    wrong_role = {"user_id": user, "message": "hi", "history": [{"role": "system", "content": "x"}]}
-    assert client.post("/v1/assistant/chat", json=wrong_role).status_code == 422
 
 
 @pytest.mark.parametrize("path", ["/", "/static/app.js", "/static/style.css"])

@@ -1,37 +1,75 @@
-"""One assistant turn: candidates from the recommender, read by the LM as item tokens.
+"""One assistant turn: understand the message, follow the conversation, let the LM choose,
+and reply with what is true of the items.
 
-The candidates (items matching the message, then the user's feed) are labelled [1]..[N]
-in the choice prompt (assistant/choice.py), each as k item tokens, after the user's most
-recent items. The LM's choice is read by its choice head, so a reply always names catalog
-items; the LM then writes a short reason for its choice. Before stage 2 has trained the
-head, the candidates keep the recommender's order.
+1. `understand` reads the message (assistant/understand.py) and `next_turn` applies it to
+   the conversation's state (assistant/conversation.py): a new need, constraints,
+   "cheaper", "more like [2]", "not that one", "show me more".
+2. Candidates come from the state's source: text search for a need, the shopper's feed
+   for taste, the related items of the referenced item for "more like". Every candidate
+   satisfies every constraint in force (catalog facts, assistant/facts.py) and none was
+   rejected or hidden. When nothing does, the reply says so and names the nearest item.
+3. The LM reads the shopper's latest items and the candidates as item tokens (the choice
+   prompt, assistant/choice.py) and its choice head orders them: [1] is the pick.
+4. The reply names the top picks with a reason each. The LM writes the pick's reason from
+   the item's tokens and facts; it is kept only if every claim in it is true of the item
+   and it is no loop (assistant/faithful.py), else the reason is built from the facts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-from tastegraph.assistant.choice import (
-    check_candidates,
-    choice_scores,
-    item_token_prompt,
-    label_id,
-    text_ids,
-)
+from tastegraph.assistant.choice import check_candidates, choice_scores, item_token_prompt
+from tastegraph.assistant.conversation import ConversationState, Turn, TurnError, next_turn
+from tastegraph.assistant.facts import Catalog, Constraints
+from tastegraph.assistant.faithful import faithful, template_reason
 from tastegraph.assistant.lm import ItemLM
+from tastegraph.assistant.understand import understand
+from tastegraph.lru import LruMap
 from tastegraph.recommend import Recommender
+from tastegraph.recommend.recommender import ACTION_VERBS, Filters
 from tastegraph.recommend.search import QueryEncoder
 
+NEED_CACHE = 1024  # needs whose embedding is kept
 RECENT_ITEMS = 3  # the user's latest items the LM sees, as in stage-2 training
+REASON_SYSTEM = (
+    "You are a shopping assistant. In one short sentence, tell the shopper, as 'you', why "
+    "this item suits what they asked for. Use only the facts given about the item."
+)
+
+
+@dataclass(frozen=True)
+class Pick:
+    label: int  # as the shopper sees it: [1] is the first card
+    item_id: str
+    name: str  # title, or what its facts say it is
+    reason: str
+    written_by_lm: bool = False
+
+    @property
+    def line(self) -> str:
+        return f"[{self.label}] {self.name}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Answer:
+    items: list[str]  # the cards, label order: [1] is the pick
+    state: ConversationState  # to send back with the next message
+    intro: str  # what the turn applied, or why nothing is shown
+    picks: list[Pick]  # the items the reply names, reasons from the facts
+
+    @property
+    def text(self) -> str:
+        return "\n".join([self.intro, *(p.line for p in self.picks)]).strip()
 
 
 @dataclass(frozen=True)
 class Choice:
-    candidates: list[str]  # what the LM saw, in label order
+    candidates: list[str]  # what the LM saw, in its prompt's order
     order: list[int]  # candidate positions, the LM's preferred first
     prompt: torch.Tensor  # (1, T) token ids up to the label
     items: torch.Tensor  # (R + N, d) the recent items' and the candidates' embeddings
@@ -41,80 +79,234 @@ class Choice:
         return [self.candidates[i] for i in self.order]
 
 
-@dataclass(frozen=True)
-class Reply:
-    text: str
-    item_ids: list[str]  # every candidate, the LM's preferred first
-    candidates: list[str]  # what the LM saw, in label order
-
-
 class Assistant:
     def __init__(
         self,
         lm: ItemLM,
         recommender: Recommender,
+        catalog: Catalog,
         encoder: QueryEncoder | None = None,
         candidates: int = 8,
+        picks: int = 3,
         max_new_tokens: int = 32,
     ) -> None:
         check_candidates(candidates)
         self.lm = lm
         self.recommender = recommender
+        self.catalog = catalog
         self.encoder = encoder
         self.candidates = candidates
+        self.picks = picks
         self.max_new_tokens = max_new_tokens
+        # A refinement ("cheaper", "in blue") searches for the same need again: its
+        # embedding is kept, so only a new need runs the text tower.
+        self._need_vectors: LruMap[str, np.ndarray] = LruMap(NEED_CACHE)
 
-    def candidates_for(self, user_id: str, message: str) -> list[str]:
-        """Items matching the message (text search), then the user's feed, without repeats."""
-        found = []
-        if self.encoder is not None and message.strip():
-            vector = self.encoder.encode(message)
-            found += [r.item_id for r in self.recommender.search(vector, self.candidates)]
-        found += [r.item_id for r in self.recommender.feed(user_id, self.candidates, explore=0.0)]
-        return list(dict.fromkeys(found))[: self.candidates]
+    # -- a turn ----------------------------------------------------------------------------
 
-    def reply(self, user_id: str, message: str, history: Sequence[dict[str, str]] = ()) -> Reply:
-        """Answer `message`; `history` holds earlier turns as {"role", "content"} dicts."""
-        choice = self.choose(user_id, message, history)
-        reason = "".join(self.reason(choice)).strip()
-        return Reply(self.answer(choice, reason), choice.item_ids, choice.candidates)
-
-    def choose(self, user_id: str, message: str, history: Sequence[dict[str, str]] = ()) -> Choice:
-        """Show the candidates to the LM and rank them by its choice head's scores (in the
-        recommender's order while the head is untrained)."""
+    def answer(self, user_id: str, message: str, state: ConversationState | None = None) -> Answer:
+        """The cards and the reply's picks for one message; the state goes back to the
+        client. A message the assistant cannot act on gets a reply saying why, no cards."""
         if not message.strip():
             raise ValueError("the message is empty")
-        candidates = self.candidates_for(user_id, message)
+        state = state or ConversationState()
+        try:
+            turn = next_turn(state, understand(message, self.catalog), self.catalog)
+        except TurnError as exc:
+            return Answer([], state, str(exc), [])
+        candidates = self.candidates_for(user_id, turn)
         if not candidates:
-            raise ValueError("no candidate items: the catalog is empty")
+            return Answer([], turn.state, self.nothing_matches(turn), [])
+        ordered = self.choose(user_id, message, candidates).item_ids
+        intro = f"Here you are, {turn.applied}." if turn.applied else "Here is what I found."
+        return Answer(ordered, turn.state.showing(ordered), intro, self.named(user_id, ordered))
+
+    def reply(self, user_id: str, message: str, state: ConversationState | None = None) -> Answer:
+        """The whole answer, with the pick's reason written by the LM where it is faithful."""
+        answer = self.answer(user_id, message, state)
+        if answer.picks:
+            answer = self.with_lm_reason(answer, "".join(self.lm_reason(user_id, message, answer)))
+        return answer
+
+    # -- candidates ------------------------------------------------------------------------
+
+    def candidates_for(self, user_id: str, turn: Turn) -> list[str]:
+        """Up to `candidates` items from the turn's source that pass its constraints."""
+        allowed = self.allowed(user_id, turn.state.constraints, turn.exclude)
+        if not allowed.any():
+            return []
+        state, n = turn.state, self.candidates
+        within = Filters(within=allowed)
+        if state.source == "search" and state.need and self.encoder is not None:
+            found = self.recommender.search(self.need_vector(state.need), n, filters=within)
+        elif state.source == "related" and state.anchor in self.recommender.index:
+            assert state.anchor is not None
+            found = self.recommender.related(state.anchor, n, filters=within)
+        else:
+            found = self.recommender.feed(user_id, n, explore=0.0, filters=within)
+        return [r.item_id for r in found]
+
+    def need_vector(self, need: str) -> np.ndarray:
+        assert self.encoder is not None
+        kept = self._need_vectors.get_many([need])
+        if need in kept:
+            return kept[need]
+        vector = self.encoder.encode(need)
+        self._need_vectors.put_many({need: vector})
+        return vector
+
+    def allowed(
+        self, user_id: str, constraints: Constraints, exclude: frozenset[str]
+    ) -> np.ndarray:
+        """(N,) bool over index rows: items that pass the constraints, not excluded and not
+        hidden by the shopper."""
+        index = self.recommender.index
+        allowed = self.catalog.allowed(index.ids, constraints)
+        profile = self.recommender.profiles.get(user_id)
+        hidden = set(profile.hidden) if profile is not None else set()
+        rows = [index.row(i) for i in exclude | hidden if i in index]
+        allowed[rows] = False
+        return allowed
+
+    def nothing_matches(self, turn: Turn) -> str:
+        """Why nothing is shown: all of it was seen or turned down, or nothing meets the
+        constraints, then with the nearest item when only the price is in the way."""
+        constraints = turn.state.constraints
+        asked = self.catalog.describe(constraints) or "your request"
+        matching = sum(
+            1
+            for item_id, f in self.catalog.facts.items()
+            if item_id in self.recommender.index and constraints.holds(f)
+        )
+        if matching:
+            return (
+                f"You have seen all {matching} items I have for {asked}, or turned them "
+                "down: ask for something else."
+            )
+        relaxed = constraints.without_price()
+        priced = [
+            (f.price, item_id)
+            for item_id, f in self.catalog.facts.items()
+            if item_id in self.recommender.index and relaxed.holds(f) and f.price is not None
+        ]
+        if relaxed == constraints or not priced:
+            return f"I have nothing for {asked}."
+        cheapest = constraints.max_price is not None
+        price, _ = min(priced) if cheapest else max(priced)
+        what = self.catalog.describe(relaxed) or "item"
+        word = "cheapest" if cheapest else "dearest"
+        return (
+            f"I have nothing for {asked}. The {word} {what} is {self.catalog.display.text(price)}."
+        )
+
+    # -- the LM's choice -------------------------------------------------------------------
+
+    def choose(self, user_id: str, message: str, candidates: Sequence[str]) -> Choice:
+        """Show the candidates to the LM and rank them by its choice head's scores (in the
+        given order while the head is untrained)."""
         recent = self.recent_items(user_id)
-        rows = [self.recommender.index.row(i) for i in (*recent, *candidates)]
+        rows = [self.recommender.index.row(i) for i, _ in recent] + [
+            self.recommender.index.row(i) for i in candidates
+        ]
         items = torch.from_numpy(np.ascontiguousarray(self.recommender.item_vectors[rows]))
-        prompt = item_token_prompt(self.lm, len(candidates), len(recent), message, history)
+        actions = [a for _, a in recent]
+        prompt = item_token_prompt(
+            self.lm, len(candidates), len(recent), message, recent_actions=actions
+        )
         order = list(range(len(candidates)))
         if self.lm.head_trained:
             with torch.inference_mode():
                 scores = choice_scores(self.lm, [prompt], items)[0]
             order = torch.argsort(scores, descending=True).tolist()
-        return Choice(candidates, order, torch.tensor([prompt.ids]), items)
+        return Choice(list(candidates), order, torch.tensor([prompt.ids]), items)
 
-    def recent_items(self, user_id: str) -> list[str]:
-        """The user's latest engaged items that the index holds, newest first."""
+    def recent_items(self, user_id: str) -> list[tuple[str, str]]:
+        """The shopper's latest engagements by time, newest first, one per item, as (item,
+        action): what the prompt calls bought, saved or viewed."""
         profile = self.recommender.profiles.get(user_id)
-        engaged = list(profile.engaged) if profile is not None else []
-        return [i for i in reversed(engaged) if i in self.recommender.index][:RECENT_ITEMS]
+        events = reversed(profile.recent) if profile is not None else []
+        latest: dict[str, str] = {}
+        for item_id, action, _ in events:
+            if item_id in self.recommender.index and item_id not in latest:
+                latest[item_id] = action
+        return list(latest.items())[:RECENT_ITEMS]
 
-    def reason(self, choice: Choice) -> Iterator[str]:
-        """The LM's reason for its choice, piece by piece as it decodes."""
-        best = choice.order[0]
-        # As stage 2 trained it: the label's token, then "]" and the reason.
-        answer = [label_id(self.lm, best), *text_ids(self.lm, "]")]
-        prompt = torch.cat([choice.prompt, torch.tensor([answer])], dim=1)
-        return self.lm.stream(prompt, choice.items, self.max_new_tokens)
+    # -- the reply -------------------------------------------------------------------------
 
-    def answer(self, choice: Choice, reason: str) -> str:
-        """The reply text: the chosen item's label and title, then the reason."""
-        best = choice.order[0]
-        item_id = choice.candidates[best]
-        title = self.recommender.titles.get(item_id, f"item {item_id}")
-        return f"[{best + 1}] {title}: {reason}" if reason else f"[{best + 1}] {title}"
+    def named(self, user_id: str, items: Sequence[str]) -> list[Pick]:
+        """The top picks with reasons built from their facts and the shopper's history."""
+        recent = self.recent_items(user_id)
+        picks = []
+        for label, item_id in enumerate(items[: self.picks], start=1):
+            facts = self.catalog.get(item_id)
+            # Taste explains the pick, and the items that have no facts to tell.
+            wanted = label == 1 or facts is None or not facts.label
+            taste = self.taste_clause(item_id, recent) if wanted else None
+            reason = template_reason(facts, self.catalog, taste)
+            picks.append(Pick(label, item_id, self.name(item_id), reason))
+        return picks
+
+    def name(self, item_id: str) -> str:
+        facts = self.catalog.get(item_id)
+        if facts is not None and (facts.title or facts.label):
+            return str(facts.title or facts.label)
+        return "an item with a photo only"
+
+    def taste_clause(self, item_id: str, recent: Sequence[tuple[str, str]]) -> str | None:
+        """'close to “Strap top” you bought': the recent item nearest to this one."""
+        named = [
+            (i, a)
+            for i, a in recent
+            if i != item_id and self.name(i) != "an item with a photo only"
+        ]
+        if not named:
+            return None
+        index = self.recommender.index
+        vector = index.vector(item_id)
+        scores = [float(index.vector(i) @ vector) for i, _ in named]
+        item, action = named[int(np.argmax(scores))]
+        return f"close to “{self.name(item)}” you {ACTION_VERBS.get(action, 'liked')}"
+
+    def lm_reason(self, user_id: str, message: str, answer: Answer) -> Iterator[str]:
+        """The LM's reason for the pick, piece by piece as it decodes (unchecked)."""
+        pick = answer.picks[0]
+        facts = self.catalog.get(pick.item_id)
+        request = answer.state.need or self.catalog.describe(answer.state.constraints)
+        lines = [f"The shopper asked for: {request or message.strip()}"]
+        lines.append(f"Item: {self.lm.item_placeholder}")
+        if facts is not None:
+            known = {
+                "Name": facts.title,
+                "Colour": facts.colour,
+                "Type": facts.kind,
+                "Pattern": facts.pattern,
+                "Price": self.catalog.display.text(facts.price),
+            }
+            lines += [f"{key}: {value}" for key, value in known.items() if value]
+        messages = [
+            {"role": "system", "content": REASON_SYSTEM},
+            {"role": "user", "content": "\n".join(lines)},
+        ]
+        ids = self.lm.chat_ids(messages)
+        row = self.recommender.index.row(pick.item_id)
+        items = torch.from_numpy(np.ascontiguousarray(self.recommender.item_vectors[[row]]))
+        return self.lm.stream(ids, items, self.max_new_tokens)
+
+    def with_lm_reason(self, answer: Answer, written: str) -> Answer:
+        """The answer with the pick's reason replaced by the LM's first sentence, if that is
+        faithful to the item; else unchanged."""
+        sentence = first_sentence(written)
+        pick = answer.picks[0]
+        if not faithful(sentence, self.catalog.get(pick.item_id), self.catalog):
+            return answer
+        better = replace(pick, reason=sentence, written_by_lm=True)
+        return replace(answer, picks=[better, *answer.picks[1:]])
+
+
+def first_sentence(text: str) -> str:
+    text = " ".join(text.split())
+    for end in (". ", "! ", "? "):
+        if end in text:
+            text = text.split(end)[0] + end.strip()
+            break
+    return text.strip()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from tastegraph.assistant.lm import ItemLM
+from tastegraph.recommend.recommender import ACTION_VERBS
 
 SYSTEM = (
     "You are a shopping assistant. The shopper sees numbered items. Recommend the one that "
@@ -31,16 +32,27 @@ class ChoicePrompt:
     candidate_ends: list[int]  # position of each candidate's last token, in label order
 
 
+def recent_line(recent: Sequence[str], actions: Sequence[str] | None = None) -> str:
+    """'I recently bought: a, b.' for the shopper's latest items (newest first), each with
+    its action (default: all purchases); mixed actions read 'Recently I saved a; bought b.'"""
+    verbs = [ACTION_VERBS.get(a, "liked") for a in actions or ["purchase"] * len(recent)]
+    if len(set(verbs)) == 1:
+        return f"I recently {verbs[0]}: {', '.join(recent)}."
+    return "Recently I " + "; ".join(f"{v} {r}" for v, r in zip(verbs, recent, strict=True)) + "."
+
+
 def choice_turn(
     request: str,
     candidates: Sequence[str],
     recent: Sequence[str] = (),
     history: Sequence[dict[str, str]] = (),
+    recent_actions: Sequence[str] | None = None,
 ) -> list[dict[str, str]]:
-    """The chat messages: candidates and recent items given as their descriptions. The
-    numbered candidates end the last message."""
+    """The chat messages: candidates and recent items (newest first, each with its action;
+    default: purchases) given as their descriptions. The numbered candidates end the last
+    message."""
     check_candidates(len(candidates))
-    parts = [f"I recently bought: {', '.join(recent)}."] if recent else []
+    parts = [recent_line(recent, recent_actions)] if recent else []
     parts.append(request)
     parts.append("Items:\n" + "\n".join(candidate_lines(candidates)))
     return [
@@ -65,10 +77,11 @@ def choice_prompt(
     candidates: Sequence[str],
     recent: Sequence[str] = (),
     history: Sequence[dict[str, str]] = (),
+    recent_actions: Sequence[str] | None = None,
 ) -> ChoicePrompt:
     """The choice turn in the LM's chat template, up to the answer prefix, with the
     position of every candidate's last token."""
-    turn = choice_turn(request, candidates, recent, history)
+    turn = choice_turn(request, candidates, recent, history, recent_actions)
     text = lm.tokenizer.apply_chat_template(turn, add_generation_prompt=True, tokenize=False)
     text += ANSWER_PREFIX
     content = turn[-1]["content"]
@@ -88,12 +101,19 @@ def choice_prompt(
 
 
 def item_token_prompt(
-    lm: ItemLM, candidates: int, recent: int, request: str, history: Sequence[dict[str, str]] = ()
+    lm: ItemLM,
+    candidates: int,
+    recent: int,
+    request: str,
+    history: Sequence[dict[str, str]] = (),
+    recent_actions: Sequence[str] | None = None,
 ) -> ChoicePrompt:
     """The choice prompt with every item shown as item tokens; the items' embeddings go to
     the LM in prompt order: the recent items, then the candidates."""
     placeholder = lm.item_placeholder
-    return choice_prompt(lm, request, [placeholder] * candidates, [placeholder] * recent, history)
+    return choice_prompt(
+        lm, request, [placeholder] * candidates, [placeholder] * recent, history, recent_actions
+    )
 
 
 def text_ids(lm: ItemLM, text: str) -> list[int]:

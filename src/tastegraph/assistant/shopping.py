@@ -357,6 +357,8 @@ def shop_assistant(
         "heldout_loss_before": result.heldout_loss_before,
         "heldout_loss_after": result.heldout_loss_after,
         "lora": lm.lora,
+        # Whose purchases made examples: evaluations on this projector leave them out.
+        "shoppers": sorted({e.user_id for e in examples}),
     }
     adapters = {k: v for k, v in lm.trainable_state().items() if not k.startswith("projector.")}
     return result, save_projector(lm.projector, settings.workdir, manifest, adapters)

@@ -34,6 +34,7 @@ class ItemDetails:
     product: str | None  # the product this item is a variant of, where known
     attributes: dict[str, Any]
     price: float | None = None
+    description: str | None = None
 
 
 def item_attributes(details: dict[str, ItemDetails]) -> dict[str, dict[str, Any]]:
@@ -51,6 +52,7 @@ def item_details(store: Store, variant_attribute: str | None) -> dict[str, ItemD
             None if product is None else str(product),
             item.attributes,
             item.price,
+            item.description or None,
         )
     return details
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tastegraph.config import Settings
+from tastegraph.display import PriceDisplay, write_catalog_display
 from tastegraph.ingest.generic import row_problem
 from tastegraph.ingest.media import check_photos
 from tastegraph.ingest.quarantine import InputError, Problem, Quarantine, RowError
@@ -30,6 +31,9 @@ from tastegraph.ingest.validate import (
 from tastegraph.store import Collection, Event, Item, Media, Store, User
 
 FILES = ("transactions.csv", "articles.csv", "customers.csv")
+# The competition's prices are divided by an undisclosed constant (median 0.025); shown
+# times 1,000 in euros they read like H&M's shelf prices (median €25). A display choice only.
+HM_PRICES = PriceDisplay("€", 1000.0)
 _ARTICLE_ID = re.compile(r"\d{10}")
 # articles.csv column → item attribute; the *_no and *_code columns repeat these as numbers.
 ARTICLE_ATTRIBUTES = {
@@ -87,6 +91,7 @@ def ingest_hm(store: Store, data_dir: Path, settings: Settings) -> list[IngestRe
         _ingest_baskets(store, data_dir, purchases, settings),
         _ingest_purchases(store, data_dir, purchases, tx_quarantine, settings),
     ]
+    write_catalog_display(settings.workdir, HM_PRICES)
     return reports
 
 

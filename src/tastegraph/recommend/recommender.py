@@ -33,6 +33,7 @@ class Filters:
     categories: Collection[str] | None = None  # only items in one of these categories
     price_range: PriceRange | None = None  # (low, high), inclusive; None for no bound
     exclude_engaged: bool = False  # leave out items the user already engaged with
+    within: np.ndarray | None = None  # (N,) bool over index rows: only these may come
 
 
 @dataclass(frozen=True)
@@ -481,6 +482,8 @@ class Recommender:
         """(N,) bool: items that pass the filters and that the user has not hidden."""
         mask = self.index.fields.mask(filters.categories, filters.price_range)
         allowed = np.ones(len(self.index), dtype=bool) if mask is None else mask.copy()
+        if filters.within is not None:
+            allowed &= filters.within
         if profile is not None:
             excluded = set(profile.hidden)
             if filters.exclude_engaged:

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from threadpoolctl import threadpool_limits
 
 from tastegraph.artifacts import atomic_path
+from tastegraph.assistant.conversation import ConversationState
 from tastegraph.config import Settings
 from tastegraph.ingest.media import check_photo
 from tastegraph.recommend.recommender import Filters, Recommendation
@@ -173,6 +174,7 @@ def create_app(settings: Settings, *, assistant: bool = True) -> FastAPI:
             attributes=found.attributes,
             recommendable=item_id in svc.current().index,
             embedding_error=svc.failed_items.get(item_id),
+            generated_description=svc.generated_description(item_id),
         )
 
     @app.get("/v1/items/{item_id}/related")
@@ -243,16 +245,24 @@ def create_app(settings: Settings, *, assistant: bool = True) -> FastAPI:
 
     @app.post("/v1/assistant/chat", dependencies=[Depends(chat_allowed)])
     def chat(body: schemas.ChatIn, svc: Svc) -> StreamingResponse:
-        """A shopping-assistant turn as server-sent events: `items` (cards, the pick first),
-        then `token` events with the reason as it is written, then `done`. Rate-limited
+        """A shopping-assistant turn as server-sent events: `items` (cards, [1] the pick
+        first), `token` events with the reply as it is written, then `done` with the whole
+        reply and the conversation `state` to send back with the next message. Rate-limited
         per client (429 with Retry-After)."""
         try:
             assistant = svc.model("assistant")
         except FileNotFoundError as exc:
             raise HTTPException(503, str(exc)) from None
-        history = [turn.model_dump() for turn in body.history]
+        try:
+            state = (
+                ConversationState.parse(body.state.model_dump(), svc.catalog)
+                if body.state
+                else None
+            )
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
         return StreamingResponse(
-            _chat_events(svc, assistant, body.user_id, body.message, history),
+            _chat_events(svc, assistant, body.user_id, body.message, state),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache"},
         )
@@ -261,21 +271,18 @@ def create_app(settings: Settings, *, assistant: bool = True) -> FastAPI:
 
 
 def _chat_events(
-    svc: Service, live: Any, user_id: str, message: str, history: list[dict[str, str]]
+    svc: Service, live: Any, user_id: str, message: str, state: ConversationState | None
 ) -> Iterator[str]:
     with live as assistant:
-        try:
-            choice = assistant.choose(user_id, message, history)
-        except ValueError as exc:
-            yield _sse("error", {"error": str(exc)})
-            return
-        cards = [_card(svc, i).model_dump() for i in choice.item_ids]
-        yield _sse("items", {"items": cards})
-        pieces = []
-        for piece in assistant.reason(choice):
-            pieces.append(piece)
-            yield _sse("token", {"text": piece})
-        yield _sse("done", {"text": assistant.answer(choice, "".join(pieces).strip())})
+        answer = assistant.answer(user_id, message, state)
+        yield _sse("items", {"items": [_card(svc, i).model_dump() for i in answer.items]})
+        yield _sse("token", {"text": answer.intro})
+        if answer.picks:
+            written = "".join(assistant.lm_reason(user_id, message, answer))
+            answer = assistant.with_lm_reason(answer, written)
+        for pick in answer.picks:
+            yield _sse("token", {"text": "\n" + pick.line})
+        yield _sse("done", {"text": answer.text, "state": answer.state.to_json()})
 
 
 def _sse(event: str, data: dict[str, Any]) -> str:
@@ -284,10 +291,14 @@ def _sse(event: str, data: dict[str, Any]) -> str:
 
 def _card(svc: Service, item_id: str, rec: Recommendation | None = None) -> schemas.Card:
     details = svc.details.get(item_id)
+    facts = svc.catalog.get(item_id)
+    price = details.price if details else None
     return schemas.Card(
         id=item_id,
         title=details.title if details else None,
-        price=details.price if details else None,
+        price=price,
+        price_text=svc.catalog.display.text(price),
+        label=facts.label if facts else None,
         image_url=f"/v1/items/{item_id}/image" if item_id in svc.photos else None,
         reason=rec.reason if rec else None,
         interest=rec.interest if rec else None,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from tastegraph.config import ACTIONS
 
@@ -48,7 +48,13 @@ class EventsOut(BaseModel):
 class Card(BaseModel):
     id: str
     title: str | None
-    price: float | None
+    price: float | None = Field(description="On the catalog's stored scale.")
+    price_text: str | None = Field(
+        default=None, description="The price as shoppers read it: currency and display factor."
+    )
+    label: str | None = Field(
+        default=None, description="The item's own colour and type; none when it has neither."
+    )
     image_url: str | None
     reason: str | None = None
     interest: str | None = None
@@ -67,6 +73,11 @@ class ItemOut(Card):
     embedding_error: str | None = Field(
         default=None, description="Why a new item could not be embedded, if it failed."
     )
+    generated_description: str | None = Field(
+        default=None,
+        description="For an item with no text: what the assistant's LM reads in its "
+        "embedding. Generated, and a guess; null for items with text.",
+    )
 
 
 class ItemCreated(BaseModel):
@@ -83,16 +94,23 @@ class Users(BaseModel):
     users: list[UserOut]
 
 
-class ChatTurn(BaseModel):
+class ChatState(BaseModel):
+    """The conversation so far, as the last `done` event gave it: send it back unchanged."""
+
     model_config = ConfigDict(extra="forbid")
 
-    role: Literal["user", "assistant"]
-    content: str = Field(max_length=2000)
-
-
-# The LM reads the whole conversation on every turn: a bound on its length keeps one turn
-# from taking minutes of CPU.
-MAX_CONVERSATION_CHARS = 4000
+    shown: list[Annotated[str, Id]] = Field(default_factory=list, max_length=20)
+    seen: list[Annotated[str, Id]] = Field(default_factory=list, max_length=200)
+    rejected: list[Annotated[str, Id]] = Field(default_factory=list, max_length=200)
+    source: Literal["taste", "search", "related"] = "taste"
+    need: str = Field(default="", max_length=500)
+    anchor: Annotated[str, Id] | None = None
+    colours: list[Annotated[str, Field(max_length=100)]] = Field(
+        default_factory=list, max_length=50
+    )
+    kinds: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=50)
+    min_price: float | None = Field(default=None, ge=0)
+    max_price: float | None = Field(default=None, ge=0)
 
 
 class ChatIn(BaseModel):
@@ -100,21 +118,9 @@ class ChatIn(BaseModel):
 
     user_id: str = Field(pattern=ID_PATTERN)
     message: str = Field(min_length=1, max_length=500)
-    history: list[ChatTurn] = Field(
-        default_factory=list,
-        max_length=20,
-        description=f"Earlier turns; with the message at most {MAX_CONVERSATION_CHARS} characters.",
+    state: ChatState | None = Field(
+        default=None, description="The conversation state from the previous turn's `done`."
     )
-
-    @model_validator(mode="after")
-    def fits(self) -> ChatIn:
-        length = len(self.message) + sum(len(turn.content) for turn in self.history)
-        if length > MAX_CONVERSATION_CHARS:
-            raise ValueError(
-                f"the conversation is {length} characters; send the latest turns, up to "
-                f"{MAX_CONVERSATION_CHARS}"
-            )
-        return self
 
 
 class ErrorOut(BaseModel):

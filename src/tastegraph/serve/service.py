@@ -17,10 +17,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tastegraph.artifacts import current_version
+from tastegraph.assistant.facts import Catalog
 from tastegraph.config import Settings
+from tastegraph.display import price_display
 from tastegraph.embeddings.job import fusion_root
 from tastegraph.embeddings.store import embeddings_root
 from tastegraph.graph import graph_root
@@ -32,6 +34,9 @@ from tastegraph.recommend.config import RecommendConfig
 from tastegraph.recommend.load import assemble
 from tastegraph.recommend.recommender import Recommender
 from tastegraph.store import Event, Item, Media, Store, WriteResult
+
+if TYPE_CHECKING:  # the LM's modules load with the assistant, not with the server
+    from tastegraph.assistant.chat import Assistant
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +84,7 @@ class Service:
         self._user_locks = [threading.Lock() for _ in range(USER_LOCK_STRIPES)]
         self._models: dict[str, Any] = {}
         self.details: dict[str, ItemDetails] = item_details(store, settings.variant_attribute)
+        self.catalog = Catalog.from_settings(self.details, settings, price_display(settings))
         self.photos: set[str] = {media.item_id for media in store.iter_media()}
         self.live_items: list[str] = []  # items embedded here, not yet in a published index
         self.failed_items: dict[str, str] = {}  # new items that could not be embedded, why
@@ -137,7 +143,8 @@ class Service:
             if not self.assistant_enabled:
                 raise FileNotFoundError("the assistant is switched off on this server")
             lm = load_item_lm(self.workdir)
-            return _LiveAssistant(self, Assistant(lm, self.recommender, self.model("query")))
+            assistant = Assistant(lm, self.recommender, self.catalog, self.model("query"))
+            return _LiveAssistant(self, assistant)
         raise KeyError(name)
 
     # -- writes ----------------------------------------------------------------------------
@@ -163,11 +170,27 @@ class Service:
                 self.store.add_media([media])
                 self.photos.add(item.id)
         if result.stored:
-            self.details[item.id] = ItemDetails(
-                item.title or None, None, item.attributes, item.price
+            details = ItemDetails(
+                item.title or None, None, item.attributes, item.price, item.description or None
             )
+            self.details[item.id] = details
+            self.catalog.add(item.id, details)
             self._pending.put(item.id)
         return result
+
+    def generated_description(self, item_id: str) -> str | None:
+        """What the assistant's LM says an item without text is, from its embedding alone
+        (kept per item); None for an item with text or attributes, or while no assistant is
+        ready."""
+        facts = self.catalog.get(item_id)
+        if facts is None or facts.title or facts.label or item_id not in self.current().index:
+            return None
+        try:
+            live = self.model("assistant")
+        except FileNotFoundError:
+            return None
+        with live:
+            return str(live.describer(item_id))
 
     def knows_user(self, user_id: str) -> bool:
         return user_id in self.recommender.profiles or bool(self.store.known_user_ids([user_id]))
@@ -287,12 +310,17 @@ def _warmed(recommender: Recommender) -> Recommender:
 class _LiveAssistant:
     """The assistant over whichever recommender is current at each turn."""
 
-    def __init__(self, service: Service, assistant: Any) -> None:
+    def __init__(self, service: Service, assistant: Assistant) -> None:
+        from tastegraph.assistant.describe import Describer
+
         self.service = service
         self.assistant = assistant
-        self.lock = threading.Lock()  # one conversation turn at a time through the LM
+        self.lock = threading.Lock()  # one conversation turn (or description) at a time
+        self.describer = Describer(
+            assistant.lm, lambda item_id: self.service.current().index.vector(item_id)
+        )
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> Assistant:
         self.lock.acquire()
         self.assistant.recommender = self.service.current()
         return self.assistant

@@ -6,8 +6,6 @@ const FEED_SIZE = 24;
 const RELATED_SIZE = 12;
 const NEW_SHOPPER = "__new__";
 const ID_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.:@-]{0,127}$/;
-const MAX_HISTORY_TURNS = 20; // the server accepts at most 20 prior turns of 2000 chars
-const MAX_CONVERSATION_CHARS = 4000; // ...and at most this much text with the message
 const PLACEHOLDER = "data:image/svg+xml," + encodeURIComponent(
   '<svg xmlns="http://www.w3.org/2000/svg" width="192" height="288"><rect width="100%" height="100%" fill="#e9e6e1"/></svg>');
 const PREFERRED_ATTRIBUTES = ["product_type", "colour_group", "graphical_appearance",
@@ -21,7 +19,7 @@ const state = {
   detailId: null,
   lastFocus: null,
   saved: new Set(), // "user|item" saved in this page session
-  chatHistory: [],
+  chatState: null, // the conversation state from the last `done` event; null on a new chat
   chatBusy: false,
   statusTimer: null,
   reloadTimer: null,
@@ -115,8 +113,10 @@ async function api(path, options = {}) {
 
 // ---- cards ------------------------------------------------------------------
 
-function formatPrice(price) {
-  return typeof price === "number" ? price.toFixed(4) : "";
+/** The price as shoppers read it; the raw number only when the server sent no text. */
+function priceText(card) {
+  if (card.price_text) return card.price_text;
+  return typeof card.price === "number" ? card.price.toFixed(2) : "";
 }
 
 function photo(url, alt, lazy) {
@@ -143,7 +143,14 @@ function saveButton(itemId) {
   return button;
 }
 
-/** One card; `compact` ones (in the chat) have no reason, interest or save button. */
+/** The item's own colour and type as a badge; the taste cluster only as its tooltip. */
+function labelBadge(card) {
+  const badge = el("span", "label", card.label);
+  if (card.interest) badge.title = `Your interest: ${card.interest}`;
+  return badge;
+}
+
+/** One card; `compact` ones (in the chat) have no reason, label or save button. */
 function renderCard(card, compact = false) {
   const article = el("article", compact ? "card compact" : "card");
   article.dataset.id = card.id;
@@ -151,13 +158,23 @@ function renderCard(card, compact = false) {
   article.append(photo(card.image_url, card.title || card.id, true));
   const body = el("div", "card-body");
   body.append(el("h3", card.title ? "title" : "title untitled", card.title || card.id));
-  if (card.price != null) body.append(el("p", "price", formatPrice(card.price)));
+  const price = priceText(card);
+  if (price) body.append(el("p", "price", price));
   if (!compact) {
     if (card.reason) body.append(el("p", "reason", card.reason));
-    if (card.interest) body.append(el("span", "interest", card.interest));
+    if (card.label) body.append(labelBadge(card));
     body.append(saveButton(card.id));
   }
   article.append(body);
+  return article;
+}
+
+/** A chat card with its number, so shoppers can say "the second one". */
+function renderChatCard(card, position) {
+  const article = renderCard(card, true);
+  const number = el("span", "chat-number", `[${position + 1}]`);
+  number.setAttribute("aria-label", `item ${position + 1}`);
+  article.prepend(number);
   return article;
 }
 
@@ -276,8 +293,12 @@ function renderDetail(item) {
   image.src = item.image_url || PLACEHOLDER;
   image.alt = item.title || item.id;
   $("detail-title").textContent = item.title || item.id;
-  $("detail-price").textContent = formatPrice(item.price);
-  $("detail-description").textContent = item.description || "No description.";
+  $("detail-price").textContent = priceText(item);
+  $("detail-label").textContent = item.label || "";
+  $("detail-label").hidden = !item.label;
+  $("detail-description").textContent = item.description
+    || (item.generated_description ? `Generated from the photo's embedding: “${item.generated_description}”` : "No description.");
+  $("detail-description").classList.toggle("generated", !item.description && !!item.generated_description);
   $("detail-attributes").replaceChildren(...pickAttributes(item.attributes)
     .flatMap(([key, value]) => [el("dt", null, key), el("dd", null, value)]));
   const save = saveButton(item.id);
@@ -289,7 +310,8 @@ async function openDetail(itemId) {
   const panel = $("detail");
   if (panel.hidden) state.lastFocus = document.activeElement;
   state.detailId = itemId;
-  renderDetail({ id: itemId, title: "Loading…", price: null, image_url: null, description: "", attributes: {} });
+  renderDetail({ id: itemId, title: "Loading…", price: null, label: null, image_url: null,
+    description: "", attributes: {} });
   $("related").replaceChildren();
   panel.hidden = false;
   panel.scrollTop = 0;
@@ -320,7 +342,7 @@ function closeDetail() {
 // ---- assistant chat -----------------------------------------------------------------------
 
 function resetChat() {
-  state.chatHistory = [];
+  state.chatState = null;
   $("chat-log").replaceChildren(el("p", "chat-hint", "Ask for something, e.g. “a warm jumper for winter” or “something like this but in red”."));
 }
 
@@ -366,6 +388,14 @@ function setChatBusy(busy) {
   $("chat-form").classList.toggle("busy", busy);
 }
 
+/** The reply's cards under its text, numbered [1], [2], ...; none is a normal answer. */
+function showChatItems(bubble, cards) {
+  if (!cards.length) return;
+  const items = el("div", "chat-items");
+  items.append(...cards.map(renderChatCard));
+  bubble.append(items);
+}
+
 async function sendChat(message) {
   setChatBusy(true);
   const userId = currentUser();
@@ -379,14 +409,13 @@ async function sendChat(message) {
     const response = await safeFetch("/v1/assistant/chat", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ user_id: userId, message, history: latestTurns(message) }),
+      body: JSON.stringify({ user_id: userId, message, state: state.chatState }),
     });
     if (!response.ok) throw new Error(await errorMessage(response));
+    let nextState = null;
     await readEvents(response, (name, data) => {
       if (name === "items") {
-        const items = el("div", "chat-items");
-        items.append(...data.items.map((card) => renderCard(card, true)));
-        bubble.append(items);
+        showChatItems(bubble, data.items || []);
         showTurn();
       } else if (name === "token") {
         reply += data.text;
@@ -394,14 +423,13 @@ async function sendChat(message) {
       } else if (name === "done") {
         reply = data.text;
         body.textContent = reply;
+        nextState = data.state || null;
       } else if (name === "error") {
         throw new Error(data.error);
       }
     });
     if (!reply) throw new Error("the assistant sent no answer");
-    if (userId === currentUser()) {
-      state.chatHistory.push({ role: "user", content: message }, { role: "assistant", content: reply.slice(0, 2000) });
-    }
+    if (userId === currentUser()) state.chatState = nextState; // a shopper switch started a new chat
   } catch (error) {
     bubble.classList.add("error");
     body.textContent = `Sorry — ${error.message}`;
@@ -457,15 +485,3 @@ async function init() {
 }
 
 init();
-
-// The latest turns that fit the server's limits together with the new message.
-function latestTurns(message) {
-  const turns = [];
-  let length = message.length;
-  for (const turn of state.chatHistory.slice(-MAX_HISTORY_TURNS).reverse()) {
-    if (length + turn.content.length > MAX_CONVERSATION_CHARS) break;
-    length += turn.content.length;
-    turns.unshift(turn);
-  }
-  return turns;
-}

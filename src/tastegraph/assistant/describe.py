@@ -1,0 +1,118 @@
+"""Describe an item from its embedding alone: the stage-1 task, asked at request time.
+
+Stage 1 of assistant training (`assistant/train.py`) teaches the LM to answer "Describe this
+item: <k item tokens>" with the item's own text (title, then "key: value" attributes, cut
+to its first 32 tokens). Asking the same question of an item that has no text (about half
+of the H&M catalog is photo-only) gives a description written from its embedding: the
+title and attributes the LM believes the item would have. It is a guess, and is shown as
+one. `describe` is greedy, so one item always gets the same words from one projector.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tastegraph.assistant.lm import ItemLM, load_item_lm
+from tastegraph.assistant.projector import load_projector
+from tastegraph.assistant.train import PROMPT
+from tastegraph.embeddings.store import EmbeddingStore, embeddings_root
+from tastegraph.encoders.text import quiet_transformers_progress
+from tastegraph.lru import LruMap
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NEW_TOKENS = 32  # what stage 1 trained the answers to (AlignConfig.max_text_tokens)
+
+
+def describe_prompt(lm: ItemLM) -> torch.Tensor:
+    """(1, T) token ids of the stage-1 question, in the chat template, ready for a reply:
+    the same ids `train.encode_examples` trains on."""
+    return lm.chat_ids([{"role": "user", "content": PROMPT + lm.item_placeholder}])
+
+
+def clean_description(text: str) -> str:
+    """The first line of a generation, whitespace collapsed and without a dangling field.
+
+    Stage 1's answers are fields joined by ". " ("Tilly dress. colour_group: Black.
+    department: ..."), so the first *sentence* would be the title alone: the whole first
+    line is kept. Answers were cut at a token budget, so a generation often stops inside a
+    field; a last field that has a key but no value yet ("garment_group:") is dropped."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    line = " ".join(lines[0].split()) if lines else ""
+    parts = line.split(". ")
+    if len(parts) > 1 and re.fullmatch(r"[\w ]+:\s*\S{0,1}", parts[-1]):
+        parts = parts[:-1]
+    return ". ".join(parts).strip().rstrip(".").strip()
+
+
+def describe(lm: ItemLM, vector: np.ndarray, max_new_tokens: int = DEFAULT_NEW_TOKENS) -> str:
+    """What the LM says an item is, reading only its embedding (d,): greedy decoding of the
+    stage-1 prompt, cleaned by `clean_description`."""
+    items = torch.tensor(np.asarray(vector, dtype=np.float32).reshape(1, -1))  # a copy
+    return clean_description(lm.generate(describe_prompt(lm), items, max_new_tokens))
+
+
+class Describer:
+    """Descriptions by item id, kept for the most recently asked `size` items (about a
+    second of CPU per new item for SmolLM2-135M). One generation runs at a time: the model
+    is shared, and two requests for one item make one description."""
+
+    def __init__(
+        self,
+        lm: ItemLM,
+        vector_of: Callable[[str], np.ndarray],
+        size: int = 1024,
+        max_new_tokens: int = DEFAULT_NEW_TOKENS,
+    ) -> None:
+        self.lm = lm
+        self.vector_of = vector_of  # item id -> embedding; raises KeyError for unknown ids
+        self.max_new_tokens = max_new_tokens
+        self._cache: LruMap[str, str] = LruMap(size)
+        self._lock = threading.Lock()
+
+    def __call__(self, item_id: str) -> str:
+        """The item's description; KeyError if the item has no embedding."""
+        kept = self._cache.get_many([item_id])
+        if item_id in kept:
+            return kept[item_id]
+        with self._lock:
+            kept = self._cache.get_many([item_id])  # another request may have made it
+            if item_id in kept:
+                return kept[item_id]
+            text = describe(self.lm, self.vector_of(item_id), self.max_new_tokens)
+            self._cache.put_many({item_id: text})
+        return text
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+
+def projector_embeddings(workdir: Path) -> EmbeddingStore:
+    """The embedding store version the current projector was trained on (the item tokens
+    only mean something for it), or the current version if that one is gone. Raises
+    FileNotFoundError when the workdir has no projector or no embeddings."""
+    _, manifest = load_projector(workdir)
+    folder = embeddings_root(workdir) / str(manifest.get("embeddings_version", ""))
+    if manifest.get("embeddings_version") and (folder / "manifest.json").is_file():
+        return EmbeddingStore(folder)
+    log.warning(
+        "the projector was trained on embeddings %s, which are gone; using the current ones",
+        manifest.get("embeddings_version"),
+    )
+    return EmbeddingStore.open(workdir)
+
+
+def open_describer(workdir: Path, size: int = 1024) -> Describer:
+    """A Describer over the workdir's assistant (LM, current projector) and the embeddings
+    that projector reads."""
+    embeddings = projector_embeddings(workdir)
+    with quiet_transformers_progress():
+        lm = load_item_lm(workdir)
+    return Describer(lm, embeddings.vector, size)

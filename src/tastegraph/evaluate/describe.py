@@ -1,0 +1,514 @@
+"""Does the assistant describe an item it never read the text of? Colour and type, scored.
+
+The LM describes an item from its embedding alone (`assistant/describe.py`), which is what
+it does for photo-only items. To score that, the test items are items that do have text
+and attributes, but that stage 1 did not train on: stage 1 trains on the first
+`manifest["items"]` embedded items with text, in the embedding store's id order (the stage-1
+projector's manifest names the count and the embeddings version), and every other embedded
+item with text, a colour and a type is held out. N of them are drawn at random (seeded).
+
+Scoring (`DescriptionScorer`), case-insensitive, on words (runs of letters: "T-shirt" is
+"t shirt"):
+- colour: each colour value has base words, the last word of each "/" alternative with
+  nameless words ("other", "unknown") dropped: "Dark Blue" -> blue, "Off White" -> white,
+  "Bronze/Copper" -> bronze or copper, "Other" -> none (such items are not test items). A
+  description names the colour right when it holds one of the item's base words and no
+  base word of any other colour in the catalog: "dark blue" and "light blue" both count
+  for "Dark Blue" (the shade is not scored), "black and white" counts for neither.
+- type: each type value is a phrase, or "/" alternatives ("Leggings/Tights"; a one-word
+  alternative before a longer last one shares its last word: "Hair/alice band" -> "hair
+  band" or "alice band"), nameless words dropped. A phrase matches consecutive words, its
+  last word also with an "s" or "es" ("dresses"), or without a final "s". The type is right
+  when one of its phrases matches and that match does not lie inside a longer match of
+  another catalog type: "bikini top" counts for "Bikini top", not for "Top"; "shirt dress"
+  counts for both "Shirt" and "Dress" (no catalog type spans both words).
+Baselines are scored by the same rule, reading their predicted value as their text:
+(a) the nearest stage-1 training item by cosine of raw image-tower features (no fusion, no
+LM) -> its colour and type; (b) chance: the expected score of a value drawn from the
+training items' distribution of that attribute (per item, sum over values v of
+p(v) * score(v, truth); exact, no random draw); (c) the training items' most common value.
+A reference row scores the item's own text cut as stage 1 cuts its answers (32 tokens):
+what a perfect stage-1 model would say, so the rule's ceiling.
+95% percentile bootstrap intervals resample items; ours / (a) is a paired ratio.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from tastegraph.config import Settings
+from tastegraph.evaluate.metrics import Estimate, bootstrap, clustered_bootstrap
+from tastegraph.store import Store
+
+log = logging.getLogger(__name__)
+
+OURS = "ours: LM describes the embedding"
+NEAREST_IMAGE = "(a) nearest training item, raw image"
+CHANCE = "(b) chance: training distribution"
+MAJORITY = "(c) most common training value"
+OWN_TEXT = "(ref) the item's own text, 32 tokens"
+NAMELESS = frozenset({"other", "unknown", "undefined", "none"})
+LOG_EVERY = 30.0  # seconds between progress lines when stderr is not a terminal
+
+Phrase = tuple[str, ...]
+
+
+def words(text: str) -> list[str]:
+    """Lower-case runs of letters: "T-shirt, Dark Blue" -> t, shirt, dark, blue."""
+    return re.findall(r"[a-z]+", text.lower())
+
+
+def colour_words(value: str) -> frozenset[str]:
+    """Base words of a colour value: the last nameable word of each "/" alternative."""
+    bases = set()
+    for alternative in value.split("/"):
+        named = [w for w in words(alternative) if w not in NAMELESS]
+        if named:
+            bases.add(named[-1])
+    return frozenset(bases)
+
+
+def kind_phrases(value: str) -> list[Phrase]:
+    """Phrases that name a type value: its "/" alternatives, nameless words dropped."""
+    alternatives = [tuple(w for w in words(part) if w not in NAMELESS) for part in value.split("/")]
+    alternatives = [a for a in alternatives if a]
+    if len(alternatives) > 1 and len(alternatives[-1]) > 1:
+        tail = alternatives[-1][1:]  # "hair/alice band": "hair" shares "band"
+        alternatives = [(*a, *tail) if len(a) == 1 else a for a in alternatives[:-1]] + [
+            alternatives[-1]
+        ]
+    return list(dict.fromkeys(alternatives))
+
+
+def _word_matches(word: str, wanted: str) -> bool:
+    return word in (wanted, wanted + "s", wanted + "es") or (
+        wanted.endswith("s") and len(wanted) > 2 and word == wanted[:-1]
+    )
+
+
+def phrase_spans(text_words: Sequence[str], phrase: Phrase) -> list[tuple[int, int]]:
+    """(start, end) of each place the phrase matches; its last word is plural-tolerant."""
+    n = len(phrase)
+    spans = []
+    for start in range(len(text_words) - n + 1):
+        window = text_words[start : start + n]
+        if list(window[:-1]) == list(phrase[:-1]) and _word_matches(window[-1], phrase[-1]):
+            spans.append((start, start + n))
+    return spans
+
+
+class DescriptionScorer:
+    """Whether a text names an item's colour and type, given every value in the catalog."""
+
+    def __init__(self, colours: Iterable[str], kinds: Iterable[str]) -> None:
+        self.colour_bases = {c: colour_words(c) for c in set(colours)}
+        self.all_colour_words = frozenset().union(*self.colour_bases.values())
+        self.kind_phrases = {k: kind_phrases(k) for k in set(kinds)}
+
+    def colour_nameable(self, colour: str) -> bool:
+        return bool(colour_words(colour))
+
+    def kind_nameable(self, kind: str) -> bool:
+        return bool(kind_phrases(kind))
+
+    def colour_right(self, text: str, colour: str) -> bool:
+        found = set(words(text)) & self.all_colour_words
+        bases = colour_words(colour)
+        return bool(found & bases) and not (found - bases)
+
+    def kind_right(self, text: str, kind: str) -> bool:
+        text_words = words(text)
+        spans = {
+            other: [s for p in phrases for s in phrase_spans(text_words, p)]
+            for other, phrases in (self.kind_phrases | {kind: kind_phrases(kind)}).items()
+        }
+        every = [(s, other) for other, found in spans.items() for s in found]
+        for start, end in spans[kind]:
+            inside_longer = any(
+                other != kind and s <= start and end <= e and (e - s) > (end - start)
+                for (s, e), other in every
+            )
+            if not inside_longer:
+                return True
+        return False
+
+
+@dataclass(frozen=True)
+class DescribeEvalConfig:
+    items: int = 200  # held-out items described (about a second each on 2 CPU cores)
+    seed: int = 0  # which items, and the bootstrap resamples
+    max_new_tokens: int = 32  # stage 1's answer length
+    answer_tokens: int = 32  # how stage 1 cut the answers: the reference row cuts the same
+    resamples: int = 1000
+
+
+@dataclass
+class HeldOutItem:
+    item_id: str
+    text: str  # the item's own text (not shown to the LM)
+    colour: str
+    kind: str
+    product_in_training: bool  # another variant of its product is a stage-1 item
+
+
+@dataclass
+class DescriptionReport:
+    projector: dict[str, Any]  # version, stages, embeddings version, stage-1 items
+    held_out: int  # eligible held-out items, before drawing N
+    n: int
+    colour: dict[str, Estimate]
+    kind: dict[str, Estimate]
+    ours_over_nearest: dict[str, Estimate]  # attribute -> paired ratio ours / (a)
+    new_product_items: int  # test items none of whose product's variants stage 1 read
+    new_products: dict[str, dict[str, Estimate]]  # attribute -> method -> on those items
+    rules: dict[str, str]
+    rows: list[dict[str, Any]] = field(default_factory=list)  # per item: texts and scores
+
+
+def stage1_training_ids(
+    ids: Sequence[str], texts: Mapping[str, str], count: int
+) -> tuple[list[str], list[str]]:
+    """(stage-1 training items, the other items with text), as `align_assistant` picks
+    them: the first `count` items with text in the embedding store's order."""
+    with_text = [i for i in ids if texts.get(i)]
+    return with_text[:count], with_text[count:]
+
+
+def stage1_manifest(workdir: Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest of the stage-1 (alignment) run behind a projector: itself, or for a
+    stage-2 projector the newest alignment version for the same embeddings."""
+    from tastegraph.assistant.projector import projector_root
+
+    if manifest.get("stage", "alignment") == "alignment" and "items" in manifest:
+        return dict(manifest)
+    root = projector_root(workdir)
+    current = str(manifest.get("version", "~"))  # versions sort by time
+    for folder in sorted((p for p in root.iterdir() if p.is_dir()), reverse=True):
+        path = folder / "manifest.json"
+        if folder.name > current or not path.is_file():
+            continue
+        candidate: dict[str, Any] = json.loads(path.read_text())
+        if (
+            candidate.get("stage") == "alignment"
+            and candidate.get("embeddings_version") == manifest.get("embeddings_version")
+            and "items" in candidate
+        ):
+            return candidate | {"version": folder.name}
+    raise ValueError(
+        f"cannot tell which items stage 1 trained on: no alignment projector for embeddings "
+        f"{manifest.get('embeddings_version')} in {root}"
+    )
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    unit: np.ndarray = (rows / np.maximum(norms, 1e-12)).astype(np.float32)
+    return unit
+
+
+def score_descriptions(
+    scorer: DescriptionScorer,
+    tests: Sequence[HeldOutItem],
+    texts: Mapping[str, Sequence[str]],
+) -> dict[str, dict[str, np.ndarray]]:
+    """method -> attribute -> per-item 0/1, for each method's text of each test item."""
+    return {
+        method: {
+            "colour": np.array(
+                [scorer.colour_right(t, it.colour) for t, it in zip(said, tests, strict=True)],
+                dtype=np.float64,
+            ),
+            "type": np.array(
+                [scorer.kind_right(t, it.kind) for t, it in zip(said, tests, strict=True)],
+                dtype=np.float64,
+            ),
+        }
+        for method, said in texts.items()
+    }
+
+
+def chance_scores(
+    scorer: DescriptionScorer,
+    tests: Sequence[HeldOutItem],
+    colours: Counter[str],
+    kinds: Counter[str],
+) -> dict[str, np.ndarray]:
+    """Per item, the expected score of a value drawn from the training distribution."""
+
+    def expected(counts: Counter[str], right: Any, truth: str) -> float:
+        total = sum(counts.values())
+        return sum(n * float(right(value, truth)) for value, n in counts.items()) / total
+
+    return {
+        "colour": np.array([expected(colours, scorer.colour_right, t.colour) for t in tests]),
+        "type": np.array([expected(kinds, scorer.kind_right, t.kind) for t in tests]),
+    }
+
+
+class _Progress:
+    """A tqdm bar on a terminal; otherwise a log line every LOG_EVERY seconds."""
+
+    def __init__(self, total: int, show: bool) -> None:
+        self.terminal = show and sys.stderr.isatty()
+        self.bar = tqdm(
+            total=total, desc="describing items", unit="item", disable=not self.terminal
+        )
+        self.total, self.done, self.show = total, 0, show
+        self.started = self.last = time.monotonic()
+
+    def step(self) -> None:
+        self.done += 1
+        self.bar.update()
+        now = time.monotonic()
+        if self.show and not self.terminal and now - self.last >= LOG_EVERY:
+            self.last = now
+            rate = self.done / (now - self.started)
+            log.info(
+                "described %d/%d items (%.1f s each, about %.0f s left)",
+                self.done,
+                self.total,
+                1 / rate,
+                (self.total - self.done) / rate,
+            )
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def evaluate_descriptions(
+    workdir: Path,
+    items: Mapping[str, tuple[str, str, str, str | None]],
+    image_ids: Sequence[str],
+    image_features: np.ndarray,
+    config: DescribeEvalConfig | None = None,
+    *,
+    show_progress: bool = True,
+) -> DescriptionReport:
+    """items: item id -> (its text, colour, type, product), for every item in the store
+    ("" where it has none; product: the variant attribute, or None). image_ids and
+    image_features: the raw image-tower features of the items that have a photo."""
+    from tastegraph.assistant.describe import describe
+    from tastegraph.assistant.lm import load_item_lm
+    from tastegraph.embeddings.store import EmbeddingStore, embeddings_root
+    from tastegraph.encoders.text import quiet_transformers_progress
+
+    config = config or DescribeEvalConfig()
+    with quiet_transformers_progress():
+        lm = load_item_lm(workdir)
+    manifest = _current_manifest(workdir)
+    stage1 = stage1_manifest(workdir, manifest)
+    folder = embeddings_root(workdir) / str(manifest["embeddings_version"])
+    if not (folder / "manifest.json").is_file():
+        raise ValueError(
+            f"the projector was trained on embeddings {manifest['embeddings_version']}, which "
+            f"are gone from {workdir}; run `tastegraph train assistant` again"
+        )
+    embeddings = EmbeddingStore(folder)
+    texts = {item_id: text for item_id, (text, *_) in items.items()}
+    training, rest = stage1_training_ids(embeddings.ids, texts, int(stage1["items"]))
+    scorer = DescriptionScorer(
+        (c for _, c, _, _ in items.values() if c), (k for _, _, k, _ in items.values() if k)
+    )
+    with_image = {item_id: row for row, item_id in enumerate(image_ids)}
+
+    def usable(item_id: str) -> bool:
+        _, colour, kind, _ = items[item_id]
+        return (
+            item_id in with_image and scorer.colour_nameable(colour) and scorer.kind_nameable(kind)
+        )
+
+    train_pool = [i for i in training if usable(i)]
+    pool = [i for i in rest if usable(i)]
+    if not pool or not train_pool:
+        raise ValueError(
+            f"{len(pool)} held-out and {len(train_pool)} stage-1 items have text, a photo, a "
+            "nameable colour and a type; need at least one of each"
+        )
+    rng = np.random.default_rng(config.seed)
+    chosen = sorted(rng.choice(len(pool), min(config.items, len(pool)), replace=False))
+    products = {items[i][3] for i in training} - {None}
+    tests = [
+        HeldOutItem(pool[row], *items[pool[row]][:3], items[pool[row]][3] in products)
+        for row in chosen
+    ]
+
+    # (a): nearest stage-1 item by raw image features
+    train_unit = _unit(image_features[[with_image[i] for i in train_pool]])
+    test_unit = _unit(image_features[[with_image[t.item_id] for t in tests]])
+    nearest = [train_pool[j] for j in np.argmax(test_unit @ train_unit.T, axis=1)]
+
+    progress = _Progress(len(tests), show_progress)
+    generated = []
+    for test in tests:
+        generated.append(describe(lm, embeddings.vector(test.item_id), config.max_new_tokens))
+        progress.step()
+    progress.close()
+
+    tokenizer, cut = lm.tokenizer, config.answer_tokens
+    own = [
+        tokenizer.decode(tokenizer(t.text, add_special_tokens=False)["input_ids"][:cut])
+        for t in tests
+    ]
+    colours = Counter(items[i][1] for i in train_pool)
+    kinds = Counter(items[i][2] for i in train_pool)
+    top_colour, top_kind = colours.most_common(1)[0][0], kinds.most_common(1)[0][0]
+    said = {
+        OURS: generated,
+        NEAREST_IMAGE: [f"{items[i][1]}. {items[i][2]}" for i in nearest],
+        MAJORITY: [f"{top_colour}. {top_kind}"] * len(tests),
+        OWN_TEXT: own,
+    }
+    values = score_descriptions(scorer, tests, said)
+    values[CHANCE] = chance_scores(scorer, tests, colours, kinds)
+    order = [OURS, NEAREST_IMAGE, CHANCE, MAJORITY, OWN_TEXT]
+
+    def estimates(rows: np.ndarray) -> tuple[dict[str, dict[str, Estimate]], dict[str, Estimate]]:
+        by_attribute = {
+            attribute: {
+                m: bootstrap(values[m][attribute][rows], config.resamples, config.seed)
+                for m in order
+            }
+            for attribute in ("colour", "type")
+        }
+        ratios = {
+            attribute: clustered_bootstrap(
+                values[OURS][attribute][rows],
+                np.arange(len(rows)),
+                config.resamples,
+                config.seed,
+                baseline=values[NEAREST_IMAGE][attribute][rows],
+            )
+            for attribute in ("colour", "type")
+        }
+        return by_attribute, ratios
+
+    everything, ratios = estimates(np.arange(len(tests)))
+    new = np.array([not t.product_in_training for t in tests], dtype=bool)
+    new_estimates, new_ratios = estimates(np.flatnonzero(new))
+    rows = [
+        {
+            "item": t.item_id,
+            "colour": t.colour,
+            "type": t.kind,
+            "product_in_training": t.product_in_training,
+            "description": generated[i],
+            "own_text": own[i],
+            "nearest_image_item": nearest[i],
+            "nearest_image": said[NEAREST_IMAGE][i],
+            "right": {m: {a: bool(values[m][a][i]) for a in ("colour", "type")} for m in said},
+        }
+        for i, t in enumerate(tests)
+    ]
+    return DescriptionReport(
+        projector={
+            "version": manifest["version"],
+            "stages": manifest.get("stages", [manifest.get("stage", "alignment")]),
+            "embeddings_version": manifest["embeddings_version"],
+            "stage1_version": stage1.get("version", manifest["version"]),
+            "stage1_items": int(stage1["items"]),
+        },
+        held_out=len(pool),
+        n=len(tests),
+        colour=everything["colour"],
+        kind=everything["type"],
+        ours_over_nearest=ratios,
+        new_product_items=int(new.sum()),
+        new_products={
+            "colour": new_estimates["colour"] | {"ours / (a)": new_ratios["colour"]},
+            "type": new_estimates["type"] | {"ours / (a)": new_ratios["type"]},
+        },
+        rules=RULES,
+        rows=rows,
+    )
+
+
+def _current_manifest(workdir: Path) -> dict[str, Any]:
+    from tastegraph.assistant.projector import load_projector
+
+    _, manifest = load_projector(workdir)
+    return manifest
+
+
+RULES = {
+    "colour": "right when the text holds a base word of the item's colour (last word of each "
+    "'/' alternative: 'Dark Blue' -> blue) and no base word of another catalog colour",
+    "type": "right when one of the type's phrases ('/' alternatives; last word plural-"
+    "tolerant) matches consecutive words, not inside a longer match of another catalog type",
+    "chance": "expected score of a value drawn from the stage-1 items' distribution "
+    "(sum of p(v) * score(v, truth)), not a random draw",
+    "held_out": "embedded items with text, a photo, a nameable colour and type, not among "
+    "the first `stage1_items` embedded items with text (stage 1's training items)",
+}
+
+
+def table(report: DescriptionReport) -> str:
+    """The report as an aligned text table."""
+
+    def cell(e: Estimate) -> str:
+        return f"{e.mean:.3f} [{e.low:.3f}, {e.high:.3f}]"
+
+    p = report.projector
+    lines = [
+        f"{report.n} held-out items with text (of {report.held_out:,}), described from their "
+        f"embeddings; projector {p['version']} ({' + '.join(p['stages'])}), stage 1 on the "
+        f"first {p['stage1_items']:,} items with text of embeddings {p['embeddings_version']}",
+        f"{'method':40} {'colour':22} {'type':22}",
+    ]
+    for method in report.colour:
+        lines.append(f"{method:40} {cell(report.colour[method]):22} {cell(report.kind[method]):22}")
+    ratio = report.ours_over_nearest
+    lines.append(f"{'ours / (a), paired':40} {cell(ratio['colour']):22} {cell(ratio['type']):22}")
+    new = report.new_products
+    lines.append(f"items whose product has no stage-1 variant ({report.new_product_items}):")
+    for method in (OURS, NEAREST_IMAGE, "ours / (a)"):
+        lines.append(
+            f"  {method:38} {cell(new['colour'][method]):22} {cell(new['type'][method]):22}"
+        )
+    return "\n".join(lines)
+
+
+def evaluate_store(
+    store: Store,
+    settings: Settings,
+    config: DescribeEvalConfig | None = None,
+    *,
+    show_progress: bool = True,
+) -> DescriptionReport:
+    """`evaluate_descriptions` on the store's items (colour and type from the settings'
+    `colour_attribute` and `kind_attribute`) and the feature cache's image features."""
+    from tastegraph.embeddings.job import prepare_features
+    from tastegraph.encoders import item_text
+
+    table = prepare_features(store, settings).table
+    items: dict[str, tuple[str, str, str, str | None]] = {}
+    for item in store.iter_items():
+        attributes = item.attributes
+        product = attributes.get(settings.variant_attribute)
+        items[item.id] = (
+            item_text(item),
+            str(attributes.get(settings.colour_attribute) or "").strip(),
+            str(attributes.get(settings.kind_attribute) or "").strip(),
+            str(product) if product is not None else None,
+        )
+    rows = np.flatnonzero(table.has_image)
+    image_ids = [table.item_ids[r] for r in rows]
+    return evaluate_descriptions(
+        settings.workdir,
+        items,
+        image_ids,
+        table.image[rows],
+        config,
+        show_progress=show_progress,
+    )

@@ -1,0 +1,93 @@
+"""Describing items from their embeddings: the stage-1 question asked at request time."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tastegraph.assistant.describe import (
+    Describer,
+    clean_description,
+    describe,
+    open_describer,
+    projector_embeddings,
+)
+from tastegraph.cli import app
+from tastegraph.encoders import item_text
+from tastegraph.store import SQLiteStore
+
+
+@pytest.fixture(scope="module")
+def workdir(built_workdir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    copy = tmp_path_factory.mktemp("describe") / "work"
+    shutil.copytree(built_workdir, copy)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def photo_only(workdir: Path) -> list[str]:
+    """The small catalog's embedded items without text (H&M articles without a text row)."""
+    embedded = set(projector_embeddings(workdir).ids)
+    with SQLiteStore(workdir / "store.db") as store:
+        items = [i.id for i in store.iter_items() if not item_text(i) and i.id in embedded]
+    assert items
+    return items
+
+
+@pytest.fixture(scope="module")
+def describer(workdir: Path) -> Describer:
+    return open_describer(workdir, size=2)
+
+
+def test_a_photo_only_item_gets_a_description(
+    describer: Describer, workdir: Path, photo_only: list[str]
+) -> None:
+    text = describe(describer.lm, projector_embeddings(workdir).vector(photo_only[0]))
+    assert text.strip() and "\n" not in text and "  " not in text
+    assert describer(photo_only[0]) == text  # greedy: the same words every time
+
+
+def test_descriptions_are_kept_for_the_most_recent_items(
+    describer: Describer, photo_only: list[str]
+) -> None:
+    first = describer(photo_only[0])
+    describer(photo_only[1])
+    describer(photo_only[2])
+    assert len(describer) == 2
+    assert describer(photo_only[0]) == first  # made again after it was dropped
+    with pytest.raises(KeyError):
+        describer("no-such-item")
+
+
+def test_cleaning_keeps_the_first_line_and_drops_a_dangling_field() -> None:
+    assert clean_description("  Tilly dress.  colour_group: Black.\nmore") == (
+        "Tilly dress. colour_group: Black"
+    )
+    assert clean_description("Tilly dress. colour_group: Black. department:") == (
+        "Tilly dress. colour_group: Black"
+    )
+    assert clean_description("Tilly dress. colour_group: Black. department: Jer") == (
+        "Tilly dress. colour_group: Black. department: Jer"
+    )
+    assert clean_description("\n\n") == ""
+
+
+def test_the_describe_command(workdir: Path, photo_only: list[str]) -> None:
+    with SQLiteStore(workdir / "store.db") as store:
+        with_text = next(i.id for i in store.iter_items() if item_text(i))
+    runner = CliRunner()
+    result = runner.invoke(app, ["--workdir", str(workdir), "describe", photo_only[0], with_text])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("generated from the item's embedding:") == 2
+    assert "(photo only)" in result.output and "real text:" in result.output
+
+    unknown = runner.invoke(app, ["--workdir", str(workdir), "describe", "no-such-item"])
+    assert unknown.exit_code == 2 and "unknown item 'no-such-item'" in unknown.output
+
+
+def test_the_describe_command_without_an_assistant(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["--workdir", str(tmp_path), "describe", "x"])
+    assert result.exit_code == 2 and "tastegraph train assistant" in result.output
