@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from tastegraph.assistant.chat import Answer, Assistant
+from tastegraph.assistant.chat import Answer, Assistant, first_sentence
 from tastegraph.assistant.conversation import ConversationState
 from tastegraph.assistant.facts import Catalog, ItemFacts, words
 from tastegraph.assistant.faithful import check, degenerate
@@ -135,22 +135,25 @@ def _script(user: str, item_id: str, catalog: Catalog) -> Script:
 
 def run_conversation(
     assistant: Assistant, number: int, script: Script, write_reasons: int = 0
-) -> tuple[list[TurnResult], list[Answer], list[dict[str, Any]]]:
+) -> tuple[list[TurnResult], list[Answer], list[dict[str, Any]], list[tuple[int, int, bool]]]:
     """Play a script; the first `write_reasons` turns' replies get the LM's reason. Returns
-    the turns' results, their answers, and the transcript."""
+    the turns' results, their answers, the transcript, and for each reason the LM wrote,
+    its claims, true claims and whether it was degenerate, before the check."""
     catalog = assistant.catalog
     kinds = {v for v, ws in catalog.kinds.items() if ws == words(script.kind)}
     said = Said(kinds)
     state: ConversationState | None = None
     seen: set[str] = set()
     results, answers, transcript = [], [], []
+    raw: list[tuple[int, int, bool]] = []
     previous: list[str] = []
     for turn, (intent, message) in enumerate(zip(INTENTS, script.messages(), strict=True)):
         said = _said_after(intent, said, script, previous, catalog)
-        if turn < write_reasons:
-            answer = assistant.reply(script.user_id, message, state)
-        else:
-            answer = assistant.answer(script.user_id, message, state)
+        answer = assistant.answer(script.user_id, message, state)
+        if turn < write_reasons and answer.picks:
+            written = first_sentence("".join(assistant.lm_reason(script.user_id, message, answer)))
+            raw.append(check_written(written, answer.picks[0].item_id, catalog))
+            answer = assistant.with_lm_reason(answer, written)
         cards = answer.items
         bad = sum(1 for i in cards if not said.holds(catalog.get(i)) or i in said.rejected)
         ok = bad == 0 and _intent_holds(intent, assistant, said, previous, seen, cards)
@@ -168,7 +171,14 @@ def run_conversation(
         state = answer.state
         if cards:
             previous = cards
-    return results, answers, transcript
+    return results, answers, transcript, raw
+
+
+def check_written(text: str, item_id: str, catalog: Catalog) -> tuple[int, int, bool]:
+    """(claims, true claims, degenerate) of a reason as the LM wrote it."""
+    facts = catalog.get(item_id)
+    found = check(text, facts, catalog)
+    return len(found), sum(c.true for c in found), degenerate(text, facts, catalog) is not None
 
 
 def _said_after(
@@ -252,6 +262,10 @@ class ConversationReport:
     true_claims: Estimate  # share of attribute claims true of the item named
     lm_written: float  # share of replies whose pick reason the LM wrote
     degenerate_replies: int
+    # The pick's reason as the LM wrote it, before the check: what the check guards against.
+    lm_alone_claims: int
+    lm_alone_true: int
+    lm_alone_degenerate: int  # reasons that loop, copy ids or echo the prompt
     seconds_per_turn: float
     transcript: list[dict[str, Any]]
 
@@ -266,24 +280,27 @@ def evaluate_conversations(
     `faithful_replies` replies (two per conversation) are written."""
     turns: list[TurnResult] = []
     checks: list[ReplyCheck] = []
+    written: list[tuple[int, int, bool]] = []
     transcripts = []
     start = time.perf_counter()
     for number, script in enumerate(tqdm(all_scripts, "conversations", disable=not show_progress)):
-        written = min(2, max(0, faithful_replies - len(checks)))
-        results, answers, transcript = run_conversation(assistant, number, script, written)
+        wanted = min(2, max(0, faithful_replies - len(checks)))
+        results, answers, transcript, raw = run_conversation(assistant, number, script, wanted)
+        written += raw
         turns += results
         checks += [
             check_reply(len(checks) + k, a, assistant.catalog)
-            for k, a in enumerate(answers[:written])
+            for k, a in enumerate(answers[:wanted])
         ]
         transcripts.append(transcript)
     seconds = (time.perf_counter() - start) / max(len(turns), 1)
-    return _report(turns, checks, transcripts, seconds, len(all_scripts))
+    return _report(turns, checks, written, transcripts, seconds, len(all_scripts))
 
 
 def _report(
     turns: list[TurnResult],
     checks: list[ReplyCheck],
+    written: list[tuple[int, int, bool]],
     transcripts: list[list[dict[str, Any]]],
     seconds: float,
     conversations: int,
@@ -316,6 +333,9 @@ def _report(
         true_claims=clustered_bootstrap(claim_values, claim_clusters),
         lm_written=float(np.mean([c.lm_written for c in checks])) if checks else float("nan"),
         degenerate_replies=sum(c.degenerate for c in checks),
+        lm_alone_claims=sum(w[0] for w in written),
+        lm_alone_true=sum(w[1] for w in written),
+        lm_alone_degenerate=sum(w[2] for w in written),
         seconds_per_turn=seconds,
         transcript=transcripts[0] if transcripts else [],
     )
