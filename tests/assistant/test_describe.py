@@ -72,6 +72,10 @@ def test_cleaning_keeps_the_first_line_and_drops_a_dangling_field() -> None:
     assert clean_description("Tilly dress. colour_group: Black. department: Jer") == (
         "Tilly dress. colour_group: Black. department: Jer"
     )
+    assert clean_description("Luxe. colour_group: Black. graphical_app") == (
+        "Luxe. colour_group: Black"
+    )
+    assert clean_description("Tilly dress. Made in Italy") == "Tilly dress. Made in Italy"
     assert clean_description("\n\n") == ""
 
 

@@ -34,6 +34,9 @@ from tastegraph.store import SQLiteStore
 ENTRIES = 24
 IMAGE_SHARD, TEXT_SHARD = 8, 5
 
+# Starting Ray and running the embed job on it takes minutes on 2 cores: `make test-slow`.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tastegraph.assistant.shopping import ExampleConfig, ShoppingConfig, ShoppingExample
 from tastegraph.assistant.train import AlignConfig
@@ -32,6 +33,7 @@ from tastegraph.graph.job import ItemDetails, item_details
 from tastegraph.store import SQLiteStore
 
 
+@pytest.mark.slow  # trains stage 2 for every LM method: minutes on 2 cores
 def test_every_method_is_measured_on_held_out_shoppers(
     small_catalog: Settings, default_lm_dir: Path, tmp_path: Path
 ) -> None:

@@ -43,11 +43,13 @@ def clean_description(text: str) -> str:
     Stage 1's answers are fields joined by ". " ("Tilly dress. colour_group: Black.
     department: ..."), so the first *sentence* would be the title alone: the whole first
     line is kept. Answers were cut at a token budget, so a generation often stops inside a
-    field; a last field that has a key but no value yet ("garment_group:") is dropped."""
+    field; a last field that is only a key ("garment_group:", "graphical_app") after
+    "key: value" fields is dropped. A value cut short ("department: Jer") is kept."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
     line = " ".join(lines[0].split()) if lines else ""
     parts = line.split(". ")
-    if len(parts) > 1 and re.fullmatch(r"[\w ]+:\s*\S{0,1}", parts[-1]):
+    fields = [re.fullmatch(r"[\w ]+: \S.*", part) is not None for part in parts]
+    if len(parts) > 2 and any(fields[1:-1]) and not fields[-1]:
         parts = parts[:-1]
     return ". ".join(parts).strip().rstrip(".").strip()
 
