@@ -10,10 +10,18 @@ from typer.testing import CliRunner
 
 from tastegraph.assistant.describe import (
     Describer,
+    alignment_manifest,
     clean_description,
     describe,
+    load_describe_lm,
     open_describer,
     projector_embeddings,
+)
+from tastegraph.assistant.projector import (
+    ItemProjector,
+    ProjectorConfig,
+    load_projector,
+    save_projector,
 )
 from tastegraph.cli import app
 from tastegraph.encoders import item_text
@@ -95,3 +103,24 @@ def test_the_describe_command(workdir: Path, photo_only: list[str]) -> None:
 def test_the_describe_command_without_an_assistant(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["--workdir", str(tmp_path), "describe", "x"])
     assert result.exit_code == 2 and "tastegraph train assistant" in result.output
+
+
+def test_describing_uses_the_stage_1_projector_behind_a_stage_2_one(tmp_path: Path) -> None:
+    projector = ItemProjector(ProjectorConfig(embed_dim=4, hidden_size=8, tokens=1, inner_dim=8))
+    base = {"lm": "SmolLM2-135M-Instruct", "embeddings_version": "e1"}
+    first = save_projector(projector, tmp_path, base | {"stage": "alignment", "items": 50})
+    save_projector(projector, tmp_path, base | {"stage": "shopping", "stages": ["alignment"]})
+    _, current = load_projector(tmp_path)
+    assert alignment_manifest(tmp_path, current)["version"] == first.name
+    assert alignment_manifest(tmp_path, current)["items"] == 50
+
+    save_projector(projector, tmp_path, base | {"stage": "shopping", "embeddings_version": "e2"})
+    _, other = load_projector(tmp_path)
+    with pytest.raises(ValueError, match="no stage-1"):
+        alignment_manifest(tmp_path, other)  # trained for other embeddings
+
+
+def test_the_describing_lm_shares_the_chat_lm(workdir: Path) -> None:
+    chat, manifest = load_describe_lm(workdir, "current")
+    shared, _ = load_describe_lm(workdir, "alignment", share=chat)
+    assert shared.model is chat.model and manifest["version"]

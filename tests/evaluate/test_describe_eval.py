@@ -10,8 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from tastegraph.assistant.projector import load_projector
+from tastegraph.cli import app
 from tastegraph.config import Settings
 from tastegraph.embeddings.store import EmbeddingStore
 from tastegraph.encoders import item_text
@@ -160,3 +162,14 @@ def test_the_evaluation_holds_out_what_stage_1_trained_on(
     assert report.kind[OWN_TEXT].mean > 0.5  # the real text names the type (the rule works)
     assert np.isfinite(report.colour[MAJORITY].mean)
     assert OURS in table(report)
+
+
+def test_the_evaluate_descriptions_command(workdir: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["--workdir", str(workdir), "evaluate", "descriptions", "--items", "2"],
+    )
+    assert result.exit_code == 0, result.output
+    assert OURS in result.output and "ours / (a), paired" in result.output
+    report = json.loads((workdir / "reports" / "descriptions.json").read_text())
+    assert report["n"] == 2 and report["projector"]["described_with"] == "alignment"

@@ -6,21 +6,34 @@ to its first 32 tokens). Asking the same question of an item that has no text (a
 of the H&M catalog is photo-only) gives a description written from its embedding: the
 title and attributes the LM believes the item would have. It is a guess, and is shown as
 one. `describe` is greedy, so one item always gets the same words from one projector.
+
+Describing uses the stage-1 projector with the plain LM, as stage 1 trained them, not the
+current projector: stage 2 goes on training the projector to pick among candidates, and it
+forgets describing (on H&M, after stage 2 every description is the same chat-style prose
+naming no colour; `tastegraph evaluate descriptions --projector current` measures it).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
-from tastegraph.assistant.lm import ItemLM, load_item_lm
-from tastegraph.assistant.projector import load_projector
+from tastegraph.assistant.lm import ItemLM, cached_default_lm, load_item_lm
+from tastegraph.assistant.projector import (
+    ItemProjector,
+    ProjectorConfig,
+    load_projector,
+    projector_root,
+)
 from tastegraph.assistant.train import PROMPT
 from tastegraph.embeddings.store import EmbeddingStore, embeddings_root
 from tastegraph.encoders.text import quiet_transformers_progress
@@ -29,6 +42,7 @@ from tastegraph.lru import LruMap
 log = logging.getLogger(__name__)
 
 DEFAULT_NEW_TOKENS = 32  # what stage 1 trained the answers to (AlignConfig.max_text_tokens)
+Which = Literal["alignment", "current"]  # the stage-1 projector, or the current one
 
 
 def describe_prompt(lm: ItemLM) -> torch.Tensor:
@@ -111,10 +125,65 @@ def projector_embeddings(workdir: Path) -> EmbeddingStore:
     return EmbeddingStore.open(workdir)
 
 
-def open_describer(workdir: Path, size: int = 1024) -> Describer:
-    """A Describer over the workdir's assistant (LM, current projector) and the embeddings
-    that projector reads."""
+def alignment_manifest(workdir: Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest (with "version" and "path") of the stage-1 (alignment) projector behind
+    a projector's manifest: itself, or for a stage-2 projector the newest alignment version
+    made before it for the same embeddings. ValueError if there is none."""
+    if manifest.get("stage", "alignment") == "alignment" and "items" in manifest:
+        return dict(manifest)
+    root = projector_root(workdir)
+    before = float(manifest.get("created_at", float("inf")))
+    candidates = []
+    for folder in (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        path = folder / "manifest.json"
+        if path.is_file():
+            candidate: dict[str, Any] = json.loads(path.read_text())
+            candidates.append(candidate | {"version": folder.name, "path": str(folder)})
+    for candidate in sorted(candidates, key=lambda c: float(c.get("created_at", 0)), reverse=True):
+        if (
+            candidate.get("stage") == "alignment"
+            and "items" in candidate
+            and candidate.get("embeddings_version") == manifest.get("embeddings_version")
+            and float(candidate.get("created_at", 0)) <= before
+        ):
+            return candidate
+    raise ValueError(
+        f"no stage-1 (alignment) projector for embeddings {manifest.get('embeddings_version')} "
+        f"in {root}; run `tastegraph train assistant` (both stages) again"
+    )
+
+
+def load_describe_lm(
+    workdir: Path, which: Which = "alignment", share: ItemLM | None = None
+) -> tuple[ItemLM, dict[str, Any]]:
+    """The LM that describes, and its projector's manifest: the plain default LM with the
+    stage-1 projector (`which="alignment"`), or the assistant as served (`"current"`: the
+    current projector, with the LoRA adapters trained with it). `share`: an ItemLM already
+    loaded (the chat assistant's) whose model and tokenizer the describer reuses, where it
+    carries no LoRA, instead of loading a second copy."""
+    _, current = load_projector(workdir)
+    if which == "current":
+        with quiet_transformers_progress():
+            return load_item_lm(workdir), current
+    manifest = alignment_manifest(workdir, current)
+    folder = Path(manifest["path"])
+    projector = ItemProjector(ProjectorConfig(**manifest["config"]))
+    projector.load_state_dict(load_file(str(folder / "model.safetensors")))
+    if share is not None and share.lora is None:
+        lm = ItemLM(share.model, share.tokenizer, projector)
+    else:
+        with quiet_transformers_progress():
+            lm = ItemLM.load(cached_default_lm(workdir), projector)
+    lm.model.eval()
+    lm.eval()
+    return lm, manifest
+
+
+def open_describer(
+    workdir: Path, size: int = 1024, which: Which = "alignment", share: ItemLM | None = None
+) -> Describer:
+    """A Describer over the workdir's describing LM (`load_describe_lm`) and the embeddings
+    its projector reads."""
     embeddings = projector_embeddings(workdir)
-    with quiet_transformers_progress():
-        lm = load_item_lm(workdir)
+    lm, _ = load_describe_lm(workdir, which, share)
     return Describer(lm, embeddings.vector, size)

@@ -165,8 +165,10 @@ class Catalog:
         return [value for value, ws in self.colours.items() if set(phrase) <= set(ws)]
 
     def kind_values(self, phrase: list[str]) -> list[str]:
-        """Kinds named by the phrase: the whole value ("vest top"), or its last word ("top")."""
-        return [v for v, ws in self.kinds.items() if phrase == ws or phrase == ws[-1:]]
+        """Kinds named by the phrase: the values it spells out ("top" is Top where the
+        catalog has a Top), else those whose last word it is ("top": Vest top, Bikini top)."""
+        exact = [v for v, ws in self.kinds.items() if phrase == ws]
+        return exact or [v for v, ws in self.kinds.items() if phrase == ws[-1:]]
 
 
 def _facts(

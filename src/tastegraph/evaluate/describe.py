@@ -29,12 +29,13 @@ training items' distribution of that attribute (per item, sum over values v of
 p(v) * score(v, truth); exact, no random draw); (c) the training items' most common value.
 A reference row scores the item's own text cut as stage 1 cuts its answers (32 tokens):
 what a perfect stage-1 model would say, so the rule's ceiling.
+The LM describes with the stage-1 projector, as `tastegraph describe` does (stage 2 makes
+the projector forget describing; `projector="current"` measures the current one).
 95% percentile bootstrap intervals resample items; ours / (a) is a paired ratio.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import sys
@@ -43,7 +44,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from tqdm import tqdm
@@ -152,6 +153,9 @@ class DescribeEvalConfig:
     max_new_tokens: int = 32  # stage 1's answer length
     answer_tokens: int = 32  # how stage 1 cut the answers: the reference row cuts the same
     resamples: int = 1000
+    # The projector that describes: "alignment" (stage 1, what `tastegraph describe` and the
+    # server use) or "current" (after stage 2, as the chat assistant reads items).
+    projector: Literal["alignment", "current"] = "alignment"
 
 
 @dataclass
@@ -184,32 +188,6 @@ def stage1_training_ids(
     them: the first `count` items with text in the embedding store's order."""
     with_text = [i for i in ids if texts.get(i)]
     return with_text[:count], with_text[count:]
-
-
-def stage1_manifest(workdir: Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """The manifest of the stage-1 (alignment) run behind a projector: itself, or for a
-    stage-2 projector the newest alignment version for the same embeddings."""
-    from tastegraph.assistant.projector import projector_root
-
-    if manifest.get("stage", "alignment") == "alignment" and "items" in manifest:
-        return dict(manifest)
-    root = projector_root(workdir)
-    current = str(manifest.get("version", "~"))  # versions sort by time
-    for folder in sorted((p for p in root.iterdir() if p.is_dir()), reverse=True):
-        path = folder / "manifest.json"
-        if folder.name > current or not path.is_file():
-            continue
-        candidate: dict[str, Any] = json.loads(path.read_text())
-        if (
-            candidate.get("stage") == "alignment"
-            and candidate.get("embeddings_version") == manifest.get("embeddings_version")
-            and "items" in candidate
-        ):
-            return candidate | {"version": folder.name}
-    raise ValueError(
-        f"cannot tell which items stage 1 trained on: no alignment projector for embeddings "
-        f"{manifest.get('embeddings_version')} in {root}"
-    )
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:
@@ -299,16 +277,14 @@ def evaluate_descriptions(
     """items: item id -> (its text, colour, type, product), for every item in the store
     ("" where it has none; product: the variant attribute, or None). image_ids and
     image_features: the raw image-tower features of the items that have a photo."""
-    from tastegraph.assistant.describe import describe
-    from tastegraph.assistant.lm import load_item_lm
+    from tastegraph.assistant.describe import alignment_manifest, describe, load_describe_lm
+    from tastegraph.assistant.projector import load_projector
     from tastegraph.embeddings.store import EmbeddingStore, embeddings_root
-    from tastegraph.encoders.text import quiet_transformers_progress
 
     config = config or DescribeEvalConfig()
-    with quiet_transformers_progress():
-        lm = load_item_lm(workdir)
-    manifest = _current_manifest(workdir)
-    stage1 = stage1_manifest(workdir, manifest)
+    lm, manifest = load_describe_lm(workdir, config.projector)
+    stage1 = alignment_manifest(workdir, manifest)
+    _, current = load_projector(workdir)
     folder = embeddings_root(workdir) / str(manifest["embeddings_version"])
     if not (folder / "manifest.json").is_file():
         raise ValueError(
@@ -413,6 +389,8 @@ def evaluate_descriptions(
     ]
     return DescriptionReport(
         projector={
+            "described_with": config.projector,
+            "current_version": current["version"],
             "version": manifest["version"],
             "stages": manifest.get("stages", [manifest.get("stage", "alignment")]),
             "embeddings_version": manifest["embeddings_version"],
@@ -434,13 +412,6 @@ def evaluate_descriptions(
     )
 
 
-def _current_manifest(workdir: Path) -> dict[str, Any]:
-    from tastegraph.assistant.projector import load_projector
-
-    _, manifest = load_projector(workdir)
-    return manifest
-
-
 RULES = {
     "colour": "right when the text holds a base word of the item's colour (last word of each "
     "'/' alternative: 'Dark Blue' -> blue) and no base word of another catalog colour",
@@ -460,10 +431,13 @@ def table(report: DescriptionReport) -> str:
         return f"{e.mean:.3f} [{e.low:.3f}, {e.high:.3f}]"
 
     p = report.projector
+    current = p.get("current_version", p["version"])
     lines = [
         f"{report.n} held-out items with text (of {report.held_out:,}), described from their "
-        f"embeddings; projector {p['version']} ({' + '.join(p['stages'])}), stage 1 on the "
-        f"first {p['stage1_items']:,} items with text of embeddings {p['embeddings_version']}",
+        f"embeddings by projector {p['version']} ({' + '.join(p['stages'])})"
+        + (f"; the current projector is {current}" if current != p["version"] else ""),
+        f"stage 1 trained on the first {p['stage1_items']:,} items with text of embeddings "
+        f"{p['embeddings_version']}",
         f"{'method':40} {'colour':22} {'type':22}",
     ]
     for method in report.colour:
@@ -471,11 +445,13 @@ def table(report: DescriptionReport) -> str:
     ratio = report.ours_over_nearest
     lines.append(f"{'ours / (a), paired':40} {cell(ratio['colour']):22} {cell(ratio['type']):22}")
     new = report.new_products
-    lines.append(f"items whose product has no stage-1 variant ({report.new_product_items}):")
-    for method in (OURS, NEAREST_IMAGE, "ours / (a)"):
-        lines.append(
-            f"  {method:38} {cell(new['colour'][method]):22} {cell(new['type'][method]):22}"
-        )
+    if report.new_product_items == report.n:
+        lines.append("every item is of a product none of whose variants stage 1 read")
+    elif report.new_product_items:
+        lines.append(f"items whose product has no stage-1 variant ({report.new_product_items}):")
+        for method in (OURS, NEAREST_IMAGE, "ours / (a)"):
+            colour, kind = cell(new["colour"][method]), cell(new["type"][method])
+            lines.append(f"  {method:38} {colour:22} {kind:22}")
     return "\n".join(lines)
 
 

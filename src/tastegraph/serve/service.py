@@ -37,6 +37,7 @@ from tastegraph.store import Event, Item, Media, Store, WriteResult
 
 if TYPE_CHECKING:  # the LM's modules load with the assistant, not with the server
     from tastegraph.assistant.chat import Assistant
+    from tastegraph.assistant.describe import Describer
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,10 @@ class Service:
         except FileNotFoundError:
             return None
         with live:
-            return str(live.describer(item_id))
+            try:
+                return str(live.describer(item_id))
+            except (KeyError, ValueError):  # not in the projector's embeddings; no stage 1
+                return None
 
     def knows_user(self, user_id: str) -> bool:
         return user_id in self.recommender.profiles or bool(self.store.known_user_ids([user_id]))
@@ -311,14 +315,20 @@ class _LiveAssistant:
     """The assistant over whichever recommender is current at each turn."""
 
     def __init__(self, service: Service, assistant: Assistant) -> None:
-        from tastegraph.assistant.describe import Describer
-
         self.service = service
         self.assistant = assistant
         self.lock = threading.Lock()  # one conversation turn (or description) at a time
-        self.describer = Describer(
-            assistant.lm, lambda item_id: self.service.current().index.vector(item_id)
-        )
+        self._describer: Describer | None = None
+
+    @property
+    def describer(self) -> Describer:
+        """Descriptions from the stage-1 projector (stage 2 forgets describing), on the
+        chat's LM; loaded on first use, under the lock."""
+        from tastegraph.assistant.describe import open_describer
+
+        if self._describer is None:
+            self._describer = open_describer(self.service.workdir, share=self.assistant.lm)
+        return self._describer
 
     def __enter__(self) -> Assistant:
         self.lock.acquire()
