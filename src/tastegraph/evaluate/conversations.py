@@ -109,7 +109,13 @@ def scripts(
     latest: dict[str, list[str]] = {}
     for event in sorted(events, key=lambda e: (-e.ts, e.event_id)):
         facts = catalog.get(event.item_id)
-        usable = facts and facts.kind and facts.colour and facts.price is not None
+        # A type or colour the catalog's vocabulary leaves out ("Unknown") cannot be asked for.
+        usable = (
+            facts
+            and facts.kind in catalog.kinds
+            and facts.colour in catalog.colours
+            and facts.price is not None
+        )
         if event.action == "purchase" and usable and held_out(event.user_id):
             bought = latest.setdefault(event.user_id, [])
             if event.item_id not in bought:

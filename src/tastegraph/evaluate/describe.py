@@ -190,6 +190,14 @@ def stage1_training_ids(
     return with_text[:count], with_text[count:]
 
 
+def paired_ratio(ours: np.ndarray, baseline: np.ndarray, resamples: int, seed: int) -> Estimate:
+    """mean(ours) / mean(baseline) over items resampled together; nan when the baseline
+    never scores."""
+    if not np.any(baseline):
+        return Estimate(float("nan"), float("nan"), float("nan"), len(ours))
+    return clustered_bootstrap(ours, np.arange(len(ours)), resamples, seed, baseline=baseline)
+
+
 def _unit(rows: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
     unit: np.ndarray = (rows / np.maximum(norms, 1e-12)).astype(np.float32)
@@ -359,12 +367,11 @@ def evaluate_descriptions(
             for attribute in ("colour", "type")
         }
         ratios = {
-            attribute: clustered_bootstrap(
+            attribute: paired_ratio(
                 values[OURS][attribute][rows],
-                np.arange(len(rows)),
+                values[NEAREST_IMAGE][attribute][rows],
                 config.resamples,
                 config.seed,
-                baseline=values[NEAREST_IMAGE][attribute][rows],
             )
             for attribute in ("colour", "type")
         }
