@@ -71,8 +71,6 @@ class Answer:
 class Choice:
     candidates: list[str]  # what the LM saw, in its prompt's order
     order: list[int]  # candidate positions, the LM's preferred first
-    prompt: torch.Tensor  # (1, T) token ids up to the label
-    items: torch.Tensor  # (R + N, d) the recent items' and the candidates' embeddings
 
     @property
     def item_ids(self) -> list[str]:
@@ -218,7 +216,7 @@ class Assistant:
             with torch.inference_mode():
                 scores = choice_scores(self.lm, [prompt], items)[0]
             order = torch.argsort(scores, descending=True).tolist()
-        return Choice(list(candidates), order, torch.tensor([prompt.ids]), items)
+        return Choice(list(candidates), order)
 
     def recent_items(self, user_id: str) -> list[tuple[str, str]]:
         """The shopper's latest engagements by time, newest first, one per item, as (item,
