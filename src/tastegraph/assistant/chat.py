@@ -245,18 +245,16 @@ class Assistant:
         return picks
 
     def name(self, item_id: str) -> str:
+        return self.known_name(item_id) or "an item with a photo only"
+
+    def known_name(self, item_id: str) -> str | None:
+        """The item's title, else its own colour and type; None when it has neither."""
         facts = self.catalog.get(item_id)
-        if facts is not None and (facts.title or facts.label):
-            return str(facts.title or facts.label)
-        return "an item with a photo only"
+        return None if facts is None else facts.title or facts.label
 
     def taste_clause(self, item_id: str, recent: Sequence[tuple[str, str]]) -> str | None:
         """'close to “Strap top” you bought': the recent item nearest to this one."""
-        named = [
-            (i, a)
-            for i, a in recent
-            if i != item_id and self.name(i) != "an item with a photo only"
-        ]
+        named = [(i, a) for i, a in recent if i != item_id and self.known_name(i)]
         if not named:
             return None
         index = self.recommender.index
