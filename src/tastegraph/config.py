@@ -67,7 +67,9 @@ class Settings(BaseSettings):
     price_currency: str | None = None
     price_factor: float | None = Field(default=None, gt=0)
     # Default towers and language model (ARCHITECTURE.md). A CLIP checkpoint on disk
-    # plugs in as "clip:/path/to/folder".
+    # plugs in as "clip:/path/to/folder". The assistant's LM: SmolLM2-135M-Instruct,
+    # Qwen2.5-Coder-0.5B-Instruct (`make qwen` installs it), a transformers folder or a
+    # .gguf file (assistant/models.py).
     image_model: str = "efficientnet-lite0"
     text_model: str = "all-MiniLM-L6-v2"
     language_model: str = "SmolLM2-135M-Instruct"

@@ -9,7 +9,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from tastegraph.assistant.lm import ITEM_TOKEN, ItemLM, cached_default_lm, lm_cache_dir
+from tastegraph.assistant.lm import ITEM_TOKEN, ItemLM
+from tastegraph.assistant.models import cached_lm, lm_cache_dir
 from tastegraph.assistant.projector import (
     ItemProjector,
     ProjectorConfig,
@@ -108,7 +109,7 @@ def test_the_default_lm_is_cached_and_reads_items(default_lm_dir: Path) -> None:
     assert default_lm_dir == lm_cache_dir(workdir)
     weights = default_lm_dir / "model.safetensors"
     stamp = os.stat(weights).st_mtime_ns
-    assert cached_default_lm(workdir) == default_lm_dir  # no second conversion
+    assert cached_lm(workdir) == default_lm_dir  # no second conversion
     assert os.stat(weights).st_mtime_ns == stamp
     projector = ItemProjector(ProjectorConfig(embed_dim=EMBED, hidden_size=576))
     lm = ItemLM.load(default_lm_dir, projector)

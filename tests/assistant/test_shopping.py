@@ -6,30 +6,33 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from safetensors.torch import load_file
 from test_lm import EMBED, tiny_lm
 
 from tastegraph.assistant.choice import (
     ANSWER_PREFIX,
+    ItemView,
     choice_prompt,
     choice_scores,
     choice_turn,
-    item_token_prompt,
+    matrix_lookup,
     text_ids,
 )
+from tastegraph.assistant.facts import Catalog
 from tastegraph.assistant.lm import load_item_lm
 from tastegraph.assistant.projector import load_projector
 from tastegraph.assistant.shopping import (
+    CandidatePool,
     ExampleConfig,
-    HardNegatives,
-    ItemTokens,
     ShoppingConfig,
     build_examples,
     shop_assistant,
     train_shopping,
 )
 from tastegraph.config import Settings
+from tastegraph.display import PriceDisplay
 from tastegraph.graph.job import ItemDetails
 from tastegraph.store import Event, SQLiteStore
 
@@ -38,22 +41,18 @@ KINDS = ("Dress", "Shirt", "Skirt", "Coat", "Scarf")
 DAY = 86400.0
 
 
-def catalog() -> tuple[list[str], dict[str, ItemDetails], np.ndarray]:
-    """40 items with colour and type, 4 photo-only items; text features per item: items
-    0-19 are orthogonal, and each is nearer to every item of 20-39 than to the others."""
-    ids = [f"i{n:02d}" for n in range(44)]
+def catalog() -> tuple[list[str], Catalog]:
+    """40 items with title, colour, type, category (Dress/Skirt: Full body, the rest Upper
+    body) and price; 10 photo-only items (no text, a product code only)."""
+    ids = [f"i{n:02d}" for n in range(50)]
     details = {}
     for n, item_id in enumerate(ids[:40]):
         colour, kind = COLOURS[n % 4], KINDS[n % 5]
-        details[item_id] = ItemDetails(
-            f"Item {n}", None, {"colour_group": colour, "product_type": kind}
-        )
-    details |= {item_id: ItemDetails(None, None, {}) for item_id in ids[40:]}
-    features = np.zeros((len(ids), 20), dtype=np.float32)
-    features[np.arange(20), np.arange(20)] = 1.0
-    features[20:] = 1.0 / np.sqrt(20)
-    features += 0.01 * np.random.default_rng(0).standard_normal(features.shape).astype(np.float32)
-    return ids, details, features
+        group = "Full body" if kind in ("Dress", "Skirt") else "Upper body"
+        attributes = {"colour_group": colour, "product_type": kind, "product_group": group}
+        details[item_id] = ItemDetails(f"Item {n}", None, attributes, price=0.01 * (n + 1))
+    details |= {item_id: ItemDetails(None, f"p{item_id}", {}, 0.02) for item_id in ids[40:]}
+    return ids, Catalog(details, PriceDisplay("€", 1000.0))
 
 
 def purchase(user: str, item: str, day: int, basket: bool = True) -> Event:
@@ -69,50 +68,59 @@ def purchase(user: str, item: str, day: int, basket: bool = True) -> Event:
 
 
 HISTORY = [
-    purchase("ann", "i40", 1),  # photo only: a recent item, never a target
-    purchase("ann", "i01", 1),
-    purchase("ann", "i02", 3),
-    purchase("ann", "i03", 3),
-    purchase("bob", "i05", 2),  # bob's first purchase: no recent items, no example
-    purchase("bob", "i06", 4, basket=False),
+    purchase("ann", "i40", 1),  # photo only
+    purchase("ann", "i01", 1),  # White Shirt
+    purchase("ann", "i06", 3),  # Red Shirt: like i01, another colour
+    purchase("ann", "i41", 3),  # photo only
+    purchase("bob", "i05", 2),  # White Dress; bob's first purchase: no history, no example
+    purchase("bob", "i15", 4, basket=False),  # Blue Dress
     Event("bob-click", "bob", "i07", "click", 0.2, 5 * DAY),
 ]
 
 
-def test_examples_come_from_real_purchases_with_hard_negatives() -> None:
-    ids, details, features = catalog()
-    negatives = HardNegatives(ids[:40], features[:40])
-    config = ExampleConfig(candidates=6, recent_items=2, negatives_from=12)
-    examples = build_examples(HISTORY, lambda e: True, details, negatives, config)
+def test_examples_come_in_families_with_negatives_from_the_targets_slice() -> None:
+    ids, shop = catalog()
+    pool = CandidatePool(ids, shop)
+    config = ExampleConfig(candidates=6, recent_items=2)
+    examples = build_examples(HISTORY, lambda e: True, shop, pool, config)
 
-    assert [(e.user_id, e.bought) for e in examples] == [
-        ("ann", "i01"),
-        ("ann", "i02"),
-        ("ann", "i03"),
-        ("bob", "i06"),
+    found = sorted((e.family, e.user_id, e.bought) for e in examples)
+    assert found == [
+        ("attribute", "ann", "i01"),
+        ("attribute", "ann", "i06"),
+        ("attribute", "bob", "i15"),
+        ("for_me", "ann", "i01"),
+        ("for_me", "ann", "i06"),
+        ("for_me", "ann", "i40"),  # photo-only targets are asked for with history only
+        ("for_me", "ann", "i41"),
+        ("for_me", "bob", "i15"),
+        ("like_this_but", "ann", "i06"),
+        ("like_this_but", "bob", "i15"),
     ]
-    recent = {e.bought: e.recent for e in examples}
-    assert recent["i01"] == ("i40",)  # the rest of its basket
-    # its basket first, then earlier purchases (one day's order is unknown)
-    assert recent["i02"][0] == "i03" and recent["i02"][1] in {"i01", "i40"}
-    assert recent["i06"] == ("i05",)
     for example in examples:
         assert len(set(example.candidates)) == 6
-        assert not set(example.candidates) & set(example.recent)
-        looks = details[example.bought].attributes
-        assert looks["colour_group"].lower() in example.request
-        assert looks["product_type"].lower() in example.request
-        # the negatives are among the 12 items nearest to the bought one by text
-        unit = features[:40] / np.linalg.norm(features[:40], axis=1, keepdims=True)
-        nearest = np.argsort(-(unit @ unit[ids.index(example.bought)]))[1:14]
-        assert {ids.index(i) for i in example.candidates if i != example.bought} <= set(nearest)
-    again = build_examples(HISTORY, lambda e: True, details, negatives, config)
-    assert again == examples  # seeded
+        bought = {e.item_id for e in HISTORY if e.user_id == example.user_id}
+        assert set(example.candidates) & bought == {example.bought}  # never a negative
+        target = shop.get(example.bought)
+        assert target is not None
+        for other in example.candidates:
+            facts = shop.get(other)
+            assert facts is not None
+            assert (facts.title is None) == (target.title is None)  # the target's slice
+            assert facts.category == target.category  # and its category
+    like = next(e for e in examples if e.family == "like_this_but" and e.user_id == "ann")
+    assert like.reference == "i01" and "i01" not in like.recent
+    assert "red" in like.request and "shirt" not in like.request.lower()
+    attribute = next(e for e in examples if e.family == "attribute" and e.bought == "i15")
+    assert "blue" in attribute.request and "dress" in attribute.request
+    assert build_examples(HISTORY, lambda e: True, shop, pool, config) == examples  # seeded
     assert len({e.answer for e in examples}) > 1  # the bought item moves between labels
-
-    only_bob = build_examples(HISTORY, lambda e: e.user_id == "bob", details, negatives, config)
-    assert [e.bought for e in only_bob] == ["i06"]
-    assert len(build_examples(HISTORY, lambda e: True, details, negatives, config, limit=2)) == 2
+    only_bob = build_examples(HISTORY, lambda e: e.user_id == "bob", shop, pool, config)
+    assert {e.bought for e in only_bob} == {"i15"}
+    capped = build_examples(HISTORY, lambda e: True, shop, pool, config, per_family=1)
+    assert sorted(e.family for e in capped) == ["attribute", "for_me", "like_this_but"]
+    with pytest.raises(ValueError, match="negatives"):
+        CandidatePool(ids[:3], shop).sample("i01", 5, set(), np.random.default_rng(0))
 
 
 def test_the_choice_prompt_marks_each_candidates_last_token(default_lm_dir: Path) -> None:
@@ -127,20 +135,48 @@ def test_the_choice_prompt_marks_each_candidates_last_token(default_lm_dir: Path
         after = lm.tokenizer.decode(prompt.ids[end + 1 : end + 2])
         assert after.startswith("\n") or after == "<|im_end|>", after
 
-    items = item_token_prompt(lm, 3, 1, "A red coat?")
-    placeholders = [i for i, t in enumerate(items.ids) if t == lm.item_token_id]
+
+def test_items_read_as_tokens_then_text_and_photo_only_items_as_tokens(
+    default_lm_dir: Path,
+) -> None:
+    lm = tiny_lm(default_lm_dir)
+    ids, shop = catalog()
+    vectors = np.arange(len(ids) * EMBED, dtype=np.float32).reshape(len(ids), EMBED)
+    view = ItemView(lm, "tokens_text", shop, matrix_lookup(ids, vectors))
     k = lm.projector.config.tokens
-    assert items.candidate_ends == placeholders[k - 1 :: k][1:]  # after the recent item
+    # recent: a text item; reference: photo-only; candidates: photo-only, then text
+    prompt, items = view.prompt("Like {item}, but in red?", ["i42", "i03"], ["i02"], "i41")
+
+    text = lm.tokenizer.decode(prompt.ids)
+    placeholder = lm.item_placeholder
+    assert f"{placeholder} Item 2 (Red Skirt), €30.00" in text  # tokens, then its text line
+    assert f"Like {placeholder}, but in red?" in text  # photo-only: its tokens alone
+    assert f"[1] {placeholder}\n[2] {placeholder} Item 3 (Blue Coat), €40.00" in text
+    assert "i41" not in text and "i42" not in text
+    torch.testing.assert_close(items, torch.from_numpy(vectors[[2, 41, 42, 3]]))
+    placeholders = [i for i, t in enumerate(prompt.ids) if t == lm.item_token_id]
+    assert len(placeholders) == 4 * k
+    assert prompt.candidate_ends[0] == placeholders[3 * k - 1]  # [1] ends on its tokens
+
+    tokens = ItemView(lm, "tokens", shop, matrix_lookup(ids, vectors))
+    assert "Item 3" not in lm.tokenizer.decode(tokens.prompt("?", ["i03"])[0].ids)
+    words = ItemView(lm, "text", shop)
+    prompt, items = words.prompt("?", ["i42", "i03"])
+    text = lm.tokenizer.decode(prompt.ids)
+    assert "[1] item i42, product pi42" in text and placeholder not in text
+    assert items.shape[0] == 0
 
 
 def test_choice_scores_of_a_padded_batch_match_each_prompt_alone(default_lm_dir: Path) -> None:
     lm = tiny_lm(default_lm_dir)
-    short = item_token_prompt(lm, 3, 0, "A red coat?")
-    long = item_token_prompt(lm, 3, 1, "Something for the office, in black?")
-    items = torch.randn(7, EMBED)
+    ids, shop = catalog()
+    vectors = np.random.default_rng(0).standard_normal((len(ids), EMBED)).astype(np.float32)
+    view = ItemView(lm, "tokens_text", shop, matrix_lookup(ids, vectors))
+    short, short_items = view.prompt("A red coat?", ["i01", "i40", "i02"])
+    long, long_items = view.prompt("Something for the office?", ["i05", "i06", "i41"], ["i07"])
     with torch.inference_mode():
-        batch = choice_scores(lm, [short, long], items)
-        alone = [choice_scores(lm, [short], items[:3]), choice_scores(lm, [long], items[3:])]
+        batch = choice_scores(lm, [short, long], torch.cat([short_items, long_items]))
+        alone = [choice_scores(lm, [short], short_items), choice_scores(lm, [long], long_items)]
     assert batch.shape == (2, 3)
     torch.testing.assert_close(batch, torch.cat(alone), atol=1e-4, rtol=1e-4)
 
@@ -148,18 +184,18 @@ def test_choice_scores_of_a_padded_batch_match_each_prompt_alone(default_lm_dir:
 def test_shopping_training_lowers_the_loss_with_the_lm_frozen(
     default_lm_dir: Path, tmp_path: Path
 ) -> None:
-    ids, details, features = catalog()
-    negatives = HardNegatives(ids[:40], features[:40])
-    config = ExampleConfig(candidates=4, recent_items=1, negatives_from=8)
+    ids, shop = catalog()
+    pool = CandidatePool(ids, shop)
+    config = ExampleConfig(candidates=4, recent_items=1, families=("for_me",))
     history = [purchase(f"u{n}", ids[20 + n], 1) for n in range(12)]
     history += [purchase(f"u{n}", ids[n], 2) for n in range(12)]
-    examples = build_examples(history, lambda e: True, details, negatives, config)
+    examples = build_examples(history, lambda e: True, shop, pool, config)
     assert len(examples) == 12
     vectors = np.random.default_rng(1).standard_normal((len(ids), EMBED)).astype(np.float32)
     lm = tiny_lm(default_lm_dir)
     frozen = {name: p.clone() for name, p in lm.model.named_parameters()}
     schedule = ShoppingConfig(epochs=8, batch_size=4, lr=3e-3, holdout=0, checkpoint_every=50)
-    reader = ItemTokens(lm, ids, vectors)
+    reader = ItemView(lm, "tokens_text", shop, matrix_lookup(ids, vectors))
     result = train_shopping(reader, examples, tmp_path, schedule, show_progress=False)
 
     assert result.steps == 8 * 3

@@ -8,8 +8,9 @@ and reply with what is true of the items.
    for taste, the related items of the referenced item for "more like". Every candidate
    satisfies every constraint in force (catalog facts, assistant/facts.py) and none was
    rejected or hidden. When nothing does, the reply says so and names the nearest item.
-3. The LM reads the shopper's latest items and the candidates as item tokens (the choice
-   prompt, assistant/choice.py) and its choice head orders them: [1] is the pick.
+3. The LM reads the shopper's latest items and the candidates as item tokens followed by
+   their text line where they have one (the choice prompt, assistant/choice.py), as in
+   stage-2 training, and its choice head orders them: [1] is the pick.
 4. The reply names the top picks with a reason each. The LM writes the pick's reason from
    the item's tokens and facts; it is kept only if every claim in it is true of the item
    and it is no loop (assistant/faithful.py), else the reason is built from the facts.
@@ -23,7 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from tastegraph.assistant.choice import check_candidates, choice_scores, item_token_prompt
+from tastegraph.assistant.choice import ItemView, check_candidates, choice_scores
 from tastegraph.assistant.conversation import ConversationState, Turn, TurnError, next_turn
 from tastegraph.assistant.facts import Catalog, Constraints
 from tastegraph.assistant.faithful import faithful, template_reason
@@ -203,13 +204,9 @@ class Assistant:
         """Show the candidates to the LM and rank them by its choice head's scores (in the
         given order while the head is untrained)."""
         recent = self.recent_items(user_id)
-        rows = [self.recommender.index.row(i) for i, _ in recent] + [
-            self.recommender.index.row(i) for i in candidates
-        ]
-        items = torch.from_numpy(np.ascontiguousarray(self.recommender.item_vectors[rows]))
-        actions = [a for _, a in recent]
-        prompt = item_token_prompt(
-            self.lm, len(candidates), len(recent), message, recent_actions=actions
+        view = ItemView(self.lm, "tokens_text", self.catalog, self.vectors_of)
+        prompt, items = view.prompt(
+            message, candidates, [i for i, _ in recent], recent_actions=[a for _, a in recent]
         )
         order = list(range(len(candidates)))
         if self.lm.head_trained:
@@ -217,6 +214,10 @@ class Assistant:
                 scores = choice_scores(self.lm, [prompt], items)[0]
             order = torch.argsort(scores, descending=True).tolist()
         return Choice(list(candidates), order)
+
+    def vectors_of(self, item_ids: Sequence[str]) -> np.ndarray:
+        rows = [self.recommender.index.row(i) for i in item_ids]
+        return np.ascontiguousarray(self.recommender.item_vectors[rows], dtype=np.float32)
 
     def recent_items(self, user_id: str) -> list[tuple[str, str]]:
         """The shopper's latest engagements by time, newest first, one per item, as (item,

@@ -10,12 +10,16 @@ candidate's last token, so an answer always names a candidate.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal, Protocol
 
+import numpy as np
 import torch
 
+from tastegraph.assistant.facts import Catalog, ItemFacts
 from tastegraph.assistant.lm import ItemLM
+from tastegraph.display import PriceDisplay
 from tastegraph.recommend.recommender import ACTION_VERBS
 
 SYSTEM = (
@@ -23,13 +27,44 @@ SYSTEM = (
     "fits their request and taste best and say why in one short sentence."
 )
 ANSWER_PREFIX = "Best match: ["
-MAX_CANDIDATES = 9  # labels are single digits
+MAX_CANDIDATES = 20
+REFERENCE = "{item}"  # where a request shows the item it points at ("like {item}, but blue")
+Layout = Literal["tokens_text", "tokens", "text"]
 
 
 @dataclass(frozen=True)
 class ChoicePrompt:
     ids: list[int]  # the chat, up to and including the answer prefix
     candidate_ends: list[int]  # position of each candidate's last token, in label order
+
+
+class ChoiceQuery(Protocol):
+    """What one choice shows: the shopper's recent items, a request (holding REFERENCE
+    where it points at an item), and the candidates in label order."""
+
+    @property
+    def recent(self) -> Sequence[str]: ...
+    @property
+    def request(self) -> str: ...
+    @property
+    def candidates(self) -> Sequence[str]: ...
+    @property
+    def reference(self) -> str | None: ...
+
+
+def item_line(facts: ItemFacts, display: PriceDisplay | None = None) -> str | None:
+    """'Strap top (Black Vest top), €12.99': an item's text as the LM reads it; None for an
+    item with neither a title nor a colour or type (a photo-only item)."""
+    looks = " ".join(p for p in (facts.colour, facts.kind) if p)
+    if not facts.title and not looks:
+        return None
+    line = " ".join(p for p in (facts.title, f"({looks})" if looks else "") if p)
+    price = display.text(facts.price) if display is not None else None
+    return f"{line}, {price}" if price else line
+
+
+def has_text(facts: ItemFacts | None) -> bool:
+    return facts is not None and item_line(facts) is not None
 
 
 def recent_line(recent: Sequence[str], actions: Sequence[str] | None = None) -> str:
@@ -100,20 +135,74 @@ def choice_prompt(
     return ChoicePrompt(list(encoded["input_ids"]), positions)
 
 
-def item_token_prompt(
-    lm: ItemLM,
-    candidates: int,
-    recent: int,
-    request: str,
-    history: Sequence[dict[str, str]] = (),
-    recent_actions: Sequence[str] | None = None,
-) -> ChoicePrompt:
-    """The choice prompt with every item shown as item tokens; the items' embeddings go to
-    the LM in prompt order: the recent items, then the candidates."""
-    placeholder = lm.item_placeholder
-    return choice_prompt(
-        lm, request, [placeholder] * candidates, [placeholder] * recent, history, recent_actions
-    )
+VectorLookup = Callable[[Sequence[str]], np.ndarray]  # item ids -> (n, d) embeddings
+
+
+def matrix_lookup(item_ids: Sequence[str], vectors: np.ndarray) -> VectorLookup:
+    """Looks items up in the rows of an (N, d) matrix, one row per item id."""
+    row = {item_id: r for r, item_id in enumerate(item_ids)}
+    return lambda ids: np.asarray(vectors[[row[i] for i in ids]], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class ItemView:
+    """Shows items to the LM in one layout: "tokens_text" (k item tokens, then the item's
+    text line when it has one), "tokens" or "text" (a photo-only item reads as its id and
+    product there, all the text it has)."""
+
+    lm: ItemLM
+    layout: Layout
+    catalog: Catalog
+    vectors: VectorLookup | None = None  # unused by the "text" layout
+
+    def __post_init__(self) -> None:
+        if self.layout != "text" and self.vectors is None:
+            raise ValueError(f"the {self.layout!r} layout needs item vectors")
+
+    def describe(self, item_id: str) -> str:
+        facts = self.catalog.get(item_id)
+        line = item_line(facts, self.catalog.display) if facts is not None else None
+        if self.layout == "text":
+            return line or photo_only_text(item_id, self.catalog)
+        if self.layout == "tokens" or line is None:
+            return self.lm.item_placeholder
+        return f"{self.lm.item_placeholder} {line}"
+
+    def prompt(
+        self,
+        request: str,
+        candidates: Sequence[str],
+        recent: Sequence[str] = (),
+        reference: str | None = None,
+        recent_actions: Sequence[str] | None = None,
+    ) -> tuple[ChoicePrompt, torch.Tensor]:
+        """The choice prompt and the embeddings of its item tokens in prompt order: the
+        recent items, the reference, the candidates."""
+        if reference is not None:
+            request = request.replace(REFERENCE, self.describe(reference))
+        prompt = choice_prompt(
+            self.lm,
+            request,
+            [self.describe(i) for i in candidates],
+            [self.describe(i) for i in recent],
+            recent_actions=recent_actions,
+        )
+        if self.vectors is None or self.layout == "text":
+            return prompt, torch.zeros((0, self.lm.projector.config.embed_dim))
+        shown = [*recent, *([reference] if reference else []), *candidates]
+        return prompt, torch.from_numpy(self.vectors(shown))
+
+    def batch(self, queries: Sequence[ChoiceQuery]) -> tuple[list[ChoicePrompt], torch.Tensor]:
+        """The prompts of several queries and their item embeddings, in prompt order."""
+        pairs = [self.prompt(q.request, q.candidates, q.recent, q.reference) for q in queries]
+        prompts, items = zip(*pairs, strict=True)
+        return list(prompts), torch.cat(items)
+
+
+def photo_only_text(item_id: str, catalog: Catalog) -> str:
+    facts = catalog.get(item_id)
+    product = facts.product if facts is not None else None
+    return f"item {item_id}, product {product}" if product else f"item {item_id}"
 
 
 def text_ids(lm: ItemLM, text: str) -> list[int]:

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from tastegraph.assistant.lm import ItemLM, cached_default_lm, load_item_lm
+from tastegraph.assistant.lm import ItemLM, load_item_lm
+from tastegraph.assistant.models import DEFAULT_LM, cached_lm
 from tastegraph.assistant.projector import (
     ItemProjector,
     ProjectorConfig,
@@ -173,7 +174,7 @@ def load_describe_lm(
         lm = ItemLM(share.model, share.tokenizer, projector)
     else:
         with quiet_transformers_progress():
-            lm = ItemLM.load(cached_default_lm(workdir), projector)
+            lm = ItemLM.load(cached_lm(workdir, manifest.get("lm", DEFAULT_LM)), projector)
     lm.model.eval()
     lm.eval()
     return lm, manifest

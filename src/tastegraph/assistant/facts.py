@@ -48,6 +48,7 @@ class ItemFacts:
     pattern: str | None  # e.g. "Stripe"
     price: float | None  # on the catalog's stored scale
     text: str  # title and description, lower case
+    product: str | None = None  # the product this item is a variant of, where known
 
     @property
     def label(self) -> str | None:
@@ -187,6 +188,7 @@ def _facts(
         attribute(pattern_key),
         d.price,
         text,
+        d.product,
     )
 
 

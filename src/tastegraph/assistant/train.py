@@ -22,7 +22,8 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from tastegraph.artifacts import current_version, publish_version
-from tastegraph.assistant.lm import ItemLM, cached_default_lm, lm_hidden_size
+from tastegraph.assistant.lm import ItemLM, lm_hidden_size
+from tastegraph.assistant.models import cached_lm
 from tastegraph.assistant.projector import ItemProjector, ProjectorConfig, save_projector
 from tastegraph.config import Settings
 from tastegraph.embeddings.store import EmbeddingStore
@@ -212,7 +213,7 @@ def align_assistant(
     embeddings = EmbeddingStore.open(settings.workdir)
     texts = {item.id: item_text(item) for item in store.iter_items()}
     ids = [i for i in embeddings.ids if texts.get(i)][:max_items]
-    folder = cached_default_lm(settings.workdir)
+    folder = cached_lm(settings.workdir, settings.language_model)
     hidden = lm_hidden_size(folder)
     projector = ItemProjector(
         ProjectorConfig(
@@ -227,7 +228,7 @@ def align_assistant(
     manifest = {
         "stage": "alignment",
         "embeddings_version": embeddings.version,
-        "lm": str(folder.name),
+        "lm": settings.language_model,
         "items": result.examples,
         "steps": result.steps,
         "seconds": result.seconds,

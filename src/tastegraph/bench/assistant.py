@@ -8,7 +8,7 @@ One assistant turn with N candidate items, three ways, on the same machine in on
 3. Qwen3-VL-2B shape: its vision tower (published vision configuration, random weights:
    time and FLOPs do not depend on the values) encodes the N photos at a resolution, and
    the LM prefills the resulting visual tokens ((R/32)^2 per image) instead of N*k tokens.
-The timed LM is the default one (SmolLM2-135M) so the run fits this machine; FLOPs are also
+The timed LM is the settings' (SmolLM2-135M by default) so the run fits this machine; FLOPs are also
 counted analytically for the real Qwen3-VL-2B text model.
 """
 
@@ -29,7 +29,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from tastegraph.artifacts import atomic_path, write_json
-from tastegraph.assistant.lm import ItemLM, cached_default_lm
+from tastegraph.assistant.lm import ItemLM, lm_hidden_size
+from tastegraph.assistant.models import DEFAULT_LM, cached_lm
 from tastegraph.assistant.projector import ItemProjector, ProjectorConfig
 from tastegraph.embeddings.fusion import FusionConfig, FusionModel
 from tastegraph.encoders.image import EfficientNetLite0Tower, decode_rgb
@@ -80,6 +81,7 @@ class BenchConfig:
     cpu_hour_usd: float = 0.10  # price of this machine (2 cores) per hour
     gpu_hour_usd: float = 2.50  # price of one GPU per hour
     gpu_tflops: float = 200.0  # effective GPU throughput assumed for the GPU cost estimate
+    language_model: str = DEFAULT_LM  # the LM timed (assistant/models.py)
 
 
 @dataclass
@@ -237,7 +239,9 @@ def patches(photo: bytes, resolution: int) -> torch.Tensor:
 def run_paths(config: BenchConfig, photos: list[bytes], workdir: Path) -> list[PathResult]:
     torch.manual_seed(0)
     n, k = config.items, config.tokens
-    lm = ItemLM.load(cached_default_lm(workdir), ItemProjector(ProjectorConfig(tokens=k)))
+    folder = cached_lm(workdir, config.language_model)
+    projector = ItemProjector(ProjectorConfig(hidden_size=lm_hidden_size(folder), tokens=k))
+    lm = ItemLM.load(folder, projector)
     results = []
     catalog = torch.nn.functional.normalize(torch.randn(25_000, 256), dim=-1)  # item table
     rows = torch.randint(0, len(catalog), (n,))
@@ -352,7 +356,7 @@ def table(results: list[PathResult], config: BenchConfig) -> str:
     ours = results[0]
     lines = [
         f"one assistant turn: N={config.items} items, k={config.tokens} tokens per item, "
-        f"{config.decode} tokens decoded; timed LM SmolLM2-135M on this CPU",
+        f"{config.decode} tokens decoded; timed LM {config.language_model} on this CPU",
         f"cost: ${config.cpu_hour_usd}/hour for this machine; GPU ${config.gpu_hour_usd}/hour at "
         f"an effective {config.gpu_tflops:g} TFLOP/s on the Qwen3-VL-2B FLOPs (flags)",
         "GFLOPs: counted on the timed models (attention products not seen by the counter); "

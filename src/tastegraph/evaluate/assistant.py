@@ -1,29 +1,32 @@
 """Offline evaluation of the shopping assistant: does reading item embeddings help the LM
-choose what the shopper bought?
+choose what the shopper bought, above all where text cannot tell?
 
 Split: purchases before the cut-off train; purchases after it by held-out shoppers test.
-Every shopper who buys after the cut-off is held out: none of their purchases becomes a
+Every shopper who buys in the test weeks is held out: none of their purchases becomes a
 training example (their earlier purchases still appear as their recent items, and still
 train the fusion model, which sees only events before the cut-off).
 
-Each test example is a purchase of an item with attributes: the shopper's recent items, a
-request written from the bought item's attributes, and 8 candidates, the bought item among
-7 hard negatives (see assistant/shopping.py). Methods, all on the same examples:
-- ours: the LM reads our fused item embeddings through a projector aligned on item texts
-  (stage 1, as `tastegraph train assistant` does) and then trained on stage 2;
-- (a) text-only: the same LM reads the items as text (title, colour, type, product code;
-  items without a text row: only their id and product code); its choice head (and LoRA,
-  when asked) is trained the same way;
-- (b) generic vision: the same LM and the same two stages, with the projector reading raw
-  image-tower features instead of our embeddings;
-- (c) cosine: no LM; candidates ranked by cosine to the shopper's recent items plus cosine
-  to the request embedded by the text tower and the fusion model;
-- (d) random;
-- (e) keyword match, no LM: how many of a candidate's colour and type words the request
-  names (ties broken at random), and (f) the same with ties broken by (c). The requests are
-  written from the bought item's attributes, so (e) shows how far reading words goes, and
-  (f) what taste adds on top of perfect word matching.
-hit@1 and MRR with 95% intervals that resample shoppers; ratios are paired.
+Each query is one real purchase in the test weeks, asked in one of three families (see
+assistant/shopping.py): "for me" (history only; photo-only targets included), "attribute"
+(a request written from the target's colour and type) and "like this, but" (a reference
+from the shopper's history, another colour named). Candidates: the target at a random label
+among negatives drawn at random from the items someone bought in the test weeks, in the
+target's slice (text or photo-only) and category. Methods, all on the same queries:
+- ours: the LM reads each item as its tokens (our fused embedding through the projector)
+  followed by its text line when it has one; stage 1 aligns the projector on item texts,
+  stage 2 trains it and the choice head on training purchases of every family;
+- tokens_only: the same, items as tokens alone;
+- text: the same LM reading items as text (a photo-only item: its id and product), its
+  choice head trained the same way;
+- generic_vision: ours' layout and training with the projector on raw image-tower features
+  (the generic vision path);
+- cosine: no LM; cosine of each candidate to the shopper's items and to the request;
+- random; keyword: how many of a candidate's colour and type words the request names;
+- off_the_shelf: the untrained LM reading text, its pick read from its next-token scores
+  for the labels (up to 9 candidates, where each label is one token).
+Slices: targets with text or photo-only; warm (bought by someone before the cut-off) or
+cold. hit@1 and MRR with 95% intervals that resample shoppers; ratios are ours over each
+method, paired on the same resamples.
 """
 
 from __future__ import annotations
@@ -38,19 +41,29 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from tastegraph.assistant.choice import choice_scores
+from tastegraph.assistant.choice import (
+    REFERENCE,
+    ItemView,
+    Layout,
+    choice_scores,
+    has_text,
+    item_line,
+    label_id,
+    matrix_lookup,
+    pad_id,
+    padded,
+)
+from tastegraph.assistant.facts import Catalog
 from tastegraph.assistant.lm import ItemLM, lm_hidden_size
 from tastegraph.assistant.projector import ItemProjector, ProjectorConfig
 from tastegraph.assistant.shopping import (
+    FAMILIES,
+    CandidatePool,
     ExampleConfig,
-    ItemReader,
-    ItemTexts,
-    ItemTokens,
     ShoppingConfig,
     ShoppingExample,
     build_examples,
-    describe,
-    hard_negatives,
+    looks,
     train_shopping,
 )
 from tastegraph.assistant.train import AlignConfig, TrainResult, train_alignment
@@ -59,31 +72,29 @@ from tastegraph.embeddings.job import fuse_table
 from tastegraph.embeddings.table import FeatureTable
 from tastegraph.embeddings.train import TrainConfig, train_fusion
 from tastegraph.encoders import TextTower
-from tastegraph.evaluate.recommend import (
-    OURS,
-    SplitConfig,
-    TaskReport,
-    period,
-    task_report,
-)
-from tastegraph.graph.job import ItemDetails
+from tastegraph.evaluate.metrics import Estimate, clustered_bootstrap
+from tastegraph.evaluate.recommend import SplitConfig, period
 from tastegraph.store import Event
 
 log = logging.getLogger(__name__)
 
-TEXT_ONLY = "(a) same LM, items as text"
-GENERIC_VISION = "(b) projector on raw image features"
-COSINE = "(c) cosine, no LM"
-RANDOM = "(d) random"
-KEYWORDS = "(e) keyword match, no LM"
-KEYWORDS_THEN_COSINE = "(f) keyword match, ties by (c)"
+OURS = "ours"
+# method -> (layout, item vectors: "fused" or "image"); stage 2 trains each
+TRAINED: dict[str, tuple[Layout, str | None]] = {
+    OURS: ("tokens_text", "fused"),
+    "tokens_only": ("tokens", "fused"),
+    "text": ("text", None),
+    "generic_vision": ("tokens_text", "image"),
+}
+METHODS = (*TRAINED, "cosine", "random", "keyword", "off_the_shelf")
+SLICES = ("all", "text", "photo_only", "warm", "cold")
 _BATCH = 16
 
 
 @dataclass
 class AssistantEvalConfig(SplitConfig):
-    train_examples: int = 800  # drawn at random from the training purchases
-    test_examples: int | None = None  # None: every test purchase that makes an example
+    train_examples: int = 600  # stage-2 examples, split evenly over the families
+    queries_per_family: int = 350  # test queries drawn per family (CIs of about ±0.05)
     tokens: int = 4  # soft tokens per item
     align_items: int = 1000  # stage 1 for the projectors, on items with text; 0 skips it
     align: AlignConfig = field(default_factory=AlignConfig)
@@ -93,16 +104,25 @@ class AssistantEvalConfig(SplitConfig):
 
 
 @dataclass
+class SliceReport:
+    queries: int
+    methods: dict[str, dict[str, Estimate]]  # method -> "hit1" / "mrr" -> estimate
+    ratios: dict[str, Estimate]  # ours over each other method, hit@1, paired
+
+
+@dataclass
 class AssistantReport:
     split: dict[str, str | int | float]
-    choice: TaskReport
+    candidates: int
+    families: dict[str, dict[str, SliceReport]]  # family ("all" too) -> slice -> report
+    by_position: dict[str, list[float]]  # method -> hit@1 by the target's label, all queries
     training: dict[str, dict[str, float]]  # method -> steps, seconds, held-out losses
 
 
 def evaluate_assistant(
     table: FeatureTable,
     events: Sequence[Event],
-    details: dict[str, ItemDetails],
+    catalog: Catalog,
     item_texts: dict[str, str],
     lm_folder: Path,
     text_tower: TextTower,
@@ -115,96 +135,120 @@ def evaluate_assistant(
     fusion = train_fusion(
         table, train, replace(config.fusion, cutoff=config.cutoff), show_progress=show_progress
     ).model
-    fused = fuse_table(fusion, table)  # (N, d), trained on events before the cut-off only
-    negatives = hard_negatives(table, details, config.examples)
+    vectors = {"fused": fuse_table(fusion, table), "image": table.image}
+    training, testing = split_examples(train, in_test, catalog, config)
+    log.info("assistant eval: %d training, %d test queries", len(training), len(testing))
+
+    scores: dict[str, np.ndarray] = {}
+    trained: dict[str, dict[str, float]] = {}
+    aligned = alignment_rows(table, item_texts, config.align_items, config.seed)
+    stage_one: dict[str, tuple[dict[str, torch.Tensor], float]] = {}  # vectors -> weights, s
+    for name, (layout, source) in TRAINED.items():
+        lm = fresh_lm(lm_folder, vectors[source or "fused"].shape[1], config)
+        figures = {"stage-1 seconds": 0.0}
+        with tempfile.TemporaryDirectory() as checkpoints:
+            if source is not None and len(aligned):
+                if source not in stage_one:
+                    texts = [item_texts[table.item_ids[row]] for row in aligned]
+                    align = replace(
+                        config.align, holdout=min(config.align.holdout, len(texts) // 5)
+                    )
+                    result = train_alignment(
+                        lm,
+                        vectors[source][aligned],
+                        texts,
+                        Path(checkpoints) / "alignment",
+                        align,
+                        show_progress,
+                    )
+                    stage_one[source] = (lm.projector.state_dict(), result.seconds)
+                weights, seconds = stage_one[source]
+                lm.projector.load_state_dict(weights)  # tokens_only goes on from ours' stage 1
+                figures["stage-1 seconds"] = seconds
+            lookup = matrix_lookup(table.item_ids, vectors[source]) if source else None
+            reader = ItemView(lm, layout, catalog, lookup)
+            result = train_shopping(
+                reader, training, Path(checkpoints) / "shopping", config.shopping, show_progress
+            )
+        trained[name] = {**training_figures(result), **figures}
+        scores[name] = lm_scores(reader, testing, show_progress)
+        del lm.model  # one LM in memory at a time is enough
+    scores["cosine"] = cosine_scores(
+        table, vectors["fused"], fusion_text(fusion, text_tower), testing
+    )
+    scores["random"] = np.random.default_rng(config.seed).random(
+        (len(testing), config.examples.candidates)
+    )
+    # Below one keyword: random tie-breaks only order candidates that name as many words.
+    scores["keyword"] = keyword_scores(catalog, testing) + 0.5 * scores["random"]
+    if config.examples.candidates <= 9:
+        reader = ItemView(fresh_lm(lm_folder, 1, config), "text", catalog)
+        scores["off_the_shelf"] = label_scores(reader, testing, show_progress)
+        del reader.lm.model
+    else:
+        log.info("off_the_shelf left out: its labels are one token each up to 9 candidates")
+    ranks = {name: answer_ranks(s, testing) for name, s in scores.items()}
+    split: dict[str, str | int | float] = {
+        "name": config.split,
+        **period(config.cutoff, config.end),
+        "training_examples": len(training),
+        "test_queries": len(testing),
+        "held_out_shoppers": len({e.user_id for e in testing}),
+    }
+    cold = {e.item_id for e in train if e.action == "purchase"}
+    slices = query_slices(testing, catalog, cold)
+    return AssistantReport(
+        split,
+        config.examples.candidates,
+        family_reports(ranks, testing, slices, config),
+        hit_by_position(ranks, testing, config.examples.candidates),
+        trained,
+    )
+
+
+def split_examples(
+    train: Sequence[Event],
+    in_test: Sequence[Event],
+    catalog: Catalog,
+    config: AssistantEvalConfig,
+) -> tuple[list[ShoppingExample], list[ShoppingExample]]:
+    """Training examples from the training weeks' purchases of shoppers who do not buy in
+    the test weeks; test queries from the test weeks' purchases of those who do."""
     held_out = {e.user_id for e in in_test if e.action == "purchase"}
-    visible = train + in_test
+    families = len(config.examples.families)
+
+    def purchases(events: Sequence[Event]) -> CandidatePool:
+        return CandidatePool((e.item_id for e in events if e.action == "purchase"), catalog)
+
     training = build_examples(
         train,
         lambda e: e.user_id not in held_out,
-        details,
-        negatives,
+        catalog,
+        purchases(train),
         config.examples,
-        config.train_examples,
+        max(1, config.train_examples // families),
     )
     testing = build_examples(
-        visible,
+        [*train, *in_test],
         lambda e: e.ts >= config.cutoff and e.user_id in held_out,
-        details,
-        negatives,
+        catalog,
+        purchases(in_test),
         replace(config.examples, seed=config.examples.seed + 1),
-        config.test_examples,
+        config.queries_per_family,
     )
     if len(training) <= config.shopping.holdout or not testing:
         raise ValueError(
             f"the split gives {len(training)} training and {len(testing)} test examples; "
             f"need more than {config.shopping.holdout} and at least one"
         )
-    log.info("assistant eval: %d training, %d test examples", len(training), len(testing))
-    hidden = lm_hidden_size(lm_folder)
+    return training, testing
 
-    def fresh_lm(embed_dim: int) -> ItemLM:
-        """The LM as loaded, with a new projector (LoRA changes the LM it trains)."""
-        torch.manual_seed(config.seed)  # the projector's and the choice head's start
-        return ItemLM.load(
-            lm_folder, ItemProjector(ProjectorConfig(embed_dim, hidden, config.tokens))
-        )
 
-    readers: dict[str, ItemReader] = {
-        OURS: ItemTokens(fresh_lm(fused.shape[1]), table.item_ids, fused),
-        TEXT_ONLY: ItemTexts(fresh_lm(fused.shape[1]), details, config.examples),
-        GENERIC_VISION: ItemTokens(fresh_lm(table.image.shape[1]), table.item_ids, table.image),
-    }
-    item_vectors = {OURS: fused, GENERIC_VISION: table.image}
-    aligned_rows = alignment_rows(table, item_texts, config.align_items, config.seed)
-    scores: dict[str, np.ndarray] = {}
-    trained: dict[str, dict[str, float]] = {}
-    for name, reader in readers.items():
-        figures = {}
-        with tempfile.TemporaryDirectory() as checkpoints:
-            if name in item_vectors and len(aligned_rows):
-                texts = [item_texts[table.item_ids[row]] for row in aligned_rows]
-                align = replace(config.align, holdout=min(config.align.holdout, len(texts) // 5))
-                stage1 = train_alignment(
-                    reader.lm,
-                    item_vectors[name][aligned_rows],
-                    texts,
-                    Path(checkpoints) / "alignment",
-                    align,
-                    show_progress,
-                )
-                figures["stage-1 seconds"] = stage1.seconds
-            result = train_shopping(
-                reader, training, Path(checkpoints) / "shopping", config.shopping, show_progress
-            )
-        trained[name] = {**_training_figures(result), "stage-1 seconds": 0.0, **figures}
-        scores[name] = lm_scores(reader, testing, show_progress)
-        del reader.lm.model  # one LM in memory at a time is enough
-    scores[COSINE] = cosine_scores(table, fused, fusion_text(fusion, text_tower), testing)
-    scores[RANDOM] = np.random.default_rng(config.seed).random(
-        (len(testing), config.examples.candidates)
-    )
-    keywords = keyword_scores(details, config.examples, testing)
-    # Below one keyword: the tie-breakers only order candidates that name as many words.
-    scores[KEYWORDS] = keywords + 0.5 * scores[RANDOM]
-    scores[KEYWORDS_THEN_COSINE] = keywords + 0.2 * scores[COSINE]
-    ranks = {name: answer_ranks(s, testing) for name, s in scores.items()}
-    values = {
-        name: {"hit@1": (r == 1).astype(np.float64), "MRR": 1.0 / r} for name, r in ranks.items()
-    }
-    users = np.array([e.user_id for e in testing])
-    split: dict[str, str | int | float] = {
-        "name": config.split,
-        **period(config.cutoff, config.end),
-        "training_examples": len(training),
-        "test_examples": len(testing),
-        "held_out_shoppers": len(set(users.tolist())),
-        "candidates": config.examples.candidates,
-    }
-    order = [OURS, TEXT_ONLY, GENERIC_VISION, COSINE, RANDOM, KEYWORDS, KEYWORDS_THEN_COSINE]
-    values = {name: values[name] for name in order}
-    choice = task_report(values, users, "shoppers", "hit@1", {}, config.resamples, config.seed)
-    return AssistantReport(split, choice, trained)
+def fresh_lm(folder: Path, embed_dim: int, config: AssistantEvalConfig) -> ItemLM:
+    """The LM as loaded, with a new projector and choice head (seeded)."""
+    torch.manual_seed(config.seed)
+    projector = ItemProjector(ProjectorConfig(embed_dim, lm_hidden_size(folder), config.tokens))
+    return ItemLM.load(folder, projector)
 
 
 def alignment_rows(
@@ -216,7 +260,7 @@ def alignment_rows(
     return np.sort(drawn).astype(np.int64)
 
 
-def _training_figures(result: TrainResult) -> dict[str, float]:
+def training_figures(result: TrainResult) -> dict[str, float]:
     return {
         "examples": float(result.examples),
         "steps": float(result.steps),
@@ -227,15 +271,32 @@ def _training_figures(result: TrainResult) -> dict[str, float]:
 
 
 def lm_scores(
-    reader: ItemReader, examples: Sequence[ShoppingExample], show_progress: bool
+    reader: ItemView, examples: Sequence[ShoppingExample], show_progress: bool
 ) -> np.ndarray:
-    """(Q, n) the LM's choice scores for every example."""
+    """(Q, n) the LM's choice-head scores for every example."""
     out = []
-    batches = range(0, len(examples), _BATCH)
-    for start in tqdm(batches, desc="scoring", disable=not show_progress):
+    for start in tqdm(range(0, len(examples), _BATCH), desc="scoring", disable=not show_progress):
         prompts, items = reader.batch(examples[start : start + _BATCH])
         with torch.inference_mode():
             out.append(choice_scores(reader.lm, prompts, items).float().numpy())
+    return np.concatenate(out)
+
+
+def label_scores(
+    reader: ItemView, examples: Sequence[ShoppingExample], show_progress: bool
+) -> np.ndarray:
+    """(Q, n) the LM's next-token log-probabilities of each label after the answer prefix
+    ("Best match: ["): how an LM off the shelf answers a numbered choice."""
+    lm = reader.lm
+    labels = [label_id(lm, i) for i in range(len(examples[0].candidates))]
+    out = []
+    for start in tqdm(range(0, len(examples), _BATCH), desc="scoring", disable=not show_progress):
+        prompts, items = reader.batch(examples[start : start + _BATCH])
+        ids, mask = padded([p.ids for p in prompts], pad_id(lm))
+        with torch.inference_mode():
+            logits = lm.forward(ids, items, attention_mask=mask).logits  # (B, T, V)
+        last = logits[torch.arange(len(prompts)), torch.tensor([len(p.ids) - 1 for p in prompts])]
+        out.append(torch.log_softmax(last.float(), dim=-1)[:, labels].numpy())
     return np.concatenate(out)
 
 
@@ -251,34 +312,43 @@ def fusion_text(fusion: FusionModel, tower: TextTower) -> Callable[[list[str]], 
     return encode
 
 
+def request_words(example: ShoppingExample, catalog: Catalog) -> str:
+    """The request as words, the reference item's text line in its place."""
+    if example.reference is None:
+        return example.request
+    facts = catalog.get(example.reference)
+    line = item_line(facts, catalog.display) if facts is not None else None
+    return example.request.replace(REFERENCE, line or "this")
+
+
 def cosine_scores(
     table: FeatureTable,
     vectors: np.ndarray,
     encode_text: Callable[[list[str]], np.ndarray],
     examples: Sequence[ShoppingExample],
 ) -> np.ndarray:
-    """(Q, n) cosine of each candidate to the mean of the recent items plus cosine to the
-    request (baseline c)."""
+    """(Q, n) cosine of each candidate to the mean of the shopper's items (recent and
+    reference) plus cosine to the request's words."""
     row = table.index()
-    requests = encode_text([e.request for e in examples])
+    requests = encode_text([e.request.replace(REFERENCE, "this") for e in examples])
     scores = np.zeros((len(examples), len(examples[0].candidates)))
     for q, example in enumerate(examples):
-        taste = vectors[[row[i] for i in example.recent]].mean(axis=0)
+        mine = [*example.recent, *([example.reference] if example.reference else [])]
+        taste = vectors[[row[i] for i in mine]].mean(axis=0)
         taste /= max(float(np.linalg.norm(taste)), 1e-12)
         candidates = vectors[[row[i] for i in example.candidates]]
         scores[q] = candidates @ taste + candidates @ requests[q]
     return scores
 
 
-def keyword_scores(
-    details: dict[str, ItemDetails], config: ExampleConfig, examples: Sequence[ShoppingExample]
-) -> np.ndarray:
-    """(Q, n) how many of each candidate's colour and type, as words, its request names."""
+def keyword_scores(catalog: Catalog, examples: Sequence[ShoppingExample]) -> np.ndarray:
+    """(Q, n) how many of each candidate's colour and type, as words, its request names
+    (with the reference item's text line)."""
     scores = np.zeros((len(examples), len(examples[0].candidates)))
     for q, example in enumerate(examples):
-        request = example.request.lower()
+        request = request_words(example, catalog).lower()
         for i, item_id in enumerate(example.candidates):
-            words = describe(details.get(item_id), config) or ()
+            words = looks(catalog.get(item_id)) or ()
             scores[q, i] = sum(word in request for word in words)
     return scores
 
@@ -289,3 +359,65 @@ def answer_ranks(scores: np.ndarray, examples: Sequence[ShoppingExample]) -> np.
     mine = scores[np.arange(len(examples)), answers][:, None]
     ranks: np.ndarray = (scores >= mine).sum(axis=1).astype(np.float64)
     return ranks
+
+
+def query_slices(
+    examples: Sequence[ShoppingExample], catalog: Catalog, bought_before: set[str]
+) -> dict[str, np.ndarray]:
+    """Slice name -> (Q,) bool mask over the queries."""
+    text = np.array([has_text(catalog.get(e.bought)) for e in examples], dtype=bool)
+    warm = np.array([e.bought in bought_before for e in examples], dtype=bool)
+    everything = np.ones(len(examples), dtype=bool)
+    return {"all": everything, "text": text, "photo_only": ~text, "warm": warm, "cold": ~warm}
+
+
+def family_reports(
+    ranks: dict[str, np.ndarray],
+    examples: Sequence[ShoppingExample],
+    slices: dict[str, np.ndarray],
+    config: AssistantEvalConfig,
+) -> dict[str, dict[str, SliceReport]]:
+    users = np.array([e.user_id for e in examples])
+    family = np.array([e.family for e in examples])
+    out = {}
+    for name in ("all", *FAMILIES):
+        chosen = np.ones(len(examples), dtype=bool) if name == "all" else family == name
+        out[name] = {
+            slice_name: slice_report(ranks, users, chosen & mask, config)
+            for slice_name, mask in slices.items()
+            if (chosen & mask).any()
+        }
+    return out
+
+
+def slice_report(
+    ranks: dict[str, np.ndarray], users: np.ndarray, mask: np.ndarray, config: SplitConfig
+) -> SliceReport:
+    def estimate(x: np.ndarray, baseline: np.ndarray | None = None) -> Estimate:
+        return clustered_bootstrap(x, users[mask], config.resamples, config.seed, baseline)
+
+    hit = {name: (r[mask] == 1).astype(np.float64) for name, r in ranks.items()}
+    methods = {
+        name: {"hit1": estimate(hit[name]), "mrr": estimate(1.0 / r[mask])}
+        for name, r in ranks.items()
+    }
+    ratios = {
+        name: estimate(hit[OURS], values)
+        for name, values in hit.items()
+        if name != OURS and values.mean() > 0
+    }
+    return SliceReport(int(mask.sum()), methods, ratios)
+
+
+def hit_by_position(
+    ranks: dict[str, np.ndarray], examples: Sequence[ShoppingExample], candidates: int
+) -> dict[str, list[float]]:
+    """Method -> hit@1 over the queries whose target sits at each label (NaN: none)."""
+    answers = np.array([e.answer for e in examples])
+    return {
+        name: [
+            float((r[answers == p] == 1).mean()) if (answers == p).any() else float("nan")
+            for p in range(candidates)
+        ]
+        for name, r in ranks.items()
+    }

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from matplotlib.figure import Figure  # the object API: no display, no global state
 
 from tastegraph.artifacts import atomic_path, write_json
 from tastegraph.evaluate.assistant import AssistantReport
+from tastegraph.evaluate.metrics import Estimate
 from tastegraph.evaluate.recommend import OURS, RecommendReport, TaskReport
 
 TASKS = {
@@ -95,12 +97,38 @@ def _figure(value: float | None) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:.3f}"
 
 
+def _interval(e: Estimate, digits: int = 3) -> str:
+    return f"{e.mean:.{digits}f} [{e.low:.{digits}f}, {e.high:.{digits}f}]"
+
+
 def assistant_markdown(report: AssistantReport) -> str:
     split = ", ".join(f"{k} {v}" for k, v in report.split.items())
-    lines = ["# Assistant quality", "", f"Split: {split}.", ""]
-    lines += task_table("Choosing the bought item among the candidates", report.choice)
-    heading = "### Training (the same examples and schedule for every trained method)"
-    lines += [heading, "", "Stage 1 aligns the projectors only.", ""]
+    lines = [
+        "# Assistant quality",
+        "",
+        f"Split: {split}; {report.candidates} candidates.",
+        "hit@1 with 95% intervals that resample shoppers; ratio: ours / method, paired.",
+        "",
+    ]
+    for family, slices in report.families.items():
+        lines += [f"### {family}", ""]
+        header = ["method", *(f"{name} (n={s.queries})" for name, s in slices.items())]
+        header.append("ours / method (all)")
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        everything = slices.get("all")
+        for method in next(iter(slices.values())).methods:
+            cells = [method, *(_interval(s.methods[method]["hit1"]) for s in slices.values())]
+            ratio = everything.ratios.get(method) if everything else None
+            cells.append("—" if ratio is None else _interval(ratio, 2))
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["### hit@1 by the target's label (all queries)", ""]
+    labels = range(1, report.candidates + 1)
+    lines += ["| method | " + " | ".join(f"[{n}]" for n in labels) + " |"]
+    lines.append("|" + "---|" * (report.candidates + 1))
+    for method, hits in report.by_position.items():
+        lines.append(f"| {method} | " + " | ".join(f"{v:.2f}" for v in hits) + " |")
+    lines += ["", "### Training (the same examples and schedule for every trained method)", ""]
     figures = list(next(iter(report.training.values()), {}))
     lines += ["| method | " + " | ".join(figures) + " |", "|" + "---|" * (len(figures) + 1)]
     for method, values in report.training.items():
@@ -108,10 +136,42 @@ def assistant_markdown(report: AssistantReport) -> str:
     return "\n".join([*lines, ""])
 
 
+def assistant_json(report: AssistantReport) -> dict[str, Any]:
+    """The report in the shape any tool can read: families -> slices -> queries, methods
+    (hit1, mrr as [estimate, low, high]) and ratios (ours / method on hit@1)."""
+
+    def triple(e: Estimate) -> list[float]:
+        return [e.mean, e.low, e.high]
+
+    families = {
+        family: {
+            "slices": {
+                name: {
+                    "queries": s.queries,
+                    "methods": {
+                        method: {metric: triple(e) for metric, e in metrics.items()}
+                        for method, metrics in s.methods.items()
+                    },
+                    "ratios": {method: triple(e) for method, e in s.ratios.items()},
+                }
+                for name, s in slices.items()
+            }
+        }
+        for family, slices in report.families.items()
+    }
+    return {
+        "families": families,
+        "candidates": report.candidates,
+        "split": report.split,
+        "hit1_by_position": report.by_position,
+        "training": report.training,
+    }
+
+
 def write_assistant(report: AssistantReport, folder: Path) -> Path:
     """assistant-<split>.json and .md in folder; returns the Markdown path."""
     stem = f"assistant-{report.split['name']}"
-    write_json(folder / f"{stem}.json", report)
+    write_json(folder / f"{stem}.json", assistant_json(report))
     path = folder / f"{stem}.md"
     with atomic_path(path) as tmp:
         tmp.write_text(assistant_markdown(report))
