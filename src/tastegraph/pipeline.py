@@ -179,14 +179,20 @@ class Pipeline:
         return f"version {folder.name}"
 
     def train_assistant(self) -> str | None:
+        from tastegraph.assistant.choice import SERVED_LAYOUT
+        from tastegraph.assistant.models import DEFAULT_LM
         from tastegraph.assistant.projector import projector_root
         from tastegraph.assistant.shopping import shop_assistant
         from tastegraph.assistant.train import align_assistant
 
-        current = _manifest(projector_root(self.workdir))
-        if self.config.assistant_items == 0 or (
-            current and current.get("embeddings_version") == self._embeddings_version()
-        ):
+        current = _manifest(projector_root(self.workdir)) or {}
+        fresh = (
+            current.get("embeddings_version") == self._embeddings_version()
+            and current.get("lm", DEFAULT_LM) == self.settings.language_model
+            # not a stage-2 projector trained on another item layout than chat shows
+            and (current.get("stage") != "shopping" or current.get("item_layout") == SERVED_LAYOUT)
+        )
+        if self.config.assistant_items == 0 or fresh:
             return None
         result, folder = align_assistant(
             self.store, self.settings, max_items=self.config.assistant_items

@@ -24,7 +24,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from tastegraph.assistant.choice import ItemView, check_candidates, choice_scores
+from tastegraph.assistant.choice import (
+    SERVED_LAYOUT,
+    ItemView,
+    check_candidates,
+    choice_scores,
+)
 from tastegraph.assistant.conversation import ConversationState, Turn, TurnError, next_turn
 from tastegraph.assistant.facts import Catalog, Constraints
 from tastegraph.assistant.faithful import faithful, template_reason
@@ -204,7 +209,7 @@ class Assistant:
         """Show the candidates to the LM and rank them by its choice head's scores (in the
         given order while the head is untrained)."""
         recent = self.recent_items(user_id)
-        view = ItemView(self.lm, "tokens_text", self.catalog, self.vectors_of)
+        view = ItemView(self.lm, SERVED_LAYOUT, self.catalog, self.vectors_of)
         prompt, items = view.prompt(
             message, candidates, [i for i, _ in recent], recent_actions=[a for _, a in recent]
         )

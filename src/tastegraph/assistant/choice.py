@@ -30,6 +30,7 @@ ANSWER_PREFIX = "Best match: ["
 MAX_CANDIDATES = 20
 REFERENCE = "{item}"  # where a request shows the item it points at ("like {item}, but blue")
 Layout = Literal["tokens_text", "tokens", "text"]
+SERVED_LAYOUT: Layout = "tokens_text"  # how stage 2 trains and chat shows items
 
 
 @dataclass(frozen=True)

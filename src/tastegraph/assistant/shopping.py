@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from tastegraph.assistant.choice import (
     REFERENCE,
+    SERVED_LAYOUT,
     ItemView,
     has_text,
     head_scores,
@@ -363,13 +364,14 @@ def shop_assistant(
     lm = ItemLM.load(folder, projector)
     checkpoints = settings.workdir / "models" / "shopping-training" / embeddings.version
     lookup = matrix_lookup(embeddings.ids, np.asarray(embeddings.vectors))
-    reader = ItemView(lm, "tokens_text", catalog, lookup)
+    reader = ItemView(lm, SERVED_LAYOUT, catalog, lookup)
     result = train_shopping(reader, examples, checkpoints, config)
     manifest = {
         "stage": "shopping",
         "stages": stages,
         "embeddings_version": embeddings.version,
         "lm": settings.language_model,
+        "item_layout": SERVED_LAYOUT,
         "examples": result.examples,
         "steps": result.steps,
         "seconds": result.seconds,
