@@ -106,7 +106,10 @@ def built_workdir(small_catalog: Settings, tmp_path_factory: pytest.TempPathFact
     workdir = tmp_path_factory.mktemp("served") / "work"
     shutil.copytree(small_catalog.workdir, workdir)
     settings = small_catalog.model_copy(update={"workdir": workdir})
-    config = PipelineConfig(content_epochs=2, taste_epochs=1, assistant_items=100)
+    # Stage 1 only, as the tests that train stage 2 themselves expect to start from.
+    config = PipelineConfig(
+        content_epochs=2, taste_epochs=1, assistant_items=100, shopping_examples=0
+    )
     with SQLiteStore(workdir / "store.db") as store:
         reports = Pipeline(store, settings, config).run(None)
     assert [r.ran for r in reports] == [False] + [True] * 7
