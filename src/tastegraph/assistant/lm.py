@@ -9,7 +9,6 @@ comes from and caches it in the workdir.
 from __future__ import annotations
 
 import json
-import logging
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,8 +20,6 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStream
 from tastegraph.assistant.head import ChoiceHead
 from tastegraph.assistant.models import DEFAULT_LM, cached_lm
 from tastegraph.assistant.projector import ItemProjector
-
-log = logging.getLogger(__name__)
 
 ITEM_TOKEN = "<|item|>"
 STREAM_TIMEOUT = 120.0  # seconds a reader waits for the next piece before giving up

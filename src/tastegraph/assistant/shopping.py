@@ -233,7 +233,7 @@ def make_example(
         colour, kind = colour_kind
     elif family == "like_this_but":
         reference = like_this_but_reference(history, colour_kind, catalog)
-        if reference is None or colour_kind is None:
+        if reference is None or colour_kind is None:  # the second only narrows the type
             return None
         colour, kind = colour_kind
     else:
