@@ -276,7 +276,10 @@ def train_assistant_command(
         typer.Option(min=10, help="Stage 1: items with text to align on (5-12 min per 1,000)."),
     ] = 2000,
     examples: Annotated[
-        int, typer.Option(min=20, help="Stage 2: purchases to learn from (~1 s each here).")
+        int,
+        typer.Option(
+            min=20, help="Stage 2: examples to learn from, split over the request families."
+        ),
     ] = 800,
     lora: Annotated[
         int, typer.Option(min=0, help="Stage 2: LoRA rank on the LM (0: the LM stays frozen).")

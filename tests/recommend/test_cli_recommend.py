@@ -68,8 +68,9 @@ def test_graph_profiles_recommend_related_search(small_catalog: Settings, tmp_pa
     assert "train assistant" in invoke("chat", "--user", user, code=2)
     aligned = invoke("train", "assistant", "--stage", "alignment", "--batch-size", "8")
     assert "stage 1:" in aligned and "held-out loss" in aligned
-    # 12 baskets make too few purchases for stage 2's examples
-    assert "make shopping examples" in invoke("train", "assistant", "--stage", "shopping", code=2)
+    # 30 examples leave none to train on beside the 50 held out: a clear error, no stage 2
+    shopping = invoke("train", "assistant", "--stage", "shopping", "--examples", "30", code=2)
+    assert "make shopping examples" in shopping
     result = runner.invoke(app, ["chat", "--user", user], env=env, input="a black top\n\n")
     assert result.exit_code == 0, result.output
     assert "assistant> Here" in result.output
