@@ -228,7 +228,7 @@ def train_reranker_command(
     those events too. `tastegraph related` and the server use it once published.
     """
     from tastegraph.embeddings.train import TrainConfig
-    from tastegraph.recommend.rerank import HOLDOUT_DAYS, train_and_publish
+    from tastegraph.recommend.rerank_job import HOLDOUT_DAYS, train_and_publish
 
     settings = _settings(ctx)
     config = TrainConfig(content_epochs=content_epochs, taste_epochs=taste_epochs, seed=seed)
@@ -561,7 +561,7 @@ def _print_recommendations(recommendations: list[Any]) -> None:
 
 
 def _recommender(settings: Settings, store: Store) -> Any:
-    from tastegraph.recommend.load import open_recommender
+    from tastegraph.recommend.online import open_recommender
 
     try:
         return open_recommender(settings.workdir, store, settings)
@@ -1120,8 +1120,9 @@ def bench_serve_command(
     ] = 20,
 ) -> None:
     """Load-test the server on 127.0.0.1 over the workdir (a copy, since events are
-    written): feed requests at each rate while events arrive, against GET /healthz at the
-    same rate as the floor. Reports p50/p99 latency and errors per rate."""
+    written): feed requests at each rate while events and related-items requests (one per
+    four feeds) arrive, against GET /healthz at the feed's rate as the floor. Reports
+    p50/p99 latency and errors per rate."""
     from tastegraph.bench.serve import LoadConfig, report, run_load
 
     settings = _settings(ctx)

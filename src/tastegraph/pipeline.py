@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tastegraph import registry
 from tastegraph.artifacts import current_version
 from tastegraph.config import Settings
 from tastegraph.store import Store
@@ -161,12 +162,12 @@ class Pipeline:
         return f"{len(profiles):,} users, version {folder.name}"
 
     def train_reranker(self) -> str | None:
-        from tastegraph.recommend.rerank import HOLDOUT_DAYS, reranker_root, train_and_publish
+        from tastegraph.recommend.rerank_job import HOLDOUT_DAYS, train_and_publish
 
-        if not self.config.reranker or (
-            _manifest(reranker_root(self.workdir)) and not self.config.retrain
-        ):
-            return None
+        published = _manifest(registry.root(self.workdir, "reranker"))
+        current = published and published.get("format") == registry.ARTIFACTS["reranker"].format
+        if not self.config.reranker or (current and not self.config.retrain):
+            return None  # one in an older format is trained again
         try:
             _, folder = train_and_publish(self.store, self.settings, self._fusion_config())
         except ValueError as exc:  # a log too short to hold training weeks

@@ -291,6 +291,22 @@ def test_derived_id_ignores_how_the_timestamp_was_written() -> None:
     assert iso == unix == derived_ids(ROWS[:1])
 
 
+def test_event_columns_may_carry_the_api_s_names() -> None:
+    api_names = {"user_id": "u1", "item_id": "i1", "action": "view", "ts": JAN_1_2024}
+    derive = EventIdDeriver("row-")
+    event = parse_event(api_names | {"collection_id": "b1"}, derive, WEIGHTS, 5.0)
+    assert (event.user_id, event.item_id, event.ts, event.collection_id) == (
+        "u1",
+        "i1",
+        JAN_1_2024,
+        "b1",
+    )
+    assert event.context == {}  # the aliases are columns, not context
+    assert derived_ids([api_names]) == derived_ids(ROWS[:1])
+    error = row_error(parse_event, api_names | {"user": "u2"}, derive, WEIGHTS, 5.0)
+    assert error.field == "user_id" and "both user and user_id" in error.reason
+
+
 def test_explicit_event_id_is_kept() -> None:
     derive = EventIdDeriver("row-")
     event = parse_event({**ROWS[0], "event_id": "e-7"}, derive, WEIGHTS, 5.0)

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
 from world import DAY, PER_STYLE, T0, World, item_id, make_world, purchase
 
 from tastegraph.graph.job import ItemDetails, TasteArtifacts
 from tastegraph.index import ItemIndex
 from tastegraph.profiles import ProfileConfig, ProfileStore
 from tastegraph.recommend import Filters, Recommender
-from tastegraph.recommend.load import assemble
-from tastegraph.recommend.rerank import (
-    RelatedReranker,
+from tastegraph.recommend.online import assemble
+from tastegraph.recommend.rerank import RelatedReranker, open_reranker
+from tastegraph.recommend.rerank_job import (
     earlier_recommender,
     fit_reranker,
     item_index,
-    open_reranker,
     publish_reranker,
+    trees_of,
 )
 from tastegraph.store import Event
 
@@ -101,17 +103,38 @@ def test_published_reranker_ranks_the_same(
     shop: tuple, trained: RelatedReranker, tmp_path: Path
 ) -> None:
     ids = shop[0].ids
-    assert open_reranker(tmp_path, ids) is None  # nothing published yet
-    publish_reranker(trained, ids, tmp_path)
-    reopened = open_reranker(tmp_path, ids)
-    with_new_item = open_reranker(tmp_path, [*ids, "new-item"])
-    assert reopened is not None and with_new_item is not None
-    assert reopened.context.attributes == trained.context.attributes
-    new = with_new_item.context
+    assert open_reranker(tmp_path) is None  # nothing published yet
+    publish_reranker(trained, tmp_path)
+    reopened = open_reranker(tmp_path)
+    assert reopened is not None and reopened.context.attributes == trained.context.attributes
+    new = reopened.over([*ids, "new-item"]).context
     assert np.all(new.codes[-1] == -1) and np.isnan(new.log_price[-1]) and not new.sales[-1].any()
+    assert np.array_equal(new.codes[:-1], trained.context.codes)
     ours = recommender(shop, trained)
     queries = np.arange(0, len(ids), 7)
     assert np.array_equal(trained.rank(ours, queries, 10)[0], reopened.rank(ours, queries, 10)[0])
+
+
+def test_trees_as_arrays_predict_what_scikit_learn_predicts() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3000, 6))
+    x[rng.random(x.shape) < 0.1] = np.nan  # missing values take each node's learned side
+    y = (np.nan_to_num(x[:, 0]) + np.nan_to_num(x[:, 1]) * np.nan_to_num(x[:, 2])) > 0.3
+    model = HistGradientBoostingClassifier(max_iter=40, max_leaf_nodes=7, random_state=0)
+    model.fit(x, y)
+    held_out = rng.normal(size=(500, 6))
+    held_out[rng.random(held_out.shape) < 0.1] = np.nan
+    trees = trees_of(model)
+    assert np.array_equal(trees.raw_score(held_out), model.decision_function(held_out))
+    assert np.array_equal(trees.probability(held_out), model.predict_proba(held_out)[:, 1])
+
+
+def test_a_reranker_in_another_format_is_refused(trained: RelatedReranker, tmp_path: Path) -> None:
+    folder = publish_reranker(trained, tmp_path)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps(manifest | {"format": 1}))
+    with pytest.raises(ValueError, match="related-reranker format 1; expected related-reranker"):
+        open_reranker(tmp_path)
 
 
 def test_related_with_reranker_obeys_filters_and_gives_reasons(

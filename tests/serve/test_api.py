@@ -144,6 +144,22 @@ def test_event_batches_and_bad_events(client: TestClient) -> None:
     raw = client.post("/v1/events", content=b"{not json", headers=AUTH | {"content-type": "x"})
     assert raw.status_code == 422
 
+    # An event as event files name it: user, item, timestamp (ISO 8601 or unix seconds).
+    as_in_files = {"event_id": "file-names", "user": user, "item": items[0], "action": "save"}
+    stored = client.post(
+        "/v1/events", json=as_in_files | {"timestamp": "2020-09-01T10:00:00Z"}, headers=AUTH
+    )
+    assert stored.json() == {"stored": 1, "duplicates": 0}
+    with SQLiteStore(service_of(client).workdir / "store.db") as store:
+        saved = next(e for e in store.iter_events() if e.event_id == "file-names")
+    assert (saved.user_id, saved.item_id, saved.ts) == (user, items[0], 1598954400.0)
+    iso = client.post(
+        "/v1/events", json=good | {"event_id": "iso", "ts": "2020-09-01"}, headers=AUTH
+    )
+    assert iso.status_code == 200, iso.text
+    assert "ISO 8601" in post(good | {"event_id": "bad-ts", "ts": "yesterday"})[1]
+    assert post(good | {"event_id": "both", "user": user})[0] == 422  # one spelling each
+
 
 def test_too_large_bodies_get_413(client: TestClient) -> None:
     huge = json.dumps({"events": [], "padding": "x" * 2_100_000})

@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from tastegraph import registry
 from tastegraph.artifacts import current_version, publish_version
 
 ADAPTERS_FILE = "adapters.safetensors"  # the choice head and any LoRA weights
@@ -55,7 +56,7 @@ class ItemProjector(nn.Module):
 
 
 def projector_root(workdir: Path) -> Path:
-    return workdir / "models" / "projector"
+    return registry.root(workdir, "projector")
 
 
 def save_projector(

@@ -1,5 +1,6 @@
 """Load test of the HTTP server on loopback: feed requests at increasing rates while events
-arrive, against the floor of the same server (GET /healthz at the same rate).
+and related-items requests arrive, against the floor of the same server (GET /healthz at
+the feed's rate).
 
 Open loop: requests are sent on a fixed schedule whatever the server's pace, and each
 latency counts from its scheduled time, so a server that falls behind shows it (no
@@ -31,6 +32,7 @@ class LoadConfig:
     rates: tuple[float, ...] = (50.0, 100.0, 200.0, 300.0)  # feed requests per second
     seconds: float = 10.0  # at each rate
     events_per_second: float = 20.0
+    related_share: float = 0.25  # related-items requests per feed request, sent meanwhile
     n: int = 12  # items per feed
     users: int = 1000  # feed requests cycle through this many users drawn at random
     timeout: float = 5.0  # a request slower than this is an error
@@ -51,6 +53,7 @@ class RateResult:
     feed: Latencies
     floor: Latencies  # GET /healthz at the same rate: HTTP and framework cost alone
     events: Latencies
+    related: Latencies  # GET /v1/items/{id}/related, re-ranked where a re-ranker is published
 
 
 def free_port() -> int:
@@ -122,7 +125,8 @@ def _wait_until_up(server: subprocess.Popen[str], url: str, timeout: float) -> N
 
 
 class _Traffic:
-    """The requests a load test sends: feeds of users drawn at random, save events, health."""
+    """The requests a load test sends: feeds of users drawn at random, save events, related
+    items of what those feeds show, health."""
 
     def __init__(self, client: httpx.AsyncClient, token: str, config: LoadConfig) -> None:
         self.client = client
@@ -138,12 +142,18 @@ class _Traffic:
         rng = np.random.default_rng(0)
         chosen = rng.choice(len(listed), min(self.config.users, len(listed)), replace=False)
         self.users = [listed[i]["id"] for i in chosen]
-        feed = (await self.client.get(f"/v1/users/{self.users[0]}/feed?n=50")).json()["items"]
-        self.items = [card["id"] for card in feed]
+        for user in self.users[:10]:
+            feed = (await self.client.get(f"/v1/users/{user}/feed?n=50")).json()["items"]
+            self.items += [card["id"] for card in feed if card["id"] not in self.items]
 
     async def feed(self, i: int) -> bool:
         user = self.users[i % len(self.users)]
         response = await self.client.get(f"/v1/users/{user}/feed?n={self.config.n}")
+        return response.status_code == 200
+
+    async def related(self, i: int) -> bool:
+        item = self.items[i % len(self.items)]
+        response = await self.client.get(f"/v1/items/{item}/related?n={self.config.n}")
         return response.status_code == 200
 
     async def health(self, i: int) -> bool:
@@ -175,12 +185,13 @@ async def _run_load(url: str, token: str, config: LoadConfig) -> list[RateResult
         await traffic.prepare()
         results = []
         for rate in config.rates:
-            feeds, events = await asyncio.gather(
+            feeds, events, related = await asyncio.gather(
                 _open_loop(traffic.feed, rate, config.seconds),
                 _open_loop(traffic.event, config.events_per_second, config.seconds),
+                _open_loop(traffic.related, rate * config.related_share, config.seconds),
             )
             floor = await _open_loop(traffic.health, rate, config.seconds)
-            results.append(RateResult(rate, feeds, floor, events))
+            results.append(RateResult(rate, feeds, floor, events, related))
     return results
 
 
@@ -289,13 +300,16 @@ async def _open_loop(
 def report(results: list[RateResult]) -> str:
     lines = [
         f"{'rate/s':>7} {'feed p50':>9} {'feed p99':>9} {'errors':>6} {'floor p99':>10} "
-        f"{'p99 / floor':>11} {'events p99':>11} {'event errors':>12}"
+        f"{'p99 / floor':>11} {'events p99':>11} {'event errors':>12} {'related p50':>11} "
+        f"{'related p99':>11} {'related errors':>14}"
     ]
     for r in results:
         ratio = r.feed.percentile(99) / r.floor.percentile(99)
         lines.append(
             f"{r.rate:7.0f} {r.feed.percentile(50):7.1f}ms {r.feed.percentile(99):7.1f}ms "
             f"{r.feed.errors:6d} {r.floor.percentile(99):8.1f}ms {ratio:10.1f}x "
-            f"{r.events.percentile(99):9.1f}ms {r.events.errors:12d}"
+            f"{r.events.percentile(99):9.1f}ms {r.events.errors:12d} "
+            f"{r.related.percentile(50):9.1f}ms {r.related.percentile(99):9.1f}ms "
+            f"{r.related.errors:14d}"
         )
     return "\n".join(lines)

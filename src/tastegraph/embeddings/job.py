@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tastegraph import registry
 from tastegraph.config import Settings
 from tastegraph.embeddings.catalog import CatalogEntry, load_catalog
 from tastegraph.embeddings.extract import extract_image_features, extract_text_features
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 def fusion_root(workdir: Path) -> Path:
-    return workdir / "models" / "fusion"
+    return registry.root(workdir, "fusion")
 
 
 @dataclass

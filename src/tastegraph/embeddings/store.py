@@ -8,11 +8,12 @@ from typing import Any
 
 import numpy as np
 
+from tastegraph import registry
 from tastegraph.artifacts import current_version, publish_version
 
 
 def embeddings_root(workdir: Path) -> Path:
-    return workdir / "embeddings"
+    return registry.root(workdir, "embeddings")
 
 
 class EmbeddingStore:

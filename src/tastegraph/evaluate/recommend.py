@@ -45,9 +45,9 @@ from tastegraph.graph.job import ItemDetails, TasteArtifacts
 from tastegraph.graph.sage import graph_aware_embeddings, train_aggregator
 from tastegraph.profiles import ProfileConfig, build_profiles
 from tastegraph.recommend import RecommendConfig, Recommender
-from tastegraph.recommend.load import assemble
-from tastegraph.recommend.rerank import (
-    RelatedReranker,
+from tastegraph.recommend.online import assemble
+from tastegraph.recommend.rerank import RelatedReranker
+from tastegraph.recommend.rerank_job import (
     basket_queries,
     earlier_recommender,
     fit_reranker,

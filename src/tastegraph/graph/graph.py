@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -19,12 +18,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from tastegraph.artifacts import current_version, publish_version, read_manifest
+from tastegraph import registry
 from tastegraph.config import default_action_weights
 from tastegraph.store import Event
 
 DAY_S = 86_400.0
-FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -52,7 +50,7 @@ class GraphConfig:
 
 
 def graph_root(workdir: Path) -> Path:
-    return workdir / "graph"
+    return registry.root(workdir, "graph")
 
 
 def read_graph_json(folder: Path, name: str) -> Any:
@@ -156,18 +154,18 @@ class TasteGraph:
             if also is not None:
                 also(folder)
 
-        return publish_version(graph_root(workdir), write)
+        return registry.publish(workdir, "graph", write)
 
     @classmethod
     def open(cls, workdir: Path) -> TasteGraph:
-        folder = current_version(graph_root(workdir))
+        folder = registry.current(workdir, "graph")
         if folder is None:
             raise FileNotFoundError(f"no taste graph in {workdir}; run `tastegraph graph`")
         return cls.load(folder)
 
     @classmethod
     def load(cls, folder: Path) -> TasteGraph:
-        manifest = read_manifest(folder, "taste_graph", FORMAT)
+        manifest = registry.read_manifest(folder, "graph")
         ids = json.loads((folder / "ids.json").read_text())
         with np.load(folder / "edges.npz", allow_pickle=False) as saved:
             edges = sp.csr_matrix(
@@ -184,13 +182,10 @@ class TasteGraph:
             json.dumps({"items": self.item_ids, "nodes": self.node_ids})
         )
         manifest = {
-            "kind": "taste_graph",
-            "format": FORMAT,
-            "created_at": time.time(),
             "now": self.now,
             "config": asdict(self.config),
             "items": len(self.item_ids),
             "nodes": len(self.node_ids),
             "edges": int(edges.nnz),
         } | dict(extra or {})
-        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        registry.write_manifest(folder, "graph", manifest)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from tastegraph import registry
 from tastegraph.artifacts import current_version, publish_version
 from tastegraph.config import Settings
 from tastegraph.embeddings.store import EmbeddingStore
@@ -31,7 +32,7 @@ _COMPARE_CHUNK = 65_536
 
 
 def index_root(workdir: Path) -> Path:
-    return workdir / "index"
+    return registry.root(workdir, "index")
 
 
 def open_index(workdir: Path, *, mmap: bool = False) -> ItemIndex:

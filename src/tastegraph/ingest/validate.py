@@ -187,12 +187,35 @@ class EventIdDeriver:
         return f"{self.prefix}{digest}-{occurrence}"
 
 
+# The HTTP API's names for event columns (POST /v1/events), accepted in files too.
+EVENT_ALIASES = {
+    "user_id": "user",
+    "item_id": "item",
+    "ts": "timestamp",
+    "collection_id": "collection",
+}
+
+
+def _file_names(values: dict[str, Any]) -> dict[str, Any]:
+    """The row with the API's column names read as the file's."""
+    renamed = dict(values)
+    for alias, name in EVENT_ALIASES.items():
+        value = renamed.pop(alias, None)
+        if value is None:
+            continue
+        if renamed.get(name) is not None:
+            raise RowError(alias, f"both {name} and {alias} are given; they name one column")
+        renamed[name] = value
+    return renamed
+
+
 def parse_event(
     values: dict[str, Any],
     derive_id: EventIdDeriver,
     action_weights: dict[str, float],
     rating_max: float,
 ) -> Event:
+    values = _file_names(values)
     user = parse_id(values, "user")
     item = parse_id(values, "item")
     assert user is not None and item is not None

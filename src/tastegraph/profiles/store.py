@@ -5,22 +5,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from tastegraph.artifacts import atomic_dir, current_version, publish_version, read_manifest
+from tastegraph import registry
+from tastegraph.artifacts import atomic_dir
 from tastegraph.profiles.config import ProfileConfig
 from tastegraph.profiles.interest import Interest
 from tastegraph.profiles.profile import UserProfile
 from tastegraph.store import Event
 
 log = logging.getLogger(__name__)
-
-FORMAT = 2  # 2: profiles keep their recent events
 
 
 class Embeddings(Protocol):
@@ -32,7 +30,7 @@ class Embeddings(Protocol):
 
 
 def profiles_root(workdir: Path) -> Path:
-    return workdir / "profiles"
+    return registry.root(workdir, "profiles")
 
 
 class ProfileStore:
@@ -79,18 +77,18 @@ class ProfileStore:
 
     def publish(self, workdir: Path) -> Path:
         """Write a new version under workdir/profiles and make it the current one."""
-        return publish_version(profiles_root(workdir), self._write)
+        return registry.publish(workdir, "profiles", self._write)
 
     @classmethod
     def open(cls, workdir: Path) -> ProfileStore:
-        folder = current_version(profiles_root(workdir))
+        folder = registry.current(workdir, "profiles")
         if folder is None:
             raise FileNotFoundError(f"no profiles in {workdir}; build them first")
         return cls.load(folder)
 
     @classmethod
     def load(cls, folder: Path) -> ProfileStore:
-        manifest = read_manifest(folder, "user_profiles", FORMAT)
+        manifest = registry.read_manifest(folder, "profiles")
         store = cls(ProfileConfig(**manifest["config"]), manifest["embeddings_version"])
         store.skipped = manifest["skipped"]
         store.events_through = manifest.get("events_through")
@@ -151,9 +149,6 @@ class ProfileStore:
             )
         matrix = np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
         manifest = {
-            "kind": "user_profiles",
-            "format": FORMAT,
-            "created_at": time.time(),
             "config": dataclasses.asdict(self.config),
             "embeddings_version": self.embeddings_version,
             "users": len(self.profiles),
@@ -164,4 +159,4 @@ class ProfileStore:
         }
         np.save(folder / "vectors.npy", np.ascontiguousarray(matrix, dtype=np.float32))
         (folder / "profiles.json").write_text(json.dumps(entries))
-        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        registry.write_manifest(folder, "profiles", manifest)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from tastegraph.config import ACTIONS
+from tastegraph.ingest.quarantine import RowError
+from tastegraph.ingest.validate import parse_timestamp
 
 # Ids travel in URLs and name files nowhere: letters, digits and a few separators only,
 # so no path separator, "..", NUL or control character ever gets through.
@@ -15,23 +17,45 @@ Id = Field(pattern=ID_PATTERN, min_length=1, max_length=128)
 
 
 class EventIn(BaseModel):
+    """An event, named as in event files: `user`, `item`, `timestamp` and `collection` are
+    accepted for `user_id`, `item_id`, `ts` and `collection_id` (one spelling per event)."""
+
     model_config = ConfigDict(extra="forbid")
 
     event_id: str = Field(
         pattern=ID_PATTERN, description="Unique per event: re-sending it changes nothing."
     )
-    user_id: str = Field(pattern=ID_PATTERN)
-    item_id: str = Field(pattern=ID_PATTERN)
+    user_id: str = Field(pattern=ID_PATTERN, validation_alias=AliasChoices("user_id", "user"))
+    item_id: str = Field(pattern=ID_PATTERN, validation_alias=AliasChoices("item_id", "item"))
     action: Literal["view", "click", "save", "purchase", "hide"] = Field(
         description=f"One of {', '.join(ACTIONS)}."
     )
     ts: float | None = Field(
-        default=None, ge=0, lt=1e11, description="Unix seconds; default: when it arrives."
+        default=None,
+        validation_alias=AliasChoices("ts", "timestamp"),
+        description="Unix seconds or ISO 8601 (no zone: UTC), as in event files; "
+        "default: when it arrives.",
     )
     weight: float | None = Field(
         default=None, ge=-100, le=100, description="Default: the action's configured weight."
     )
-    collection_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    collection_id: str | None = Field(
+        default=None,
+        pattern=ID_PATTERN,
+        validation_alias=AliasChoices("collection_id", "collection"),
+    )
+
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _one_timestamp_rule(cls, value: Any) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            raise ValueError("a timestamp is unix seconds or ISO 8601 text, not true/false")
+        try:
+            return parse_timestamp({"ts": value}, "ts")
+        except RowError as error:
+            raise ValueError(error.reason) from None
 
 
 class EventsIn(BaseModel):

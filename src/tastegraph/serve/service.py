@@ -19,20 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tastegraph.artifacts import current_version
+from tastegraph import registry
 from tastegraph.assistant.facts import Catalog
 from tastegraph.config import Settings
 from tastegraph.display import price_display
-from tastegraph.embeddings.job import fusion_root
-from tastegraph.embeddings.store import embeddings_root
-from tastegraph.graph import graph_root
 from tastegraph.graph.job import ItemDetails, TasteArtifacts, item_details
 from tastegraph.index import ItemIndex, open_index
-from tastegraph.index.build import index_root
-from tastegraph.profiles import ProfileConfig, ProfileStore, profiles_root
+from tastegraph.profiles import ProfileStore
 from tastegraph.recommend.config import RecommendConfig
-from tastegraph.recommend.load import assemble
+from tastegraph.recommend.online import assemble, open_profiles
 from tastegraph.recommend.recommender import Recommender
+from tastegraph.recommend.rerank import open_reranker
 from tastegraph.store import Event, Item, Media, Store, WriteResult
 
 if TYPE_CHECKING:  # the LM's modules load with the assistant, not with the server
@@ -42,19 +39,6 @@ if TYPE_CHECKING:  # the LM's modules load with the assistant, not with the serv
 log = logging.getLogger(__name__)
 
 USER_LOCK_STRIPES = 64
-
-
-def _artifact_roots(workdir: Path) -> dict[str, Path]:
-    from tastegraph.assistant.projector import projector_root
-
-    return {
-        "embeddings": embeddings_root(workdir),
-        "index": index_root(workdir),
-        "graph": graph_root(workdir),
-        "profiles": profiles_root(workdir),
-        "fusion": fusion_root(workdir),
-        "projector": projector_root(workdir),
-    }
 
 
 @dataclass(frozen=True)
@@ -90,12 +74,13 @@ class Service:
         self.live_items: list[str] = []  # items embedded here, not yet in a published index
         self.failed_items: dict[str, str] = {}  # new items that could not be embedded, why
         self._pending: queue.Queue[str | None] = queue.Queue()
-        self.versions = self._current_versions()
+        self.versions = registry.versions(self.workdir)
         index = open_index(self.workdir)
         with self._write_lock:
-            profiles = self._load_profiles(index)
+            profiles = open_profiles(self.workdir, store, settings, index)
         self.taste = TasteArtifacts.open(self.workdir)
-        self.recommender = _warmed(assemble(index, self.taste, profiles, self.details, config))
+        self.reranker = open_reranker(self.workdir)
+        self.recommender = _warmed(self._assemble(index, self.taste, profiles))
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._embed_worker, name="embed-items", daemon=True),
@@ -230,7 +215,7 @@ class Service:
             index.add(
                 [item_id], vector[None], [None if category is None else str(category)], [item.price]
             )
-            updated = assemble(index, self.taste, before.profiles, self.details, self.config)
+            updated = self._assemble(index, self.taste, before.profiles)
             updated.walks = before.walks  # the same graph: the walks kept so far still hold
             with self._state_lock:
                 if self.recommender is before:  # else a refresh swapped meanwhile: redo
@@ -241,12 +226,6 @@ class Service:
 
     # -- newly published artifacts ---------------------------------------------------------
 
-    def _current_versions(self) -> dict[str, str | None]:
-        return {
-            name: (folder.name if (folder := current_version(root)) else None)
-            for name, root in _artifact_roots(self.workdir).items()
-        }
-
     def _watch(self) -> None:
         while not self._stop.wait(self.settings.serve_watch_seconds):
             try:
@@ -256,19 +235,24 @@ class Service:
 
     def refresh(self) -> bool:
         """Swap in newly published artifacts; False when nothing changed."""
-        versions = self._current_versions()
+        versions = registry.versions(self.workdir)
         if versions == self.versions:
             return False
         changed = {name for name in versions if versions[name] != self.versions[name]}
         log.info("loading newly published %s", ", ".join(sorted(changed)))
         taste = TasteArtifacts.open(self.workdir)
         index = open_index(self.workdir)
+        reranker = open_reranker(self.workdir)
         with self._write_lock:  # no event lands between the profiles' replay and the swap
-            profiles = self._load_profiles(index) if "profiles" in changed else None
+            profiles = (
+                open_profiles(self.workdir, self.store, self.settings, index)
+                if "profiles" in changed
+                else None
+            )
             with self._state_lock:
                 live = profiles or self.recommender.profiles
-                self.recommender = assemble(index, taste, live, self.details, self.config)
-                self.taste = taste
+                self.taste, self.reranker = taste, reranker
+                self.recommender = self._assemble(index, taste, live)
                 self.versions = versions
             _warmed(self.recommender)  # events wait: warming reads every profile
         with self._models_lock:
@@ -280,22 +264,10 @@ class Service:
         self.live_items = []
         return True
 
-    def _load_profiles(self, index: ItemIndex) -> ProfileStore:
-        """The published profiles, brought up to date with the events stored after them.
-        Call with the write lock held."""
-        try:
-            profiles = ProfileStore.open(self.workdir)
-        except FileNotFoundError:
-            profiles = ProfileStore(ProfileConfig.from_settings(self.settings))
-            profiles.events_through = self.store.last_event_seq()
-        if profiles.events_through is None:
-            return profiles
-        replayed = self.store.events_after(profiles.events_through)
-        for event in replayed:
-            profiles.apply(event, index)
-        if replayed:
-            log.info("replayed %d events stored after the published profiles", len(replayed))
-        return profiles
+    def _assemble(
+        self, index: ItemIndex, taste: TasteArtifacts, profiles: ProfileStore
+    ) -> Recommender:
+        return assemble(index, taste, profiles, self.details, self.config, self.reranker)
 
 
 def _warmed(recommender: Recommender) -> Recommender:

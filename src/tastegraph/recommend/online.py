@@ -1,0 +1,84 @@
+"""The one place that builds the online recommender from a workdir's published artifacts.
+
+The server, the CLI commands that recommend or chat, and the benchmarks all open it here,
+so they serve the same thing: the current index, taste graph and related-items re-ranker,
+and the published profiles brought up to date with the events stored after them.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from tastegraph.config import Settings
+from tastegraph.graph.job import ItemDetails, TasteArtifacts, item_attributes, item_details
+from tastegraph.index import ItemIndex, open_index
+from tastegraph.profiles import ProfileConfig, ProfileStore
+from tastegraph.recommend.config import RecommendConfig
+from tastegraph.recommend.recommender import Recommender
+from tastegraph.recommend.rerank import RelatedReranker, open_reranker
+from tastegraph.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def open_recommender(
+    workdir: Path, store: Store, settings: Settings, config: RecommendConfig | None = None
+) -> Recommender:
+    """The recommender over the current artifacts; a workdir without profiles starts every
+    user new (they fill in as events arrive), one without a re-ranker orders related items
+    by the related score."""
+    index = open_index(workdir)
+    return assemble(
+        index,
+        TasteArtifacts.open(workdir),
+        open_profiles(workdir, store, settings, index),
+        item_details(store, settings.variant_attribute),
+        config,
+        open_reranker(workdir),
+    )
+
+
+def open_profiles(
+    workdir: Path, store: Store, settings: Settings, index: ItemIndex
+) -> ProfileStore:
+    """The published profiles, brought up to date with the events stored after them (none
+    published: empty profiles that follow the log from its current end)."""
+    try:
+        profiles = ProfileStore.open(workdir)
+    except FileNotFoundError:
+        profiles = ProfileStore(ProfileConfig.from_settings(settings))
+        profiles.events_through = store.last_event_seq()
+    if profiles.events_through is None:
+        return profiles
+    replayed = store.events_after(profiles.events_through)
+    for event in replayed:
+        profiles.apply(event, index)
+    if replayed:
+        log.info("replayed %d events stored after the published profiles", len(replayed))
+    return profiles
+
+
+def assemble(
+    index: ItemIndex,
+    taste: TasteArtifacts,
+    profiles: ProfileStore,
+    details: dict[str, ItemDetails],
+    config: RecommendConfig | None = None,
+    reranker: RelatedReranker | None = None,
+) -> Recommender:
+    """A Recommender from its parts, with titles and products taken from item details and
+    the re-ranker laid over the index's items."""
+    return Recommender(
+        index,
+        taste.graph,
+        taste.interests,
+        taste.popular,
+        profiles,
+        titles={i: d.title for i, d in details.items() if d.title},
+        variants={i: d.product for i, d in details.items() if d.product},
+        config=config,
+        freshness=taste.freshness.scores(index.ids),
+        complements=taste.complements.scorer(index.ids, item_attributes(details)),
+        reranker=None if reranker is None else reranker.over(index.ids),
+    )
