@@ -19,6 +19,7 @@ from tastegraph.store import Event, SchemaVersionError, SQLiteStore, Store, open
 
 if TYPE_CHECKING:
     from tastegraph.assistant.chat import Assistant
+    from tastegraph.recommend.recommender import Recommender
 
 app = typer.Typer(
     help="tastegraph: offline item embeddings, a taste graph, recommendations and an "
@@ -560,7 +561,7 @@ def _print_recommendations(recommendations: list[Any]) -> None:
         )
 
 
-def _recommender(settings: Settings, store: Store) -> Any:
+def _recommender(settings: Settings, store: Store) -> Recommender:
     from tastegraph.recommend.online import open_recommender
 
     try:
@@ -631,6 +632,7 @@ def chat(
     It follows the conversation: "under 30", "in blue", "cheaper", "more like [2]", "not
     that one", "show me more". The LM reads the candidates as item tokens and picks [1]."""
     from tastegraph.assistant.chat import Assistant
+    from tastegraph.recommend.recommender import Recommender
     from tastegraph.assistant.facts import Catalog
     from tastegraph.assistant.lm import load_item_lm
     from tastegraph.recommend.search import QueryEncoder
@@ -1100,7 +1102,7 @@ def _served_assistant(settings: Settings) -> Iterator[tuple[list[Event], Assista
         service = Service(settings, store)
         try:
             events = list(store.iter_events())
-            with service.model("assistant") as assistant:
+            with service.assistant() as assistant:
                 yield events, assistant
         except (FileNotFoundError, ValueError) as exc:
             raise _fail(str(exc)) from None

@@ -20,7 +20,7 @@ def test_conversations_obey_every_stated_constraint(built_workdir: Path, tmp_pat
         service = Service(settings, store)
         try:
             events = list(store.iter_events())
-            with service.model("assistant") as assistant:
+            with service.assistant() as assistant:
                 chosen = scripts(events, assistant.catalog, lambda user: True, 3)
                 assert len(chosen) == 3 and len({s.user_id for s in chosen}) == 3
                 report = evaluate_conversations(assistant, chosen, 2, show_progress=False)

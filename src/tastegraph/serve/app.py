@@ -200,7 +200,7 @@ def create_app(settings: Settings, *, assistant: bool = True) -> FastAPI:
     ) -> schemas.Cards:
         """Items matching a text query (text tower and fusion model into the item space)."""
         try:
-            vector = svc.model("query").encode(q)
+            vector = svc.query_encoder().encode(q)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         return _cards(svc, svc.current().search(vector, n, query=q))
@@ -250,7 +250,7 @@ def create_app(settings: Settings, *, assistant: bool = True) -> FastAPI:
         reply and the conversation `state` to send back with the next message. Rate-limited
         per client (429 with Retry-After)."""
         try:
-            assistant = svc.model("assistant")
+            assistant = svc.assistant()
         except FileNotFoundError as exc:
             raise HTTPException(503, str(exc)) from None
         try:

@@ -14,10 +14,10 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tastegraph import registry
 from tastegraph.assistant.facts import Catalog
@@ -32,9 +32,13 @@ from tastegraph.recommend.recommender import Recommender
 from tastegraph.recommend.rerank import open_reranker
 from tastegraph.store import Event, Item, Media, Store, WriteResult
 
-if TYPE_CHECKING:  # the LM's modules load with the assistant, not with the server
+if TYPE_CHECKING:  # the models' modules load on first use, not with the server
     from tastegraph.assistant.chat import Assistant
     from tastegraph.assistant.describe import Describer
+    from tastegraph.embeddings.online import ItemEmbedder
+    from tastegraph.recommend.search import QueryEncoder
+
+Model = TypeVar("Model")
 
 log = logging.getLogger(__name__)
 
@@ -105,33 +109,39 @@ class Service:
         """Hold it while reading the user's live profile (a feed)."""
         return self._user_locks[hash(user_id) % USER_LOCK_STRIPES]
 
-    def model(self, name: str) -> Any:
-        """A model loaded on first use and kept until its artifact changes: "query"
-        (text search), "items" (embeds new items) or "assistant"."""
+    def query_encoder(self) -> QueryEncoder:
+        """Text search's encoder, loaded on first use and kept until its artifacts change."""
+        from tastegraph.recommend.search import QueryEncoder
+
+        return self._kept("query", lambda: QueryEncoder(self.workdir, self.settings))
+
+    def item_embedder(self) -> ItemEmbedder:
+        """What embeds new items, loaded on first use and kept until its artifacts change."""
+        from tastegraph.embeddings.online import ItemEmbedder
+
+        return self._kept("items", lambda: ItemEmbedder(self.workdir, self.settings))
+
+    def assistant(self) -> LiveAssistant:
+        """The shopping assistant over the current recommender, loaded on first use and kept
+        until its artifacts change; FileNotFoundError while there is none."""
+        if not self.assistant_enabled:
+            raise FileNotFoundError("the assistant is switched off on this server")
+        return self._kept("assistant", self._load_assistant)
+
+    def _load_assistant(self) -> LiveAssistant:
+        from tastegraph.assistant.chat import Assistant
+        from tastegraph.assistant.lm import load_item_lm
+
+        lm = load_item_lm(self.workdir)
+        assistant = Assistant(lm, self.recommender, self.catalog, self.query_encoder())
+        return LiveAssistant(self, assistant)
+
+    def _kept(self, name: str, load: Callable[[], Model]) -> Model:
         with self._models_lock:
             if name not in self._models:
-                self._models[name] = self._load_model(name)
-            return self._models[name]
-
-    def _load_model(self, name: str) -> Any:
-        if name == "query":
-            from tastegraph.recommend.search import QueryEncoder
-
-            return QueryEncoder(self.workdir, self.settings)
-        if name == "items":
-            from tastegraph.embeddings.online import ItemEmbedder
-
-            return ItemEmbedder(self.workdir, self.settings)
-        if name == "assistant":
-            from tastegraph.assistant.chat import Assistant
-            from tastegraph.assistant.lm import load_item_lm
-
-            if not self.assistant_enabled:
-                raise FileNotFoundError("the assistant is switched off on this server")
-            lm = load_item_lm(self.workdir)
-            assistant = Assistant(lm, self.recommender, self.catalog, self.model("query"))
-            return _LiveAssistant(self, assistant)
-        raise KeyError(name)
+                self._models[name] = load()
+            model: Model = self._models[name]
+            return model
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -172,7 +182,7 @@ class Service:
         if facts is None or facts.title or facts.label or item_id not in self.current().index:
             return None
         try:
-            live = self.model("assistant")
+            live = self.assistant()
         except FileNotFoundError:
             return None
         with live:
@@ -207,7 +217,7 @@ class Service:
             return
         photos = self.store.media_for(item_id)
         photo = Path(photos[0].uri).read_bytes() if photos else None
-        vector = self.model("items").embed(item, photo)
+        vector = self.item_embedder().embed(item, photo)
         category = item.attributes.get(self.settings.index_category_key)
         while True:
             before = self.recommender
@@ -283,7 +293,7 @@ def _warmed(recommender: Recommender) -> Recommender:
     return recommender
 
 
-class _LiveAssistant:
+class LiveAssistant:
     """The assistant over whichever recommender is current at each turn."""
 
     def __init__(self, service: Service, assistant: Assistant) -> None:
