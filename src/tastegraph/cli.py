@@ -370,8 +370,7 @@ def index_command(
     vectors, or --rebuild, builds a new one. Either way a new version is published atomically.
     """
     from tastegraph.embeddings.store import EmbeddingStore
-    from tastegraph.index import build_index, update_index
-    from tastegraph.index.build import index_options
+    from tastegraph.index.build import build_index, index_options, update_index
 
     settings = _settings(ctx)
     try:
@@ -530,7 +529,7 @@ def profiles_command(ctx: typer.Context) -> None:
     """Recompute every user's interest profile from all their events (the batch job; the
     server also updates profiles live on each event) and publish them."""
     from tastegraph.index import open_index
-    from tastegraph.profiles import publish_profiles
+    from tastegraph.profiles.batch import publish_profiles
 
     settings = _settings(ctx)
     try:
@@ -632,7 +631,6 @@ def chat(
     It follows the conversation: "under 30", "in blue", "cheaper", "more like [2]", "not
     that one", "show me more". The LM reads the candidates as item tokens and picks [1]."""
     from tastegraph.assistant.chat import Assistant
-    from tastegraph.recommend.recommender import Recommender
     from tastegraph.assistant.facts import Catalog
     from tastegraph.assistant.lm import load_item_lm
     from tastegraph.recommend.search import QueryEncoder
@@ -815,7 +813,7 @@ def evaluate_recommendations_command(
     from tastegraph.embeddings.job import prepare_features
     from tastegraph.evaluate import report as reports
     from tastegraph.evaluate.recommend import RecommendEvalConfig, evaluate_recommendations
-    from tastegraph.graph.job import item_details
+    from tastegraph.graph.taste import item_details
 
     settings = _settings(ctx)
     with _open(settings) as store:

@@ -131,8 +131,7 @@ class Pipeline:
 
     def index(self) -> str | None:
         from tastegraph.embeddings.store import EmbeddingStore
-        from tastegraph.index import update_index
-        from tastegraph.index.build import index_options, index_root
+        from tastegraph.index.build import index_options, index_root, update_index
 
         current = _manifest(index_root(self.workdir))
         if current and current.get("embeddings_version") == self._embeddings_version():
@@ -152,7 +151,8 @@ class Pipeline:
 
     def profiles(self) -> str | None:
         from tastegraph.index import open_index
-        from tastegraph.profiles import profiles_root, publish_profiles
+        from tastegraph.profiles import profiles_root
+        from tastegraph.profiles.batch import publish_profiles
 
         index = open_index(self.workdir)
         current = _manifest(profiles_root(self.workdir))

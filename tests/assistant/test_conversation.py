@@ -10,7 +10,7 @@ from tastegraph.assistant.facts import Catalog, Constraints
 from tastegraph.assistant.faithful import check, degenerate, faithful, template_reason
 from tastegraph.assistant.understand import understand
 from tastegraph.display import PriceDisplay
-from tastegraph.graph.job import ItemDetails
+from tastegraph.graph.taste import ItemDetails
 
 
 def details(title: str | None, colour: str, kind: str, price: float | None) -> ItemDetails:

@@ -33,7 +33,7 @@ from tastegraph.assistant.shopping import (
 )
 from tastegraph.config import Settings
 from tastegraph.display import PriceDisplay
-from tastegraph.graph.job import ItemDetails
+from tastegraph.graph.taste import ItemDetails
 from tastegraph.store import Event, SQLiteStore
 
 COLOURS = ("Black", "White", "Red", "Blue")

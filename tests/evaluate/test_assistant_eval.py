@@ -28,7 +28,7 @@ from tastegraph.evaluate.assistant import (
     evaluate_assistant,
     keyword_scores,
 )
-from tastegraph.graph.job import ItemDetails
+from tastegraph.graph.taste import ItemDetails
 from tastegraph.store import SQLiteStore
 
 

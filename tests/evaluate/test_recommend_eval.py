@@ -12,7 +12,7 @@ from tastegraph.embeddings.job import prepare_features
 from tastegraph.embeddings.train import TrainConfig
 from tastegraph.evaluate import report as reports
 from tastegraph.evaluate.recommend import OURS, RecommendEvalConfig, evaluate_recommendations
-from tastegraph.graph.job import item_details
+from tastegraph.graph.taste import item_details
 from tastegraph.store import SQLiteStore
 
 QUICK = TrainConfig(content_epochs=2, taste_epochs=1, batch_size=16)

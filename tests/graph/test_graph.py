@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tastegraph.graph import GraphConfig, RandomWalker, TasteGraph, WalkCache, WalkConfig
-from tastegraph.graph.job import ItemDetails, TasteArtifacts
+from tastegraph.graph.job import build_taste
+from tastegraph.graph.taste import ItemDetails, TasteArtifacts
 from tastegraph.store import Event
 
 DAY = 86_400.0
@@ -115,7 +116,7 @@ def test_published_graph_reads_back_the_same(tmp_path: Path) -> None:
         i: ItemDetails(None, None, {"type": "top" if k % 2 else "skirt"})
         for k, i in enumerate(ITEMS)
     }
-    built = TasteArtifacts.build(events, ITEMS, vectors, details)
+    built = build_taste(events, ITEMS, vectors, details)
     folder = built.publish(tmp_path)
     assert folder.parent.name == "graph"
     loaded = TasteArtifacts.open(tmp_path)

@@ -12,14 +12,8 @@ from index_data import unit_vectors
 
 from tastegraph.artifacts import current_version
 from tastegraph.embeddings.store import EmbeddingStore
-from tastegraph.index import (
-    ItemIndex,
-    build_index,
-    index_root,
-    open_index,
-    publish_index,
-    update_index,
-)
+from tastegraph.index import ItemIndex, open_index
+from tastegraph.index.build import build_index, index_root, publish_index, update_index
 from tastegraph.store import Item, SQLiteStore
 
 GROUPS = ["Garment Upper body", "Garment Lower body", "Shoes", "Accessories"]

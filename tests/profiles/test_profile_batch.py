@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from synthetic_space import WEIGHTS, Space, event, make_space
 
-from tastegraph.profiles import ProfileConfig, ProfileStore, average_linkage, build_profiles
+from tastegraph.profiles import ProfileConfig, ProfileStore
+from tastegraph.profiles.batch import average_linkage, build_profiles
 from tastegraph.store import Event
 
 CONFIG = ProfileConfig(action_weights=WEIGHTS)

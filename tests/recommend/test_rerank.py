@@ -10,7 +10,8 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 from world import DAY, PER_STYLE, T0, World, item_id, make_world, purchase
 
-from tastegraph.graph.job import ItemDetails, TasteArtifacts
+from tastegraph.graph.job import build_taste
+from tastegraph.graph.taste import ItemDetails
 from tastegraph.index import ItemIndex
 from tastegraph.profiles import ProfileConfig, ProfileStore
 from tastegraph.recommend import Filters, Recommender
@@ -69,7 +70,7 @@ def trained(shop: tuple) -> RelatedReranker:
 
 def recommender(shop_parts: tuple, reranker: RelatedReranker | None) -> Recommender:
     world, events, details, index = shop_parts
-    taste = TasteArtifacts.build(events, world.ids, world.vectors, details, now=CUTOFF)
+    taste = build_taste(events, world.ids, world.vectors, details, now=CUTOFF)
     return assemble(index, taste, ProfileStore(ProfileConfig()), details, reranker=reranker)
 
 

@@ -17,7 +17,8 @@ import numpy as np
 from tastegraph.graph import TasteGraph
 from tastegraph.graph.interests import InterestConfig, InterestMap
 from tastegraph.index import ItemIndex
-from tastegraph.profiles import ProfileConfig, build_profiles, popular_items
+from tastegraph.profiles import ProfileConfig, popular_items
+from tastegraph.profiles.batch import build_profiles
 from tastegraph.recommend import RecommendConfig, Recommender
 from tastegraph.store import Event
 

@@ -247,7 +247,7 @@ def test_new_item_becomes_recommendable(client: TestClient, hm_data: Path) -> No
 
 def test_new_versions_swap_in_while_serving(client: TestClient, workdir: Path) -> None:
     from tastegraph.graph.job import build_and_publish
-    from tastegraph.profiles import publish_profiles
+    from tastegraph.profiles.batch import publish_profiles
 
     service = service_of(client)
     user = first_user(client)

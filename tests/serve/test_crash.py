@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 
 from tastegraph.bench.serve import running_server
+from tastegraph.embeddings.fusion import load_fusion
 from tastegraph.embeddings.store import EmbeddingStore
-from tastegraph.embeddings.train import load_fusion
 from tastegraph.index import open_index
 from tastegraph.store import SQLiteStore
 

@@ -35,13 +35,13 @@ from tastegraph.assistant.projector import (
     load_projector,
     projector_root,
 )
-from tastegraph.assistant.train import PROMPT
 from tastegraph.embeddings.store import EmbeddingStore, embeddings_root
 from tastegraph.encoders.text import quiet_transformers_progress
 from tastegraph.lru import LruMap
 
 log = logging.getLogger(__name__)
 
+PROMPT = "Describe this item: "  # stage 1 trains the LM to answer it from the item alone
 DEFAULT_NEW_TOKENS = 32  # what stage 1 trained the answers to (AlignConfig.max_text_tokens)
 Which = Literal["alignment", "current"]  # the stage-1 projector, or the current one
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from tastegraph.config import Settings
 from tastegraph.display import PriceDisplay, price_display
-from tastegraph.graph.job import ItemDetails, item_details
+from tastegraph.graph.taste import ItemDetails, item_details
 from tastegraph.store import Store
 
 # Words that qualify a colour but name none on their own ("light", "other").

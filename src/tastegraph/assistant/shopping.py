@@ -58,7 +58,7 @@ from tastegraph.assistant.train import Schedule, TrainResult, fit
 from tastegraph.config import Settings
 from tastegraph.display import price_display
 from tastegraph.embeddings.store import EmbeddingStore
-from tastegraph.graph.job import item_details
+from tastegraph.graph.taste import item_details
 from tastegraph.store import Event, Store
 
 Family = Literal["for_me", "attribute", "like_this_but"]

@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from tastegraph.artifacts import current_version, publish_version
+from tastegraph.assistant.describe import PROMPT
 from tastegraph.assistant.lm import ItemLM, lm_hidden_size
 from tastegraph.assistant.models import cached_lm
 from tastegraph.assistant.projector import ItemProjector, ProjectorConfig, save_projector
@@ -31,8 +32,6 @@ from tastegraph.encoders import item_text
 from tastegraph.store import Store
 
 log = logging.getLogger(__name__)
-
-PROMPT = "Describe this item: "
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ import numpy as np
 from tastegraph.config import Settings
 from tastegraph.graph import InterestConfig, InterestMap, TasteGraph
 from tastegraph.index import ItemIndex
-from tastegraph.profiles import ProfileConfig, build_profiles, cluster_profile, popular_items
+from tastegraph.profiles import ProfileConfig, popular_items
+from tastegraph.profiles.batch import build_profiles, cluster_profile
 from tastegraph.recommend import RecommendConfig, Recommender
 from tastegraph.store import Event, open_store
 

@@ -7,12 +7,18 @@ embedding fuses both modalities and falls back to the image alone when it has no
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import nn
+
+from tastegraph.artifacts import current_version
 
 
 @dataclass
@@ -70,3 +76,19 @@ class FusionModel(nn.Module):
         logits = scale * a @ b.T  # (B, B)
         target = torch.arange(len(a), device=a.device)
         return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+def load_fusion(root: Path) -> tuple[FusionModel, dict[str, Any]]:
+    """The current fusion model under `root` (see `registry`), in eval mode, and its
+    manifest with its version."""
+    folder = current_version(root)
+    if folder is None:
+        raise FileNotFoundError(
+            f"no fusion model in {root}; run `tastegraph train embeddings` first"
+        )
+    manifest = json.loads((folder / "manifest.json").read_text())
+    model = FusionModel(FusionConfig(**manifest["model_config"]))
+    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    model.eval()
+    manifest["version"] = folder.name
+    return model, manifest

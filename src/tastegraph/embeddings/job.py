@@ -16,13 +16,12 @@ from tastegraph.config import Settings
 from tastegraph.embeddings.catalog import CatalogEntry, load_catalog
 from tastegraph.embeddings.extract import extract_image_features, extract_text_features
 from tastegraph.embeddings.features import FeatureCache, cache_dir
-from tastegraph.embeddings.fusion import FusionModel
+from tastegraph.embeddings.fusion import FusionModel, load_fusion
 from tastegraph.embeddings.store import EmbeddingStore
 from tastegraph.embeddings.table import FeatureTable
 from tastegraph.embeddings.train import (
     TrainConfig,
     TrainResult,
-    load_fusion,
     save_fusion,
     train_fusion,
 )

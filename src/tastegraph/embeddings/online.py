@@ -8,16 +8,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tastegraph import registry
 from tastegraph.config import Settings
-from tastegraph.embeddings.job import fusion_root
-from tastegraph.embeddings.train import load_fusion
+from tastegraph.embeddings.fusion import load_fusion
 from tastegraph.encoders import item_text, load_image_tower, load_text_tower
 from tastegraph.store import Item
 
 
 class ItemEmbedder:
     def __init__(self, workdir: Path, settings: Settings) -> None:
-        self.model, manifest = load_fusion(fusion_root(workdir))
+        self.model, manifest = load_fusion(registry.root(workdir, "fusion"))
         self.fusion_version: str = manifest["version"]
         self.image_tower = load_image_tower(settings.image_model)
         self.text_tower = load_text_tower(settings.text_model)

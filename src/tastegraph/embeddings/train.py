@@ -16,14 +16,13 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm import tqdm
 
-from tastegraph.artifacts import current_version, publish_version
+from tastegraph.artifacts import publish_version
 from tastegraph.embeddings.fusion import FusionConfig, FusionModel
 from tastegraph.embeddings.pairs import co_engaged_pairs, variant_pairs
 from tastegraph.embeddings.table import FeatureTable
@@ -188,17 +187,3 @@ def save_fusion(
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
     return publish_version(root, write)
-
-
-def load_fusion(root: Path) -> tuple[FusionModel, dict[str, Any]]:
-    folder = current_version(root)
-    if folder is None:
-        raise FileNotFoundError(
-            f"no fusion model in {root}; run `tastegraph train embeddings` first"
-        )
-    manifest = json.loads((folder / "manifest.json").read_text())
-    model = FusionModel(FusionConfig(**manifest["model_config"]))
-    model.load_state_dict(load_file(str(folder / "model.safetensors")))
-    model.eval()
-    manifest["version"] = folder.name
-    return model, manifest

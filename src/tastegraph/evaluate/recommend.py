@@ -41,9 +41,11 @@ from tastegraph.evaluate.metrics import (
     reciprocal_rank,
     top_k,
 )
-from tastegraph.graph.job import ItemDetails, TasteArtifacts
+from tastegraph.graph.job import build_taste
 from tastegraph.graph.sage import graph_aware_embeddings, train_aggregator
-from tastegraph.profiles import ProfileConfig, build_profiles
+from tastegraph.graph.taste import ItemDetails
+from tastegraph.profiles import ProfileConfig
+from tastegraph.profiles.batch import build_profiles
 from tastegraph.recommend import RecommendConfig, Recommender
 from tastegraph.recommend.online import assemble
 from tastegraph.recommend.rerank import RelatedReranker
@@ -211,7 +213,7 @@ def build_recommender(
 ) -> Recommender:
     """Index, graph, interests and profiles over item vectors (N, d) and training events."""
     index = item_index(table.item_ids, vectors, details)
-    taste = TasteArtifacts.build(train, table.item_ids, vectors, details, now=config.cutoff)
+    taste = build_taste(train, table.item_ids, vectors, details, now=config.cutoff)
     profiles = build_profiles(train, index, ProfileConfig())
     return assemble(index, taste, profiles, details, config.recommend)
 

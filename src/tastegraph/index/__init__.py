@@ -1,18 +1,17 @@
-"""The ANN index over item embeddings: exact or HNSW FAISS search, filters, atomic rebuild."""
+"""The ANN index over item embeddings: exact or HNSW FAISS search and filters. The index
+job (build, update, publish) is `tastegraph.index.build`."""
 
 from __future__ import annotations
 
-from tastegraph.index.build import (
-    CATEGORY_KEY,
-    build_index,
-    index_root,
-    item_fields,
-    open_index,
-    publish_index,
-    update_index,
-)
 from tastegraph.index.filters import FilterFields, PriceRange
-from tastegraph.index.item_index import EXACT_THRESHOLD, HNSW_EF_SEARCH, ItemIndex, Kind
+from tastegraph.index.item_index import (
+    CATEGORY_KEY,
+    EXACT_THRESHOLD,
+    HNSW_EF_SEARCH,
+    ItemIndex,
+    Kind,
+    open_index,
+)
 
 __all__ = [
     "CATEGORY_KEY",
@@ -22,10 +21,5 @@ __all__ = [
     "ItemIndex",
     "Kind",
     "PriceRange",
-    "build_index",
-    "index_root",
-    "item_fields",
     "open_index",
-    "publish_index",
-    "update_index",
 ]

@@ -13,37 +13,26 @@ from typing import Any
 import numpy as np
 
 from tastegraph import registry
-from tastegraph.artifacts import current_version, publish_version
+from tastegraph.artifacts import publish_version
 from tastegraph.config import Settings
 from tastegraph.embeddings.store import EmbeddingStore
 from tastegraph.index.item_index import (
+    CATEGORY_KEY,
     EXACT_THRESHOLD,
     HNSW_EF_SEARCH,
     ItemIndex,
     Kind,
+    open_index,
 )
 from tastegraph.store import Store
 
 log = logging.getLogger(__name__)
 
-# The item attribute used as the category filter; H&M items carry it (e.g. "Garment Upper body").
-CATEGORY_KEY = "product_group"
 _COMPARE_CHUNK = 65_536
 
 
 def index_root(workdir: Path) -> Path:
     return registry.root(workdir, "index")
-
-
-def open_index(workdir: Path, *, mmap: bool = False) -> ItemIndex:
-    """The current published index (memory-mapped and read-only with mmap=True)."""
-    folder = current_version(index_root(workdir))
-    if folder is None:
-        raise FileNotFoundError(
-            f"no item index in {index_root(workdir)}; build one first "
-            "(`tastegraph index`, or tastegraph.index.build_index)"
-        )
-    return ItemIndex.load(folder, mmap=mmap)
 
 
 def publish_index(index: ItemIndex, workdir: Path) -> Path:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import faiss
 import numpy as np
 
+from tastegraph import registry
 from tastegraph.index.filters import FilterFields, PriceRange
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ Kind = Literal["auto", "exact", "hnsw"]
 Results = list[list[tuple[str, float]]]
 
 FORMAT = "tastegraph-item-index/1"
+# The item attribute used as the category filter; H&M items carry it (e.g. "Garment Upper body").
+CATEGORY_KEY = "product_group"
 # Catalogs below this many items get an exact index when kind="auto".
 EXACT_THRESHOLD = 50_000
 HNSW_M = 32
@@ -470,3 +473,14 @@ def _as_queries(queries: object, dim: int) -> np.ndarray:
 
 def _duplicates(ids: Sequence[str]) -> list[str]:
     return sorted(item_id for item_id, count in Counter(ids).items() if count > 1)
+
+
+def open_index(workdir: Path, *, mmap: bool = False) -> ItemIndex:
+    """The current published index (memory-mapped and read-only with mmap=True)."""
+    folder = registry.current(workdir, "index")
+    if folder is None:
+        raise FileNotFoundError(
+            f"no item index in {registry.root(workdir, 'index')}; build one first "
+            "(`tastegraph index`, or tastegraph.index.build.build_index)"
+        )
+    return ItemIndex.load(folder, mmap=mmap)

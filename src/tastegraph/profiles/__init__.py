@@ -1,11 +1,6 @@
-"""User interest embeddings (several per user, PinnerSage-style) and their online updater."""
+"""User interest embeddings (several per user, PinnerSage-style) and their online updater.
+The batch job that clusters every user's history is `tastegraph.profiles.batch`."""
 
-from tastegraph.profiles.batch import (
-    average_linkage,
-    build_profiles,
-    cluster_profile,
-    publish_profiles,
-)
 from tastegraph.profiles.config import ProfileConfig
 from tastegraph.profiles.interest import Interest, weighted_medoid
 from tastegraph.profiles.popularity import popular_items
@@ -19,11 +14,7 @@ __all__ = [
     "ProfileConfig",
     "ProfileStore",
     "UserProfile",
-    "average_linkage",
-    "build_profiles",
-    "cluster_profile",
     "popular_items",
     "profiles_root",
-    "publish_profiles",
     "weighted_medoid",
 ]

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from tastegraph.config import Settings
-from tastegraph.graph.job import ItemDetails, TasteArtifacts, item_attributes, item_details
+from tastegraph.graph.taste import ItemDetails, TasteArtifacts, item_attributes, item_details
 from tastegraph.index import ItemIndex, open_index
 from tastegraph.profiles import ProfileConfig, ProfileStore
 from tastegraph.recommend.config import RecommendConfig

@@ -22,7 +22,8 @@ from tastegraph.config import Settings
 from tastegraph.embeddings.job import fuse_table, prepare_features
 from tastegraph.embeddings.train import TrainConfig, train_fusion
 from tastegraph.graph.complements import attribute_codes, categorical_values
-from tastegraph.graph.job import ItemDetails, TasteArtifacts, item_attributes, item_details
+from tastegraph.graph.job import build_taste
+from tastegraph.graph.taste import ItemDetails, item_attributes, item_details
 from tastegraph.index import CATEGORY_KEY, ItemIndex
 from tastegraph.profiles import ProfileConfig, ProfileStore
 from tastegraph.recommend.config import RecommendConfig
@@ -142,7 +143,7 @@ def earlier_recommender(
     start = holdout_start(cutoff)
     past, _ = holdout_split(events, cutoff)
     vectors = index.index.reconstruct_n(0, len(index))
-    taste = TasteArtifacts.build(past, index.ids, vectors, details, now=start)
+    taste = build_taste(past, index.ids, vectors, details, now=start)
     return assemble(index, taste, ProfileStore(ProfileConfig()), details, config)
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tastegraph import registry
 from tastegraph.config import Settings
-from tastegraph.embeddings.job import fusion_root
-from tastegraph.embeddings.train import load_fusion
+from tastegraph.embeddings.fusion import load_fusion
 from tastegraph.encoders import TextTower, load_text_tower
 
 MAX_QUERY_CHARS = 500
@@ -18,7 +18,7 @@ MAX_QUERY_CHARS = 500
 
 class QueryEncoder:
     def __init__(self, workdir: Path, settings: Settings, tower: TextTower | None = None) -> None:
-        self.model, manifest = load_fusion(fusion_root(workdir))
+        self.model, manifest = load_fusion(registry.root(workdir, "fusion"))
         self.tower = tower or load_text_tower(settings.text_model)
         trained_on = manifest.get("towers", {}).get("text")
         loaded = f"{self.tower.name}@{self.tower.version}"

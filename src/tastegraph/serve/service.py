@@ -23,7 +23,7 @@ from tastegraph import registry
 from tastegraph.assistant.facts import Catalog
 from tastegraph.config import Settings
 from tastegraph.display import price_display
-from tastegraph.graph.job import ItemDetails, TasteArtifacts, item_details
+from tastegraph.graph.taste import ItemDetails, TasteArtifacts, item_details
 from tastegraph.index import ItemIndex, open_index
 from tastegraph.profiles import ProfileStore
 from tastegraph.recommend.config import RecommendConfig
