@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
-from world import DAY, PER_STYLE, T0, World, item_id, make_world, purchase
+from world import DAY, PER_STYLE, T0, World, basket_log, details_of, item_id, make_world, purchase
 
 from tastegraph.graph.job import build_taste
 from tastegraph.graph.taste import ItemDetails
@@ -28,27 +28,6 @@ from tastegraph.store import Event
 
 DAYS = 120
 CUTOFF = T0 + DAYS * DAY
-
-
-def basket_log(days: int, per_day: int, seed: int = 0) -> list[Event]:
-    """Every basket holds one item of style 2p and one of its neighbour style 2p + 1: what
-    goes together differs in colour and type from the query, unlike what looks alike."""
-    rng = np.random.default_rng(seed)
-    events = []
-    for day in range(days):
-        for b in range(per_day):
-            pair = int(rng.integers(0, 3))
-            for style in (2 * pair, 2 * pair + 1):
-                item = item_id(style, int(rng.integers(0, PER_STYLE)))
-                events.append(purchase(f"shopper{day}-{b}", item, day, f"b{day}-{b}"))
-    return events
-
-
-def details_of(world: World) -> dict[str, ItemDetails]:
-    return {
-        i: ItemDetails(world.titles[i], world.variants[i], attributes, float(price))
-        for i, attributes, price in zip(world.ids, world.attributes, world.prices, strict=True)
-    }
 
 
 @pytest.fixture(scope="module")

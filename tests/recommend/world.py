@@ -16,6 +16,7 @@ import numpy as np
 
 from tastegraph.graph import TasteGraph
 from tastegraph.graph.interests import InterestConfig, InterestMap
+from tastegraph.graph.taste import ItemDetails
 from tastegraph.index import ItemIndex
 from tastegraph.profiles import ProfileConfig, popular_items
 from tastegraph.profiles.batch import build_profiles
@@ -124,3 +125,24 @@ def make_world(dim: int = 32, seed: int = 0) -> World:
         categories=[f"cat{style_of(i)}" for i in ids],
         prices=np.array([10.0 * (style_of(i) + 1) + int(i[-2:]) for i in ids]),
     )
+
+
+def basket_log(days: int, per_day: int, seed: int = 0) -> list[Event]:
+    """Every basket holds one item of style 2p and one of its neighbour style 2p + 1: what
+    goes together differs in colour and type from the query, unlike what looks alike."""
+    rng = np.random.default_rng(seed)
+    events = []
+    for day in range(days):
+        for b in range(per_day):
+            pair = int(rng.integers(0, 3))
+            for style in (2 * pair, 2 * pair + 1):
+                item = item_id(style, int(rng.integers(0, PER_STYLE)))
+                events.append(purchase(f"shopper{day}-{b}", item, day, f"b{day}-{b}"))
+    return events
+
+
+def details_of(world: World) -> dict[str, ItemDetails]:
+    return {
+        i: ItemDetails(world.titles[i], world.variants[i], attributes, float(price))
+        for i, attributes, price in zip(world.ids, world.attributes, world.prices, strict=True)
+    }

@@ -159,8 +159,10 @@ class Recommender:
         explore_slots = round(explore * n)
         self._take(ranked[: n - explore_slots], allowed)
         explored = self._explore(profile, explore_slots, allowed)
-        # Slots exploration cannot fill (no adjacent interest left) go back to the ranking.
-        ranked = ranked[: n - len(explored)]
+        # Slots exploration cannot fill (no adjacent interest left) go back to the ranking,
+        # to items exploration did not pick meanwhile.
+        picked = {r.item_id for r in explored}
+        ranked = [r for r in ranked if r.item_id not in picked][: n - len(explored)]
         self._take(ranked, allowed)
         if len(ranked) + len(explored) < n:  # a shop with little history: fill from all interests
             explored += self._explore(
