@@ -1,0 +1,194 @@
+"""Ask the built system: `similar`, `describe`, `recommend`, `related`, `search`, `chat`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from tastegraph.config import Settings
+from tastegraph.store import Store
+
+if TYPE_CHECKING:
+    from tastegraph.recommend.recommender import Recommender
+
+from tastegraph.cli.apps import app
+from tastegraph.cli.common import ExploreOption, fail, open_store_of, settings_of
+
+
+@app.command()
+def similar(
+    ctx: typer.Context,
+    item_id: Annotated[str, typer.Argument(help="The item to find neighbours of.")],
+    k: Annotated[int, typer.Option("-k", min=1, help="How many neighbours.")] = 10,
+) -> None:
+    """Print the items nearest to one item in the embedding space, to eyeball the space."""
+    from tastegraph.embeddings.store import EmbeddingStore
+
+    settings = settings_of(ctx)
+    try:
+        embeddings = EmbeddingStore.open(settings.workdir)
+        neighbours = embeddings.similar(item_id, k)
+    except (FileNotFoundError, KeyError) as exc:
+        raise fail(str(exc).strip("\"'")) from None
+    with open_store_of(settings) as store:
+        for neighbour, score in [(item_id, 1.0), *neighbours]:
+            item = store.get_item(neighbour)
+            title = (item.title if item else None) or "(photo only)"
+            kind = (item.attributes.get("product_type", "") if item else "") or ""
+            typer.echo(f"{score:6.3f}  {neighbour:14}  {title}  {kind}")
+
+
+@app.command("describe")
+def describe_command(
+    ctx: typer.Context,
+    item_ids: Annotated[list[str], typer.Argument(help="The items to describe.")],
+) -> None:
+    """Print what the assistant's LM says each item is, reading only its embedding (the
+    question stage 1 of `tastegraph train assistant` trains: "Describe this item"). This is
+    how photo-only items get words; items with text show their real words beside the guess,
+    to judge it. The LM reads the items through the stage-1 projector (the one trained to
+    describe). About 2 s per item on 2 CPU cores, after a few seconds of loading.
+    Example: tastegraph describe 0108775015 0110065001"""
+    from tastegraph.assistant.describe import open_describer, projector_embeddings
+    from tastegraph.encoders import item_text
+
+    settings = settings_of(ctx)
+    try:
+        embeddings = projector_embeddings(settings.workdir)
+    except FileNotFoundError as exc:
+        raise fail(str(exc)) from None
+    with open_store_of(settings) as store:
+        items = {item_id: store.get_item(item_id) for item_id in item_ids}
+    for item_id, item in items.items():
+        if item is None and item_id not in embeddings:
+            raise fail(f"unknown item {item_id!r}: the store has no item with that id")
+        if item_id not in embeddings:
+            raise fail(
+                f"item {item_id!r} has no embedding in version {embeddings.version}; run "
+                "`tastegraph embed` (and `tastegraph train assistant`) first"
+            )
+    try:
+        describer = open_describer(settings.workdir)
+    except (FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    for item_id, item in items.items():
+        text = item_text(item) if item else ""
+        title = (item.title if item else None) or ("(photo only)" if not text else "")
+        typer.echo(f"{item_id}  {title}")
+        typer.echo(f"  generated from the item's embedding: {describer(item_id)}")
+        if item is not None and text:
+            real = [
+                f"{key}: {item.attributes[key]}"
+                for key in (settings.colour_attribute, settings.kind_attribute)
+                if item.attributes.get(key)
+            ]
+            shown = text if len(text) <= 200 else text[:199] + "…"
+            typer.echo(f"  real attributes: {'; '.join(real) or '(none)'}")
+            typer.echo(f"  real text: {shown}")
+
+
+def _print_recommendations(recommendations: list[Any]) -> None:
+    for rec in recommendations:
+        typer.echo(
+            f"{rec.score:8.3f}  {rec.item_id:14}  {rec.source:8}  {rec.interest:28}  {rec.reason}"
+        )
+
+
+def _recommender(settings: Settings, store: Store) -> Recommender:
+    from tastegraph.recommend.online import open_recommender
+
+    try:
+        return open_recommender(settings.workdir, store, settings)
+    except (FileNotFoundError, ValueError) as exc:
+        raise fail(f"{exc} (run `tastegraph index`, `graph` and `profiles`)") from None
+
+
+@app.command()
+def recommend(
+    ctx: typer.Context,
+    user_id: Annotated[str, typer.Argument(help="The user to build a home feed for.")],
+    n: Annotated[int, typer.Option("-n", min=1, max=500, help="How many items.")] = 12,
+    explore: ExploreOption = None,
+) -> None:
+    """Print a user's home feed with the reason for every item. An unknown user gets the
+    feed of a new user (popular items)."""
+    settings = settings_of(ctx)
+    with open_store_of(settings) as store:
+        recommender = _recommender(settings, store)
+    _print_recommendations(recommender.feed(user_id, n, explore=explore))
+
+
+@app.command()
+def related(
+    ctx: typer.Context,
+    item_id: Annotated[str, typer.Argument(help="The item to find more like.")],
+    n: Annotated[int, typer.Option("-n", min=1, max=500, help="How many items.")] = 12,
+) -> None:
+    """More like this: items near the given one in taste and look, with reasons."""
+    settings = settings_of(ctx)
+    with open_store_of(settings) as store:
+        recommender = _recommender(settings, store)
+    if item_id not in recommender.index:
+        raise fail(f"item {item_id!r} is not in the index")
+    _print_recommendations(recommender.related(item_id, n))
+
+
+@app.command()
+def search(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help='What to look for, e.g. "black summer dress".')],
+    n: Annotated[int, typer.Option("-n", min=1, max=500, help="How many items.")] = 12,
+) -> None:
+    """Text search: the query is embedded by the text tower and the fusion model, then
+    matched against item embeddings."""
+    from tastegraph.recommend.search import QueryEncoder
+
+    settings = settings_of(ctx)
+    with open_store_of(settings) as store:
+        recommender = _recommender(settings, store)
+    try:
+        vector = QueryEncoder(settings.workdir, settings).encode(query)
+    except (FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    _print_recommendations(recommender.search(vector, n, query=query))
+
+
+@app.command()
+def chat(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Option("--user", help="Whose feed and profile the assistant uses.")],
+    candidates: Annotated[
+        int, typer.Option(min=1, max=9, help="Items shown to the LM per turn.")
+    ] = 8,
+) -> None:
+    """Chat with the shopping assistant in the terminal (an empty line or Ctrl-D ends it).
+    It follows the conversation: "under 30", "in blue", "cheaper", "more like [2]", "not
+    that one", "show me more". The LM reads the candidates as item tokens and picks [1]."""
+    from tastegraph.assistant.chat import Assistant
+    from tastegraph.assistant.facts import Catalog
+    from tastegraph.assistant.lm import load_item_lm
+    from tastegraph.recommend.search import QueryEncoder
+
+    settings = settings_of(ctx)
+    with open_store_of(settings) as store:
+        recommender = _recommender(settings, store)
+        catalog = Catalog.open(store, settings)
+    try:
+        lm = load_item_lm(settings.workdir)
+        encoder = QueryEncoder(settings.workdir, settings)
+    except (FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    assistant = Assistant(lm, recommender, catalog, encoder, candidates)
+    state = None
+    typer.echo(f"chatting as {user}; an empty line ends the chat")
+    while True:
+        try:
+            message = input("you> ").strip()
+        except EOFError:
+            break
+        if not message:
+            break
+        reply = assistant.reply(user, message, state)
+        state = reply.state
+        typer.echo(f"assistant> {reply.text}\n  items: {', '.join(reply.items)}")

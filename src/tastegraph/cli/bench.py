@@ -1,0 +1,223 @@
+"""`tastegraph bench ...`: speed against a baseline run in the same process."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tastegraph.cli.apps import bench_app
+from tastegraph.cli.common import DataOption, fail, served_assistant, settings_of
+from tastegraph.config import Settings
+
+
+@bench_app.command("ingest")
+def bench_ingest_command(
+    data: DataOption = None,
+    events: Annotated[int, typer.Option(help="Synthetic events for the bulk append.")] = 200_000,
+) -> None:
+    """Time the H&M ingest and a bulk append of synthetic events, each against a baseline."""
+    from tastegraph.bench.ingest import run
+
+    settings = Settings()
+    folder = data or settings.data
+    if folder is None:
+        raise fail("no dataset folder: pass --data PATH or set TASTEGRAPH_DATA")
+    run(folder, events)
+
+
+@bench_app.command("recommend")
+def bench_recommend_command(
+    ctx: typer.Context,
+    synthetic_items: Annotated[
+        int, typer.Option(min=0, help="Items in the synthetic catalog (0: skip it).")
+    ] = 1_000_000,
+    requests: Annotated[int, typer.Option(min=10, help="Timed feed requests per run.")] = 500,
+    catalog: Annotated[
+        bool,
+        typer.Option(
+            help="Also time the workdir's real catalog (needs embed, index, graph, profiles)."
+        ),
+    ] = True,
+) -> None:
+    """Time the home feed (p50/p99, in-process), related items and the per-event profile
+    update, each beside a baseline: exact brute-force search, the hand-weighted related
+    score without the re-ranker, and a full profile recompute. The feed is timed as served
+    (walks and interest neighbours found ahead, as the server does when it loads) and with
+    nothing kept between requests."""
+    from tastegraph.bench.recommend import run
+
+    settings = settings_of(ctx)
+    try:
+        run(settings.workdir if catalog else None, synthetic_items, requests)
+    except FileNotFoundError as exc:
+        raise fail(f"{exc}; or pass --no-catalog") from None
+
+
+@bench_app.command("chat")
+def bench_chat_command(
+    ctx: typer.Context,
+    conversations: Annotated[
+        int, typer.Option(min=1, help="Scripted conversations of 7 turns to time.")
+    ] = 10,
+) -> None:
+    """Time chat turns as served: to the first words (the cards and the first line) and to
+    the whole reply (the LM's reason for the pick, checked), by kind of turn, against a turn
+    with a new need. Targets: p50 first words <= 1 s, whole reply <= 4 s."""
+    from tastegraph.bench.chat import table, time_turns
+    from tastegraph.evaluate.conversations import scripts
+
+    with served_assistant(settings_of(ctx)) as (events, assistant):
+        chosen = scripts(events, assistant.catalog, lambda _: True, conversations, seed=1)
+        assistant.answer(chosen[0].user_id, "warm up")
+        times = time_turns(assistant, chosen)
+    typer.echo(table(times))
+
+
+@bench_app.command("serve")
+def bench_serve_command(
+    ctx: typer.Context,
+    rates: Annotated[
+        str, typer.Option(help="Feed requests per second to try, comma-separated.")
+    ] = "50,100,200,300",
+    seconds: Annotated[float, typer.Option(min=1, max=120, help="Seconds at each rate.")] = 10,
+    events_per_second: Annotated[
+        float, typer.Option(min=0, max=500, help="Save events posted meanwhile.")
+    ] = 20,
+) -> None:
+    """Load-test the server on 127.0.0.1 over the workdir (a copy, since events are
+    written): feed requests at each rate while events and related-items requests (one per
+    four feeds) arrive, against GET /healthz at the feed's rate as the floor. Reports
+    p50/p99 latency and errors per rate."""
+    from tastegraph.bench.serve import LoadConfig, report, run_load
+
+    settings = settings_of(ctx)
+    try:
+        steps = tuple(float(rate) for rate in rates.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"rates must be numbers, got {rates!r}") from None
+    if not steps or min(steps) <= 0 or max(steps) > 2000:
+        raise typer.BadParameter("rates must be between 0 and 2000 per second")
+    config = LoadConfig(rates=steps, seconds=seconds, events_per_second=events_per_second)
+    with _serving_copy(settings) as server:
+        typer.echo(report(run_load(server.url, server.token, config)))
+
+
+@contextmanager
+def _serving_copy(settings: Settings) -> Iterator[Any]:
+    """A server on 127.0.0.1 over a scratch copy of the workdir (benchmarks write events)."""
+    import shutil
+    import tempfile
+
+    from tastegraph.bench.serve import running_server
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
+    with tempfile.TemporaryDirectory(prefix="tastegraph-bench-") as scratch:
+        workdir = Path(scratch) / "work"
+        skipped = shutil.ignore_patterns("features", "lm", "projector-training")
+        shutil.copytree(settings.workdir, workdir, ignore=skipped)
+        with running_server(workdir, assistant=False) as server:
+            typer.echo(f"serving {settings.workdir} (a copy) at {server.url}")
+            yield server
+
+
+@bench_app.command("soak")
+def bench_soak_command(
+    ctx: typer.Context,
+    minutes: Annotated[float, typer.Option(min=0.1, max=60, help="Length of the soak.")] = 10,
+    rate: Annotated[float, typer.Option(min=1, max=1000, help="Feed requests per second.")] = 50,
+    events_per_second: Annotated[
+        float, typer.Option(min=0, max=500, help="Save events posted meanwhile.")
+    ] = 20,
+) -> None:
+    """Sustained load on the server over a copy of the workdir: a steady rate of feed
+    requests and events for `minutes` after a 30 s warm-up; reports throughput, latency,
+    errors and the server's memory growth."""
+    from tastegraph.bench.serve import LoadConfig, run_soak, soak_report
+
+    config = LoadConfig(rates=(rate,), seconds=minutes * 60, events_per_second=events_per_second)
+    with _serving_copy(settings_of(ctx)) as server:
+        typer.echo(soak_report(run_soak(server, config), rate))
+
+
+@bench_app.command("assistant")
+def bench_assistant_command(
+    ctx: typer.Context,
+    data: DataOption = None,
+    items: Annotated[
+        int, typer.Option("-n", "--items", min=1, max=64, help="Candidate items per turn (N).")
+    ] = 8,
+    tokens: Annotated[
+        int, typer.Option("-k", "--tokens", min=1, max=64, help="Soft tokens per item (k).")
+    ] = 4,
+    resolution: Annotated[
+        list[int] | None,
+        typer.Option(
+            help="Photo size for the Qwen3-VL-2B-shape path; repeat for several (default: 256)."
+        ),
+    ] = None,
+    decode: Annotated[int, typer.Option(min=1, help="Tokens decoded per turn.")] = 16,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed turns per path.")] = 5,
+    cpu_hour_usd: Annotated[
+        float, typer.Option(help="Price of this machine per hour (USD).")
+    ] = 0.10,
+    gpu_hour_usd: Annotated[float, typer.Option(help="Price of one GPU per hour (USD).")] = 2.50,
+    gpu_tflops: Annotated[
+        float, typer.Option(help="Effective GPU TFLOP/s assumed for the GPU cost estimate.")
+    ] = 200.0,
+    full: Annotated[
+        bool, typer.Option("--full", help="Photos at 256, 512 and 1024 px (several minutes).")
+    ] = False,
+) -> None:
+    """One assistant turn with N candidate items three ways: item embeddings as soft tokens
+    (ours), photos encoded per request by the default image tower, and a Qwen3-VL-2B-shaped
+    vision tower whose visual tokens the LM prefills. Prints latency (median, p90, time to
+    first token), FLOPs (also for the real Qwen3-VL-2B text model), peak memory and cost per
+    million turns, each as a ratio to ours; writes JSON and a plot to <workdir>/reports."""
+    from tastegraph.bench.assistant import BenchConfig, run
+
+    settings = settings_of(ctx)
+    folder = data or settings.data
+    if folder is None:
+        raise fail("no dataset folder for the photos: pass --data PATH or set TASTEGRAPH_DATA")
+    sizes = (256, 512, 1024) if full else tuple(resolution or (256,))
+    if any(size % 32 for size in sizes):
+        raise fail(f"resolutions must be multiples of 32 (patch 16, merge 2), got {sizes}")
+    config = BenchConfig(
+        items=items,
+        tokens=tokens,
+        resolutions=sizes,
+        decode=decode,
+        repeats=repeats,
+        cpu_hour_usd=cpu_hour_usd,
+        gpu_hour_usd=gpu_hour_usd,
+        gpu_tflops=gpu_tflops,
+        language_model=settings.language_model,
+    )
+    try:
+        run(folder, settings.workdir, config)
+    except FileNotFoundError as exc:
+        raise fail(str(exc)) from None
+
+
+@bench_app.command("embed")
+def bench_embed_command(
+    data: DataOption = None,
+    images: Annotated[
+        int, typer.Option(help="Photos to embed (and to time the raw tower on).")
+    ] = 512,
+    workers: Annotated[int, typer.Option(help="DataLoader processes decoding photos.")] = 1,
+    full: Annotated[bool, typer.Option("--full", help="Embed every photo of the dataset.")] = False,
+) -> None:
+    """Time the embed job end to end against the raw image-tower forward pass, and an
+    incremental re-run that adds 1% new photos."""
+    from tastegraph.bench.embed import run
+
+    folder = data or Settings().data
+    if folder is None:
+        raise fail("no dataset folder: pass --data PATH or set TASTEGRAPH_DATA")
+    run(folder, images, workers, full)
