@@ -10,7 +10,8 @@ import sys
 # The server and every module it loads lazily (search, new items, the assistant).
 ONLINE = [
     "tastegraph.serve.app",
-    "tastegraph.recommend.online",
+    "tastegraph.online",
+    "tastegraph.recommend.assemble",
     "tastegraph.recommend.search",
     "tastegraph.embeddings.online",
     "tastegraph.assistant.chat",

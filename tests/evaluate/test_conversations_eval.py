@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tastegraph.config import Settings
 from tastegraph.evaluate.conversations import INTENTS, evaluate_conversations, scripts
-from tastegraph.serve.service import Service
+from tastegraph.online import OnlineSystem
 from tastegraph.store import SQLiteStore
 
 
@@ -17,7 +17,7 @@ def test_conversations_obey_every_stated_constraint(built_workdir: Path, tmp_pat
     shutil.copytree(built_workdir, workdir)
     settings = Settings(workdir=workdir)
     with SQLiteStore(workdir / "store.db") as store:
-        service = Service(settings, store)
+        service = OnlineSystem(settings, store)
         try:
             events = list(store.iter_events())
             with service.assistant() as assistant:

@@ -15,7 +15,7 @@ from tastegraph.graph.taste import ItemDetails
 from tastegraph.index import ItemIndex
 from tastegraph.profiles import ProfileConfig, ProfileStore
 from tastegraph.recommend import Filters, Recommender
-from tastegraph.recommend.online import assemble
+from tastegraph.recommend.assemble import assemble
 from tastegraph.recommend.rerank import RelatedReranker, open_reranker
 from tastegraph.recommend.rerank_job import (
     earlier_recommender,

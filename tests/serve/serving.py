@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from tastegraph.config import Settings
-from tastegraph.serve.service import Service
+from tastegraph.online import OnlineSystem
 
 TOKEN = "test-token-4f9a"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -25,6 +25,6 @@ def serve_settings(workdir: Path) -> Settings:
     )
 
 
-def service_of(client: TestClient) -> Service:
-    service: Service = client.app.state.service  # type: ignore[attr-defined]
+def service_of(client: TestClient) -> OnlineSystem:
+    service: OnlineSystem = client.app.state.service  # type: ignore[attr-defined]
     return service

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from tastegraph.bench.serve import LoadConfig, report, run_load, running_server
 from tastegraph.cli import app
 from tastegraph.config import Settings
-from tastegraph.recommend.online import open_recommender
+from tastegraph.recommend.assemble import open_recommender
 from tastegraph.recommend.rerank import RelatedReranker, open_reranker
 from tastegraph.recommend.rerank_job import publish_reranker
 from tastegraph.store import SQLiteStore

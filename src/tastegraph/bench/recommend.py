@@ -183,7 +183,7 @@ def bench_feeds(
 
 
 def bench_catalog(workdir: Path, requests: int) -> None:
-    from tastegraph.recommend.online import open_recommender
+    from tastegraph.recommend.assemble import open_recommender
 
     settings = Settings(workdir=workdir)
     with open_store(settings.resolved_store_url) as store:

@@ -96,7 +96,7 @@ def _print_recommendations(recommendations: list[Any]) -> None:
 
 
 def _recommender(settings: Settings, store: Store) -> Recommender:
-    from tastegraph.recommend.online import open_recommender
+    from tastegraph.recommend.assemble import open_recommender
 
     try:
         return open_recommender(settings.workdir, store, settings)

@@ -106,10 +106,10 @@ ValidationOption = Annotated[
 @contextmanager
 def served_assistant(settings: Settings) -> Iterator[tuple[list[Event], Assistant]]:
     """The store's events and the assistant exactly as `tastegraph serve` holds it."""
-    from tastegraph.serve.service import Service
+    from tastegraph.online import OnlineSystem
 
     with open_store_of(settings) as store:
-        service = Service(settings, store)
+        service = OnlineSystem(settings, store)
         try:
             events = list(store.iter_events())
             with service.assistant() as assistant:

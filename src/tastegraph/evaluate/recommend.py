@@ -47,7 +47,7 @@ from tastegraph.graph.taste import ItemDetails
 from tastegraph.profiles import ProfileConfig
 from tastegraph.profiles.batch import build_profiles
 from tastegraph.recommend import RecommendConfig, Recommender
-from tastegraph.recommend.online import assemble
+from tastegraph.recommend.assemble import assemble
 from tastegraph.recommend.rerank import RelatedReranker
 from tastegraph.recommend.rerank_job import (
     basket_queries,

@@ -26,9 +26,9 @@ from tastegraph.graph.job import build_taste
 from tastegraph.graph.taste import ItemDetails, item_attributes, item_details
 from tastegraph.index import CATEGORY_KEY, ItemIndex
 from tastegraph.profiles import ProfileConfig, ProfileStore
+from tastegraph.recommend.assemble import assemble
 from tastegraph.recommend.config import RecommendConfig
 from tastegraph.recommend.forest import BoostedTrees
-from tastegraph.recommend.online import assemble
 from tastegraph.recommend.recommender import Recommender
 from tastegraph.recommend.rerank import ItemContext, RelatedReranker, candidates
 from tastegraph.store import Event, Store

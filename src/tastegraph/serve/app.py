@@ -3,10 +3,8 @@ metrics and the web page. `create_app(settings)`; `tastegraph serve` runs it wit
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,27 +19,26 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from threadpoolctl import threadpool_limits
 
-from tastegraph.artifacts import atomic_path
 from tastegraph.assistant.conversation import ConversationState
 from tastegraph.config import Settings
-from tastegraph.ingest.media import check_photo
+from tastegraph.online import LiveAssistant, OnlineSystem
+from tastegraph.online.system import ChatItems, ChatText
 from tastegraph.recommend.recommender import Filters, Recommendation
 from tastegraph.serve import schemas
 from tastegraph.serve.limits import BodyLimit, RateLimit, error_body
 from tastegraph.serve.metrics import Metrics
-from tastegraph.serve.service import Service
-from tastegraph.store import Event, Item, Media, UnknownItemError, open_store
+from tastegraph.store import Item, UnknownItemError, open_store
 
 STATIC = Path(__file__).parent / "static"
 PathId = Annotated[str, PathParam(pattern=schemas.ID_PATTERN, max_length=128)]
 Count = Annotated[int, Query(ge=1, le=100, description="How many items.")]
 
 
-def _service(request: Request) -> Service:
+def _service(request: Request) -> OnlineSystem:
     return request.app.state.service  # type: ignore[no-any-return]
 
 
-Svc = Annotated[Service, Depends(_service)]
+Svc = Annotated[OnlineSystem, Depends(_service)]
 
 
 def create_app(settings: Settings, *, assistant: bool = True) -> FastAPI:
@@ -58,7 +55,7 @@ def create_app(settings: Settings, *, assistant: bool = True) -> FastAPI:
         faiss.omp_set_num_threads(1)
         blas_threads = threadpool_limits(1)
         store = open_store(settings.resolved_store_url)
-        app.state.service = Service(settings, store, assistant=assistant)
+        app.state.service = OnlineSystem(settings, store, assistant=assistant)
         yield
         app.state.service.close()
         store.close()
@@ -110,16 +107,15 @@ def create_app(settings: Settings, *, assistant: bool = True) -> FastAPI:
                 422,
                 f"{len(incoming)} events in one request; at most {settings.max_events_per_request}",
             )
-        now = time.time()
         events = [
-            Event(
+            svc.new_event(
                 e.event_id,
                 e.user_id,
                 e.item_id,
                 e.action,
-                settings.action_weights[e.action] if e.weight is None else e.weight,
-                now if e.ts is None else e.ts,
-                e.collection_id,
+                ts=e.ts,
+                weight=e.weight,
+                collection_id=e.collection_id,
             )
             for e in incoming
         ]
@@ -225,11 +221,12 @@ def create_app(settings: Settings, *, assistant: bool = True) -> FastAPI:
             raise HTTPException(422, "attributes must be a JSON object")
         if photo is None and not (title or description):
             raise HTTPException(422, "a new item needs a photo or some text")
-        if svc.store.get_item(item_id) is not None:
-            raise HTTPException(409, f"item {item_id!r} exists")
-        media = None if photo is None else _save_photo(settings, item_id, photo.file.read())
         new = Item(item_id, title or None, description or None, parsed, price)
-        if svc.add_item(new, media).conflicts:
+        try:
+            added = svc.add_item(new, None if photo is None else photo.file.read())
+        except ValueError as exc:  # not a usable photo
+            raise HTTPException(422, str(exc)) from None
+        if not added:
             raise HTTPException(409, f"item {item_id!r} exists")
         return schemas.ItemCreated(id=item_id, status="embedding")
 
@@ -271,25 +268,26 @@ def create_app(settings: Settings, *, assistant: bool = True) -> FastAPI:
 
 
 def _chat_events(
-    svc: Service, live: Any, user_id: str, message: str, state: ConversationState | None
+    svc: OnlineSystem,
+    live: LiveAssistant,
+    user_id: str,
+    message: str,
+    state: ConversationState | None,
 ) -> Iterator[str]:
-    with live as assistant:
-        answer = assistant.answer(user_id, message, state)
-        yield _sse("items", {"items": [_card(svc, i).model_dump() for i in answer.items]})
-        yield _sse("token", {"text": answer.intro})
-        if answer.picks:
-            written = "".join(assistant.lm_reason(user_id, message, answer))
-            answer = assistant.with_lm_reason(answer, written)
-        for pick in answer.picks:
-            yield _sse("token", {"text": "\n" + pick.line})
-        yield _sse("done", {"text": answer.text, "state": answer.state.to_json()})
+    for part in live.turn(user_id, message, state):
+        if isinstance(part, ChatItems):
+            yield _sse("items", {"items": [_card(svc, i).model_dump() for i in part.item_ids]})
+        elif isinstance(part, ChatText):
+            yield _sse("token", {"text": part.text})
+        else:
+            yield _sse("done", {"text": part.answer.text, "state": part.answer.state.to_json()})
 
 
 def _sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n"
 
 
-def _card(svc: Service, item_id: str, rec: Recommendation | None = None) -> schemas.Card:
+def _card(svc: OnlineSystem, item_id: str, rec: Recommendation | None = None) -> schemas.Card:
     details = svc.details.get(item_id)
     facts = svc.catalog.get(item_id)
     price = details.price if details else None
@@ -307,20 +305,8 @@ def _card(svc: Service, item_id: str, rec: Recommendation | None = None) -> sche
     )
 
 
-def _cards(svc: Service, recommendations: list[Recommendation]) -> schemas.Cards:
+def _cards(svc: OnlineSystem, recommendations: list[Recommendation]) -> schemas.Cards:
     return schemas.Cards(items=[_card(svc, r.item_id, r) for r in recommendations])
-
-
-def _save_photo(settings: Settings, item_id: str, data: bytes) -> Media:
-    """Keep an uploaded photo in the media folder under its content hash, once checked."""
-    digest = hashlib.sha256(data).hexdigest()
-    target = settings.workdir / "media" / f"{digest}.img"
-    with atomic_path(target) as tmp:
-        tmp.write_bytes(data)
-        check = check_photo(str(tmp), settings.max_image_pixels)
-        if check.error:
-            raise HTTPException(422, f"photo: {check.error}")
-    return Media(item_id, str(target), digest, check.width, check.height)
 
 
 def _add_error_handlers(app: FastAPI) -> None:

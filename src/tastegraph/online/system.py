@@ -1,5 +1,5 @@
-"""What the server holds: the store, the current recommender, live profiles, and a worker
-that embeds new items.
+"""The online system, what a server holds: the store, the current recommender, live
+profiles, a worker that embeds new items, and the assistant's turns.
 
 The offline jobs publish new versions of the embeddings, index, graph, profiles and models;
 `refresh` notices and swaps a new recommender in while requests keep using the old one.
@@ -10,30 +10,34 @@ position they include; the server replays the events stored after it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tastegraph import registry
+from tastegraph.artifacts import atomic_path
 from tastegraph.assistant.facts import Catalog
 from tastegraph.config import Settings
 from tastegraph.display import price_display
 from tastegraph.graph.taste import ItemDetails, TasteArtifacts, item_details
 from tastegraph.index import ItemIndex, open_index
+from tastegraph.ingest.media import check_photo
 from tastegraph.profiles import ProfileStore
+from tastegraph.recommend.assemble import assemble, open_profiles
 from tastegraph.recommend.config import RecommendConfig
-from tastegraph.recommend.online import assemble, open_profiles
 from tastegraph.recommend.recommender import Recommender
 from tastegraph.recommend.rerank import open_reranker
-from tastegraph.store import Event, Item, Media, Store, WriteResult
+from tastegraph.store import Event, Item, Media, Store
 
 if TYPE_CHECKING:  # the models' modules load on first use, not with the server
-    from tastegraph.assistant.chat import Assistant
+    from tastegraph.assistant.chat import Answer, Assistant
+    from tastegraph.assistant.conversation import ConversationState
     from tastegraph.assistant.describe import Describer
     from tastegraph.embeddings.online import ItemEmbedder
     from tastegraph.recommend.search import QueryEncoder
@@ -51,7 +55,7 @@ class EventsResult:
     duplicates: int  # event ids already stored: nothing changed
 
 
-class Service:
+class OnlineSystem:
     def __init__(
         self,
         settings: Settings,
@@ -158,8 +162,36 @@ class Service:
                         self.recommender.record(event)
         return EventsResult(result.stored, result.duplicates)
 
-    def add_item(self, item: Item, media: Media | None) -> WriteResult:
-        """Store a new item (and its photo) and queue it to be embedded and indexed."""
+    def new_event(
+        self,
+        event_id: str,
+        user_id: str,
+        item_id: str,
+        action: str,
+        *,
+        ts: float | None = None,
+        weight: float | None = None,
+        collection_id: str | None = None,
+    ) -> Event:
+        """An event with the defaults filled in: the action's configured weight, and now."""
+        weight = self.settings.action_weights[action] if weight is None else weight
+        return Event(
+            event_id,
+            user_id,
+            item_id,
+            action,
+            weight,
+            time.time() if ts is None else ts,
+            collection_id,
+        )
+
+    def add_item(self, item: Item, photo: bytes | None) -> bool:
+        """Store a new item (and its photo, once checked) and queue it to be embedded and
+        indexed; False when the id exists. ValueError for a photo that is not a usable
+        image (nothing is stored then)."""
+        if self.store.get_item(item.id) is not None:
+            return False
+        media = None if photo is None else self._save_photo(item.id, photo)
         with self._write_lock:
             result = self.store.add_items([item])
             if result.stored and media is not None:
@@ -172,7 +204,18 @@ class Service:
             self.details[item.id] = details
             self.catalog.add(item.id, details)
             self._pending.put(item.id)
-        return result
+        return bool(result.stored)
+
+    def _save_photo(self, item_id: str, data: bytes) -> Media:
+        """Keep an uploaded photo in the media folder under its content hash, once checked."""
+        digest = hashlib.sha256(data).hexdigest()
+        target = self.workdir / "media" / f"{digest}.img"
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(data)
+            check = check_photo(str(tmp), self.settings.max_image_pixels)
+            if check.error:
+                raise ValueError(f"photo: {check.error}")
+        return Media(item_id, str(target), digest, check.width, check.height)
 
     def generated_description(self, item_id: str) -> str | None:
         """What the assistant's LM says an item without text is, from its embedding alone
@@ -296,7 +339,7 @@ def _warmed(recommender: Recommender) -> Recommender:
 class LiveAssistant:
     """The assistant over whichever recommender is current at each turn."""
 
-    def __init__(self, service: Service, assistant: Assistant) -> None:
+    def __init__(self, service: OnlineSystem, assistant: Assistant) -> None:
         self.service = service
         self.assistant = assistant
         self.lock = threading.Lock()  # one conversation turn (or description) at a time
@@ -319,3 +362,37 @@ class LiveAssistant:
 
     def __exit__(self, *exc: object) -> None:
         self.lock.release()
+
+    def turn(
+        self, user_id: str, message: str, state: ConversationState | None
+    ) -> Iterator[ChatPart]:
+        """One conversation turn as it is written: its items ([1] the pick first), the
+        reply line by line, then the whole answer with the state to send back."""
+        with self as assistant:
+            answer = assistant.answer(user_id, message, state)
+            yield ChatItems(answer.items)
+            yield ChatText(answer.intro)
+            if answer.picks:
+                written = "".join(assistant.lm_reason(user_id, message, answer))
+                answer = assistant.with_lm_reason(answer, written)
+            for pick in answer.picks:
+                yield ChatText("\n" + pick.line)
+            yield ChatDone(answer)
+
+
+@dataclass(frozen=True)
+class ChatItems:
+    item_ids: list[str]
+
+
+@dataclass(frozen=True)
+class ChatText:
+    text: str
+
+
+@dataclass(frozen=True)
+class ChatDone:
+    answer: Answer
+
+
+ChatPart = ChatItems | ChatText | ChatDone
