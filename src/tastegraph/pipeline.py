@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,12 @@ class PipelineConfig:
     reingest: bool = False  # read the dataset again although the store holds events
     retrain: bool = False  # train the fusion model and the re-ranker again although they exist
     reranker: bool = True  # train the related-items re-ranker (its own fusion model)
+
+
+# What a server needs before it can answer feeds, related items and search; the steps
+# after them improve it, and a running server swaps their artifacts in.
+SERVING_STEPS = ("ingest", "train embeddings", "embed", "index", "graph", "profiles")
+IMPROVING_STEPS = ("train reranker", "train assistant")
 
 
 @dataclass(frozen=True)
@@ -60,22 +66,29 @@ class Pipeline:
         self.workdir = settings.workdir
 
     def run(
-        self, data: Path | None, on_step: Callable[[StepReport], None] = lambda _: None
+        self,
+        data: Path | None,
+        on_step: Callable[[StepReport], None] = lambda _: None,
+        only: Sequence[str] = SERVING_STEPS + IMPROVING_STEPS,
     ) -> list[StepReport]:
-        """Run every step in order; `data` is an H&M dataset folder, or None to work on
-        what the store holds."""
-        steps: list[tuple[str, Callable[[], str | None]]] = [
-            ("ingest", lambda: self.ingest(data)),
-            ("train embeddings", self.train_embeddings),
-            ("embed", self.embed),
-            ("index", self.index),
-            ("graph", self.graph),
-            ("profiles", self.profiles),
-            ("train reranker", self.train_reranker),
-            ("train assistant", self.train_assistant),
-        ]
+        """Run the steps named in `only` (default: all), in order; `data` is an H&M dataset
+        folder, or None to work on what the store holds."""
+        steps: dict[str, Callable[[], str | None]] = {
+            "ingest": lambda: self.ingest(data),
+            "train embeddings": self.train_embeddings,
+            "embed": self.embed,
+            "index": self.index,
+            "graph": self.graph,
+            "profiles": self.profiles,
+            "train reranker": self.train_reranker,
+            "train assistant": self.train_assistant,
+        }
+        if unknown := set(only) - set(steps):
+            raise ValueError(f"unknown steps {sorted(unknown)}; the steps are {list(steps)}")
         reports = []
-        for name, step in steps:
+        for name, step in steps.items():
+            if name not in only:
+                continue
             start = time.perf_counter()
             detail = step()
             report = StepReport(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -11,6 +11,10 @@ from tastegraph.cli.common import DataOption, fail, open_store_of, settings_of
 from tastegraph.config import Settings
 from tastegraph.ingest import InputError
 
+if TYPE_CHECKING:
+    from tastegraph.pipeline import StepReport
+    from tastegraph.serve.app import TrainBeside
+
 HostOption = Annotated[
     str | None,
     typer.Option(help="Address to listen on (default: 127.0.0.1, this machine only)."),
@@ -18,7 +22,13 @@ HostOption = Annotated[
 PortOption = Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default: 8000).")]
 
 
-def _serve(settings: Settings, host: str | None, port: int | None, assistant: bool) -> None:
+def _serve(
+    settings: Settings,
+    host: str | None,
+    port: int | None,
+    assistant: bool,
+    train_beside: TrainBeside | None = None,
+) -> None:
     import secrets
 
     import uvicorn
@@ -31,7 +41,7 @@ def _serve(settings: Settings, host: str | None, port: int | None, assistant: bo
         updates["api_token"] = secrets.token_urlsafe(24)
     settings = settings.model_copy(update=updates)
     try:
-        app = create_app(settings, assistant=assistant)
+        app = create_app(settings, assistant=assistant, train_beside=train_beside)
     except (FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from None
     url = f"http://{settings.serve_host}:{settings.serve_port}"
@@ -96,7 +106,7 @@ def demo(
     host: HostOption = None,
     port: PortOption = None,
 ) -> None:
-    """The main job on an H&M dataset folder, then the server:
+    """The main job on an H&M dataset folder, serving as soon as feeds can be served:
 
     1. ingest: catalog, customers, purchases and photos into the store (skipped once the
        store holds events; --reingest reads the files again, idempotently);
@@ -105,16 +115,20 @@ def demo(
     3. embed: every item's embedding, encoding only new photos and texts;
     4. index: the FAISS item index; 5. graph: taste graph, interests, popular items;
     6. profiles: every user's interests;
-    7. train reranker: learn from the last 8 weeks' baskets how to order related items
-       (skipped when one exists; --retrain; --no-reranker leaves it out);
-    8. train assistant: align the projector so the LM reads item embeddings (stage 1),
-       then teach it to pick what shoppers bought (stage 2);
-    9. serve: the API and the web page on 127.0.0.1.
+    7. serve: the API and the web page on 127.0.0.1, while in the background
+    8. train reranker: learns from the last 8 weeks' baskets how to order related items
+       (skipped when one exists; --retrain; --no-reranker leaves it out), and
+    9. train assistant: aligns the projector so the LM reads item embeddings (stage 1),
+       then teaches it to pick what shoppers bought (stage 2).
+    The server swaps each in when it is published; /healthz and the page show what is
+    still training, and the chat says the assistant is still learning until it is ready.
+    With --no-serve every step runs in the foreground.
 
-    Steps 4-6 and 8 are skipped when built from the current embeddings, so a second run
-    starts serving in seconds. The first run on the H&M sample takes about an hour here.
+    Steps 4-6 and 9 are skipped when built from the current embeddings, so a second run
+    starts serving in seconds.
     """
-    from tastegraph.pipeline import Pipeline, PipelineConfig, StepReport
+    from tastegraph.pipeline import IMPROVING_STEPS, SERVING_STEPS, Pipeline, PipelineConfig
+    from tastegraph.store import open_store
 
     settings = settings_of(ctx, data)
     config = PipelineConfig(
@@ -131,10 +145,18 @@ def demo(
         state = "done" if report.ran else "skip"
         typer.echo(f"[{state}] {report.step:16} {report.seconds:7.1f} s  {report.detail}")
 
+    first = SERVING_STEPS if serve_after else SERVING_STEPS + IMPROVING_STEPS
     with open_store_of(settings) as store:
         try:
-            Pipeline(store, settings, config).run(settings.data, show)
+            Pipeline(store, settings, config).run(settings.data, show, only=first)
         except (FileNotFoundError, ValueError, InputError) as exc:
             raise fail(str(exc)) from None
-    if serve_after:
-        _serve(settings, host, port, assistant_items > 0)
+    if not serve_after:
+        return
+
+    def run_step(name: str) -> str:
+        with open_store(settings.resolved_store_url) as store:  # this thread's connection
+            [report] = Pipeline(store, settings, config).run(None, show, only=[name])
+        return report.detail
+
+    _serve(settings, host, port, assistant_items > 0, (IMPROVING_STEPS, run_step))

@@ -47,6 +47,7 @@ Model = TypeVar("Model")
 log = logging.getLogger(__name__)
 
 USER_LOCK_STRIPES = 64
+HEARTBEAT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class OnlineSystem:
         self.photos: set[str] = {media.item_id for media in store.iter_media()}
         self.live_items: list[str] = []  # items embedded here, not yet in a published index
         self.failed_items: dict[str, str] = {}  # new items that could not be embedded, why
+        self.training: dict[str, Training] = {}  # offline steps running beside the server
         self._pending: queue.Queue[str | None] = queue.Queue()
         self.versions = registry.versions(self.workdir)
         index = open_index(self.workdir)
@@ -130,7 +132,16 @@ class OnlineSystem:
         until its artifacts change; FileNotFoundError while there is none."""
         if not self.assistant_enabled:
             raise FileNotFoundError("the assistant is switched off on this server")
-        return self._kept("assistant", self._load_assistant)
+        try:
+            return self._kept("assistant", self._load_assistant)
+        except FileNotFoundError:
+            learning = self.training.get("train assistant")
+            if learning is not None and learning.state in ("waiting", "training"):
+                raise FileNotFoundError(
+                    "the assistant is still learning (it trains beside the server; "
+                    f"{learning.seconds():.0f} s so far); ask again in a few minutes"
+                ) from None
+            raise
 
     def _load_assistant(self) -> LiveAssistant:
         from tastegraph.assistant.chat import Assistant
@@ -277,14 +288,43 @@ class OnlineSystem:
         self.live_items.append(item_id)
         log.info("new item %s is recommendable", item_id)
 
+    # -- offline steps beside the server --------------------------------------------------
+
+    def train_beside(self, steps: Sequence[str], run_step: Callable[[str], str]) -> None:
+        """Run offline steps one after another in a background thread while serving, and
+        swap in what each publishes as soon as it is done. `run_step(name)` runs one step
+        and says what it did; `training` shows where each one is."""
+        self.training = {name: Training() for name in steps}
+
+        def work() -> None:
+            for name in steps:
+                progress = self.training[name]
+                progress.begin()
+                log.info("%s: started beside the server", name)
+                try:
+                    progress.end("done", run_step(name))
+                    log.info("%s: done in %.0f s, %s", name, progress.seconds(), progress.detail)
+                    self.refresh()
+                except Exception as exc:
+                    log.exception("%s beside the server failed", name)
+                    progress.end("failed", f"{type(exc).__name__}: {exc}")
+
+        threading.Thread(target=work, name="train-beside", daemon=True).start()
+
     # -- newly published artifacts ---------------------------------------------------------
 
     def _watch(self) -> None:
+        last_heartbeat = time.monotonic()
         while not self._stop.wait(self.settings.serve_watch_seconds):
             try:
                 self.refresh()
             except Exception:  # a half-finished offline run: keep serving, try again later
                 log.exception("could not load the newly published artifacts")
+            if time.monotonic() - last_heartbeat >= HEARTBEAT_SECONDS:
+                last_heartbeat = time.monotonic()
+                for name, progress in self.training.items():
+                    if progress.state == "training":  # a line in the log every 30 s
+                        log.info("%s: still training, %.0f s so far", name, progress.seconds())
 
     def refresh(self) -> bool:
         """Swap in newly published artifacts; False when nothing changed."""
@@ -321,6 +361,31 @@ class OnlineSystem:
         self, index: ItemIndex, taste: TasteArtifacts, profiles: ProfileStore
     ) -> Recommender:
         return assemble(index, taste, profiles, self.details, self.config, self.reranker)
+
+
+@dataclass
+class Training:
+    """Where one offline step running beside the server is."""
+
+    state: str = "waiting"  # then "training", then "done" or "failed"
+    detail: str = ""
+    started: float | None = None
+    finished: float | None = None
+
+    def begin(self) -> None:
+        self.state, self.started = "training", time.time()
+
+    def end(self, state: str, detail: str) -> None:
+        self.state, self.detail, self.finished = state, detail, time.time()
+
+    def seconds(self) -> float:
+        """How long it has run (or ran)."""
+        if self.started is None:
+            return 0.0
+        return (self.finished or time.time()) - self.started
+
+    def to_json(self) -> dict[str, Any]:
+        return {"state": self.state, "seconds": round(self.seconds()), "detail": self.detail}
 
 
 def _warmed(recommender: Recommender) -> Recommender:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -39,11 +39,15 @@ def _service(request: Request) -> OnlineSystem:
 
 
 Svc = Annotated[OnlineSystem, Depends(_service)]
+TrainBeside = tuple[Sequence[str], Callable[[str], str]]  # step names, run one by name
 
 
-def create_app(settings: Settings, *, assistant: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings, *, assistant: bool = True, train_beside: TrainBeside | None = None
+) -> FastAPI:
     """The app over the workdir's store and published artifacts. Needs settings.api_token:
-    write endpoints take `Authorization: Bearer <token>`."""
+    write endpoints take `Authorization: Bearer <token>`. train_beside: offline steps to run
+    in the background once serving (see OnlineSystem.train_beside)."""
     if not settings.api_token:
         raise ValueError("set api_token: the write endpoints need a bearer token")
 
@@ -56,6 +60,8 @@ def create_app(settings: Settings, *, assistant: bool = True) -> FastAPI:
         blas_threads = threadpool_limits(1)
         store = open_store(settings.resolved_store_url)
         app.state.service = OnlineSystem(settings, store, assistant=assistant)
+        if train_beside is not None:
+            app.state.service.train_beside(*train_beside)
         yield
         app.state.service.close()
         store.close()
@@ -90,8 +96,14 @@ def create_app(settings: Settings, *, assistant: bool = True) -> FastAPI:
 
     @app.get("/healthz")
     def healthz(svc: Svc) -> dict[str, Any]:
-        """Up, with the artifact versions being served."""
-        return {"status": "ok", "items": len(svc.current().index), "versions": svc.versions}
+        """Up, with the artifact versions being served and what still trains beside the
+        server (state, seconds so far, what it did)."""
+        return {
+            "status": "ok",
+            "items": len(svc.current().index),
+            "versions": svc.versions,
+            "training": {name: progress.to_json() for name, progress in svc.training.items()},
+        }
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus() -> Response:

@@ -476,10 +476,37 @@ function wireEvents() {
   window.addEventListener("unhandledrejection", (event) => showError(event.reason, "Something went wrong: "));
 }
 
+// ---- what still trains beside the server ------------------------------------
+
+const TRAINING_POLL_MS = 15000;
+const STEP_NAMES = { "train reranker": "related-items re-ranker", "train assistant": "assistant" };
+
+/** A line under the header while the re-ranker or the assistant still train; hidden once
+ * everything is served. Polls /healthz, which the server answers from memory. */
+async function showTraining() {
+  let health;
+  try {
+    health = await api("/healthz");
+  } catch {
+    setTimeout(showTraining, TRAINING_POLL_MS);
+    return;
+  }
+  const pending = Object.entries(health.training || {})
+    .filter(([, progress]) => progress.state === "waiting" || progress.state === "training")
+    .map(([name, progress]) => `${STEP_NAMES[name] || name} (${progress.state === "training"
+      ? `training, ${Math.round(progress.seconds / 60)} min so far` : "waiting"})`);
+  const box = $("training");
+  box.textContent = pending.length ? `Still learning in the background: ${pending.join(", ")}. `
+    + "The page uses each one as soon as it is ready." : "";
+  box.hidden = pending.length === 0;
+  if (pending.length) setTimeout(showTraining, TRAINING_POLL_MS);
+}
+
 async function init() {
   state.token = readToken();
   wireEvents();
   resetChat();
+  showTraining();
   await loadUsers();
   await loadFeed();
 }
