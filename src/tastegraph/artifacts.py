@@ -94,14 +94,3 @@ def current_version(root: Path) -> Path | None:
     if not pointer.is_file():
         return None
     return root / pointer.read_text().strip()
-
-
-def read_manifest(folder: Path, kind: str, format_version: int) -> dict[str, Any]:
-    """The folder's manifest.json, refused unless it holds `kind` in `format_version`."""
-    manifest: dict[str, Any] = json.loads((folder / "manifest.json").read_text())
-    if manifest.get("kind") != kind or manifest.get("format") != format_version:
-        raise ValueError(
-            f"{folder} holds {manifest.get('kind')} format {manifest.get('format')}; "
-            f"expected {kind} format {format_version}"
-        )
-    return manifest

@@ -69,6 +69,19 @@ def write_manifest(folder: Path, name: str, content: Mapping[str, Any]) -> None:
     (folder / "manifest.json").write_text(json.dumps(manifest | dict(content), indent=2) + "\n")
 
 
+def outdated(folder: Path, name: str) -> bool:
+    """Whether `folder` holds artifact `name` in a format older than the one read now."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    artifact = ARTIFACTS[name]
+    written = manifest.get("format")
+    return (
+        manifest.get("kind") == artifact.kind
+        and isinstance(written, int)
+        and artifact.format is not None
+        and written < artifact.format
+    )
+
+
 def read_manifest(folder: Path, name: str) -> dict[str, Any]:
     """`folder`'s manifest.json, refused unless it holds artifact `name` in its format."""
     artifact = ARTIFACTS[name]

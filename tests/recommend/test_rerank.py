@@ -109,11 +109,16 @@ def test_trees_as_arrays_predict_what_scikit_learn_predicts() -> None:
     assert np.array_equal(trees.probability(held_out), model.predict_proba(held_out)[:, 1])
 
 
-def test_a_reranker_in_another_format_is_refused(trained: RelatedReranker, tmp_path: Path) -> None:
+def test_a_reranker_in_an_older_format_is_left_out_and_another_kind_refused(
+    trained: RelatedReranker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     folder = publish_reranker(trained, tmp_path)
     manifest = json.loads((folder / "manifest.json").read_text())
-    (folder / "manifest.json").write_text(json.dumps(manifest | {"format": 1}))
-    with pytest.raises(ValueError, match="related-reranker format 1; expected related-reranker"):
+    (folder / "manifest.json").write_text(json.dumps(manifest | {"format": 1}))  # the pickle
+    assert open_reranker(tmp_path) is None
+    assert "older format" in caplog.text and "tastegraph train reranker" in caplog.text
+    (folder / "manifest.json").write_text(json.dumps(manifest | {"kind": "taste_graph"}))
+    with pytest.raises(ValueError, match="taste_graph format 2; expected related-reranker"):
         open_reranker(tmp_path)
 
 

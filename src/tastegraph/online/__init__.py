@@ -2,6 +2,7 @@
 new items embedded in the background, newly published artifacts swapped in, the
 assistant's turns). `serve/` is its HTTP face; the CLI and the benchmarks use it too."""
 
-from tastegraph.online.system import EventsResult, LiveAssistant, OnlineSystem
+from tastegraph.online.assistant import LiveAssistant
+from tastegraph.online.system import EventsResult, OnlineSystem
 
 __all__ = ["EventsResult", "LiveAssistant", "OnlineSystem"]

@@ -15,7 +15,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -28,6 +28,8 @@ from tastegraph.display import price_display
 from tastegraph.graph.taste import ItemDetails, TasteArtifacts, item_details
 from tastegraph.index import ItemIndex, open_index
 from tastegraph.ingest.media import check_photo
+from tastegraph.online.assistant import LiveAssistant
+from tastegraph.online.training import Training
 from tastegraph.profiles import ProfileStore
 from tastegraph.recommend.assemble import assemble, open_profiles
 from tastegraph.recommend.config import RecommendConfig
@@ -36,9 +38,6 @@ from tastegraph.recommend.rerank import open_reranker
 from tastegraph.store import Event, Item, Media, Store
 
 if TYPE_CHECKING:  # the models' modules load on first use, not with the server
-    from tastegraph.assistant.chat import Answer, Assistant
-    from tastegraph.assistant.conversation import ConversationState
-    from tastegraph.assistant.describe import Describer
     from tastegraph.embeddings.online import ItemEmbedder
     from tastegraph.recommend.search import QueryEncoder
 
@@ -73,6 +72,7 @@ class OnlineSystem:
         self._write_lock = threading.Lock()  # store writes, in log order, with their replay
         self._state_lock = threading.RLock()  # the recommender and the live profiles
         self._models_lock = threading.RLock()  # lazily loaded models (one may load another)
+        self._refresh_lock = threading.Lock()
         # A profile changes in place on each event: its user's lock keeps a feed from
         # reading it half-changed, while feeds of other users go on.
         self._user_locks = [threading.Lock() for _ in range(USER_LOCK_STRIPES)]
@@ -132,16 +132,14 @@ class OnlineSystem:
         until its artifacts change; FileNotFoundError while there is none."""
         if not self.assistant_enabled:
             raise FileNotFoundError("the assistant is switched off on this server")
-        try:
-            return self._kept("assistant", self._load_assistant)
-        except FileNotFoundError:
-            learning = self.training.get("train assistant")
-            if learning is not None and learning.state in ("waiting", "training"):
-                raise FileNotFoundError(
-                    "the assistant is still learning (it trains beside the server; "
-                    f"{learning.seconds():.0f} s so far); ask again in a few minutes"
-                ) from None
-            raise
+        learning = self.training.get("train assistant")
+        if learning is not None and learning.state in ("waiting", "training"):
+            # Stage 1 publishes a projector before stage 2 trains its choice head.
+            raise FileNotFoundError(
+                "the assistant is still learning (it trains beside the server; "
+                f"{learning.seconds():.0f} s so far); ask again in a few minutes"
+            )
+        return self._kept("assistant", self._load_assistant)
 
     def _load_assistant(self) -> LiveAssistant:
         from tastegraph.assistant.chat import Assistant
@@ -284,16 +282,16 @@ class OnlineSystem:
             with self._state_lock:
                 if self.recommender is before:  # else a refresh swapped meanwhile: redo
                     self.recommender = updated
+                    self.live_items.append(item_id)
                     break
-        self.live_items.append(item_id)
         log.info("new item %s is recommendable", item_id)
 
     # -- offline steps beside the server --------------------------------------------------
 
     def train_beside(self, steps: Sequence[str], run_step: Callable[[str], str]) -> None:
-        """Run offline steps one after another in a background thread while serving, and
-        swap in what each publishes as soon as it is done. `run_step(name)` runs one step
-        and says what it did; `training` shows where each one is."""
+        """Run offline steps one after another in a background thread while serving; the
+        watcher swaps in what each publishes within serve_watch_seconds. `run_step(name)`
+        runs one step and says what it did; `training` shows where each one is."""
         self.training = {name: Training() for name in steps}
 
         def work() -> None:
@@ -304,7 +302,6 @@ class OnlineSystem:
                 try:
                     progress.end("done", run_step(name))
                     log.info("%s: done in %.0f s, %s", name, progress.seconds(), progress.detail)
-                    self.refresh()
                 except Exception as exc:
                     log.exception("%s beside the server failed", name)
                     progress.end("failed", f"{type(exc).__name__}: {exc}")
@@ -328,11 +325,26 @@ class OnlineSystem:
 
     def refresh(self) -> bool:
         """Swap in newly published artifacts; False when nothing changed."""
-        versions = registry.versions(self.workdir)
-        if versions == self.versions:
-            return False
-        changed = {name for name in versions if versions[name] != self.versions[name]}
-        log.info("loading newly published %s", ", ".join(sorted(changed)))
+        with self._refresh_lock:  # the watcher's, and any caller's
+            versions = registry.versions(self.workdir)
+            if versions == self.versions:
+                return False
+            changed = {name for name in versions if versions[name] != self.versions[name]}
+            log.info("loading newly published %s", ", ".join(sorted(changed)))
+            if changed & {"embeddings", "index", "graph", "profiles"}:
+                self._swap_all(changed)
+            elif "reranker" in changed:
+                self._swap_reranker()
+            with self._state_lock:
+                self.versions = versions
+            with self._models_lock:
+                if changed & {"fusion", "projector", "embeddings", "index"}:
+                    self._models.clear()
+            return True
+
+    def _swap_all(self, changed: set[str]) -> None:
+        """A recommender over the new index and graph, the profiles replayed when new;
+        items embedded here go to the embedding queue again for the new index."""
         taste = TasteArtifacts.open(self.workdir)
         index = open_index(self.workdir)
         reranker = open_reranker(self.workdir)
@@ -346,46 +358,27 @@ class OnlineSystem:
                 live = profiles or self.recommender.profiles
                 self.taste, self.reranker = taste, reranker
                 self.recommender = self._assemble(index, taste, live)
-                self.versions = versions
+                embedded_here, self.live_items = self.live_items, []
             _warmed(self.recommender)  # events wait: warming reads every profile
-        with self._models_lock:
-            if changed & {"fusion", "projector", "embeddings", "index"}:
-                self._models.clear()
-        for item_id in self.live_items:  # embedded here: index them again with the new model
+        for item_id in embedded_here:  # index them again, with the new model
             if item_id not in index:
                 self._pending.put(item_id)
-        self.live_items = []
-        return True
+
+    def _swap_reranker(self) -> None:
+        """The same index, graph and profiles (items added here included) with the newly
+        published re-ranker; the walks and neighbours found so far still hold."""
+        reranker = open_reranker(self.workdir)
+        with self._state_lock:
+            before = self.recommender
+            self.reranker = reranker
+            updated = self._assemble(before.index, self.taste, before.profiles)
+            updated.walks, updated.nearest = before.walks, before.nearest
+            self.recommender = updated
 
     def _assemble(
         self, index: ItemIndex, taste: TasteArtifacts, profiles: ProfileStore
     ) -> Recommender:
         return assemble(index, taste, profiles, self.details, self.config, self.reranker)
-
-
-@dataclass
-class Training:
-    """Where one offline step running beside the server is."""
-
-    state: str = "waiting"  # then "training", then "done" or "failed"
-    detail: str = ""
-    started: float | None = None
-    finished: float | None = None
-
-    def begin(self) -> None:
-        self.state, self.started = "training", time.time()
-
-    def end(self, state: str, detail: str) -> None:
-        self.state, self.detail, self.finished = state, detail, time.time()
-
-    def seconds(self) -> float:
-        """How long it has run (or ran)."""
-        if self.started is None:
-            return 0.0
-        return (self.finished or time.time()) - self.started
-
-    def to_json(self) -> dict[str, Any]:
-        return {"state": self.state, "seconds": round(self.seconds()), "detail": self.detail}
 
 
 def _warmed(recommender: Recommender) -> Recommender:
@@ -399,65 +392,3 @@ def _warmed(recommender: Recommender) -> Recommender:
         time.perf_counter() - start,
     )
     return recommender
-
-
-class LiveAssistant:
-    """The assistant over whichever recommender is current at each turn."""
-
-    def __init__(self, service: OnlineSystem, assistant: Assistant) -> None:
-        self.service = service
-        self.assistant = assistant
-        self.lock = threading.Lock()  # one conversation turn (or description) at a time
-        self._describer: Describer | None = None
-
-    @property
-    def describer(self) -> Describer:
-        """Descriptions from the stage-1 projector (stage 2 forgets describing), on the
-        chat's LM; loaded on first use, under the lock."""
-        from tastegraph.assistant.describe import open_describer
-
-        if self._describer is None:
-            self._describer = open_describer(self.service.workdir, share=self.assistant.lm)
-        return self._describer
-
-    def __enter__(self) -> Assistant:
-        self.lock.acquire()
-        self.assistant.recommender = self.service.current()
-        return self.assistant
-
-    def __exit__(self, *exc: object) -> None:
-        self.lock.release()
-
-    def turn(
-        self, user_id: str, message: str, state: ConversationState | None
-    ) -> Iterator[ChatPart]:
-        """One conversation turn as it is written: its items ([1] the pick first), the
-        reply line by line, then the whole answer with the state to send back."""
-        with self as assistant:
-            answer = assistant.answer(user_id, message, state)
-            yield ChatItems(answer.items)
-            yield ChatText(answer.intro)
-            if answer.picks:
-                written = "".join(assistant.lm_reason(user_id, message, answer))
-                answer = assistant.with_lm_reason(answer, written)
-            for pick in answer.picks:
-                yield ChatText("\n" + pick.line)
-            yield ChatDone(answer)
-
-
-@dataclass(frozen=True)
-class ChatItems:
-    item_ids: list[str]
-
-
-@dataclass(frozen=True)
-class ChatText:
-    text: str
-
-
-@dataclass(frozen=True)
-class ChatDone:
-    answer: Answer
-
-
-ChatPart = ChatItems | ChatText | ChatDone

@@ -10,6 +10,7 @@ reads arrays only (no pickle).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ from tastegraph.recommend.forest import BoostedTrees
 
 if TYPE_CHECKING:
     from tastegraph.recommend.recommender import Recommender
+
+log = logging.getLogger(__name__)
 
 POOL = 100  # candidates per query, best by the hand-weighted related score
 _CHUNK = 256
@@ -161,6 +164,16 @@ class RelatedReranker:
 
 
 def open_reranker(workdir: Path) -> RelatedReranker | None:
-    """The current published re-ranker; None if none was published."""
+    """The current published re-ranker; None if none was published, or if it is in an
+    older format (a warning says to train it again)."""
     folder = registry.current(workdir, "reranker")
-    return None if folder is None else RelatedReranker.load(folder)
+    if folder is None:
+        return None
+    if registry.outdated(folder, "reranker"):
+        log.warning(
+            "%s holds a re-ranker in an older format; related items keep the related score "
+            "until `tastegraph train reranker` (or the demo) trains it again",
+            folder,
+        )
+        return None
+    return RelatedReranker.load(folder)

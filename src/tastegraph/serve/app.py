@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 from tastegraph.assistant.conversation import ConversationState
 from tastegraph.config import Settings
 from tastegraph.online import LiveAssistant, OnlineSystem
-from tastegraph.online.system import ChatItems, ChatText
+from tastegraph.online.assistant import ChatItems, ChatText
 from tastegraph.recommend.recommender import Filters, Recommendation
 from tastegraph.serve import schemas
 from tastegraph.serve.limits import BodyLimit, RateLimit, error_body
