@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -50,6 +53,24 @@ def test_graph_profiles_recommend_related_search(small_catalog: Settings, tmp_pa
     )
     newcomer = invoke("recommend", "someone-new", "-n", "3", "--explore", "0")
     assert newcomer.count("Popular right now") == 3
+
+    # Many users' feeds, machine-readable, without what each already engaged with.
+    listed = tmp_path / "users.txt"
+    listed.write_text(f"{user}\nsomeone-new\n\n{user}\n")  # blank lines and repeats go
+    exported = invoke(
+        "recommend", "--users", str(listed), "-n", "4", "--exclude-engaged", "--format", "csv"
+    )
+    rows = list(csv.DictReader(io.StringIO(exported)))
+    assert [(r["user"], r["rank"]) for r in rows] == [
+        (u, str(rank)) for u in (user, "someone-new") for rank in range(1, 5)
+    ]
+    engaged = {e.item_id for e in events if e.user_id == user}
+    assert not {r["item"] for r in rows if r["user"] == user} & engaged
+    assert all(r["reason"] and float(r["score"]) >= 0 for r in rows)
+    as_json = invoke("recommend", "--users", str(listed), "-n", "2", "--format", "jsonl")
+    assert [json.loads(line)["rank"] for line in as_json.splitlines()] == [1, 2, 1, 2]
+    assert "one USER_ID or --users" in invoke("recommend", user, "--users", str(listed), code=2)
+    assert "--format must be one of" in invoke("recommend", user, "--format", "xml", code=2)
 
     related = invoke("related", bought, "-n", "4").strip().splitlines()
     assert len(related) == 4 and all(bought not in line.split()[1] for line in related)

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-
-from tastegraph.config import Settings
-from tastegraph.store import Store
-
-if TYPE_CHECKING:
-    from tastegraph.recommend.recommender import Recommender
+from tqdm import tqdm
 
 from tastegraph.cli.apps import app
 from tastegraph.cli.common import ExploreOption, fail, open_store_of, settings_of
+from tastegraph.config import Settings
+from tastegraph.recommend.recommender import Filters
+from tastegraph.store import Store
+
+if TYPE_CHECKING:
+    from tastegraph.recommend.recommender import Recommendation, Recommender
 
 
 @app.command()
@@ -104,19 +109,91 @@ def _recommender(settings: Settings, store: Store) -> Recommender:
         raise fail(f"{exc} (run `tastegraph index`, `graph` and `profiles`)") from None
 
 
+FORMATS = ("text", "csv", "jsonl")
+CSV_COLUMNS = ["user", "item", "rank", "score", "reason"]
+
+
 @app.command()
 def recommend(
     ctx: typer.Context,
-    user_id: Annotated[str, typer.Argument(help="The user to build a home feed for.")],
+    user_id: Annotated[
+        str | None, typer.Argument(help="The user to build a home feed for.", show_default=False)
+    ] = None,
+    users: Annotated[
+        Path | None,
+        typer.Option(
+            help="A file of user ids, one a line: a feed for each (instead of USER_ID).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
     n: Annotated[int, typer.Option("-n", min=1, max=500, help="How many items.")] = 12,
     explore: ExploreOption = None,
+    exclude_engaged: Annotated[
+        bool, typer.Option(help="Leave out items each user already engaged with.")
+    ] = False,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="text (aligned, for reading), csv (user,item,rank,score,reason with a header) "
+            "or jsonl (one object a line, same fields).",
+        ),
+    ] = "text",
 ) -> None:
-    """Print a user's home feed with the reason for every item. An unknown user gets the
-    feed of a new user (popular items)."""
+    """Print a user's home feed with the reason for every item, or, with --users, every
+    listed user's feed in a machine-readable format to score elsewhere. An unknown user gets
+    the feed of a new user (popular items).
+
+    Example: tastegraph recommend --users users.txt --exclude-engaged --format csv > feeds.csv
+    """
+    if output_format not in FORMATS:
+        raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
+    if users is not None and user_id is None:
+        user_ids = _read_user_ids(users)
+    elif user_id is not None and users is None:
+        user_ids = [user_id]
+    else:
+        raise typer.BadParameter("give one USER_ID or --users FILE")
     settings = settings_of(ctx)
     with open_store_of(settings) as store:
         recommender = _recommender(settings, store)
-    _print_recommendations(recommender.feed(user_id, n, explore=explore))
+    filters = Filters(exclude_engaged=exclude_engaged)
+    if output_format == "csv":
+        typer.echo(",".join(CSV_COLUMNS))
+    for user in tqdm(user_ids, desc="feeds", unit="user", disable=None if users else True):
+        feed = recommender.feed(user, n, explore=explore, filters=filters)
+        if output_format == "text":
+            _print_recommendations(feed)
+        else:
+            _write_rows(user, feed, output_format)
+
+
+def _read_user_ids(path: Path) -> list[str]:
+    user_ids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not user_ids:
+        raise fail(f"{path} lists no user ids")
+    return list(dict.fromkeys(user_ids))
+
+
+def _write_rows(user: str, feed: list[Recommendation], output_format: str) -> None:
+    rows = [
+        {
+            "user": user,
+            "item": r.item_id,
+            "rank": rank,
+            "score": round(r.score, 6),
+            "reason": r.reason,
+        }
+        for rank, r in enumerate(feed, 1)
+    ]
+    if output_format == "jsonl":
+        for row in rows:
+            typer.echo(json.dumps(row))
+        return
+    buffer = io.StringIO()
+    csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n").writerows(rows)
+    typer.echo(buffer.getvalue(), nl=False)
 
 
 @app.command()
