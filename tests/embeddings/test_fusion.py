@@ -7,6 +7,7 @@ from tastegraph.embeddings.fusion import FusionConfig, FusionModel
 from tastegraph.embeddings.job import fuse_table
 from tastegraph.embeddings.table import FeatureTable
 from tastegraph.embeddings.train import TrainConfig, train_fusion
+from tastegraph.store import Event
 
 
 def model() -> FusionModel:
@@ -69,3 +70,42 @@ def test_text_structure_keeps_items_with_alike_texts_together() -> None:
 
     kept, free = same_group_share(1.0), same_group_share(0.0)
     assert kept > 0.9 and kept > free + 0.1
+
+
+def test_training_stops_at_its_budget_whatever_the_log() -> None:
+    """Co-engaged pairs grow with the log; the batches trained do not grow past the budget,
+    and a budget that does not bind changes nothing."""
+    rng = np.random.default_rng(1)
+    n = 64
+    table = FeatureTable(
+        [f"i{i}" for i in range(n)],
+        rng.standard_normal((n, 32)).astype(np.float32),
+        rng.standard_normal((n, 24)).astype(np.float32),
+        np.ones(n, dtype=bool),
+        np.ones(n, dtype=bool),
+        [None] * n,
+    )
+    events = [  # a dense log: each shopper engages with many items in one session
+        Event(f"e{u}-{k}", f"u{u}", f"i{(u * 7 + k) % n}", "purchase", 1.0, 1e9 + u * 1e4 + k)
+        for u in range(40)
+        for k in range(12)
+    ]
+    epochs = {"content_epochs": 3, "taste_epochs": 5, "batch_size": 16}
+    tight = train_fusion(
+        table,
+        events,
+        TrainConfig(**epochs, max_content_steps=5, max_taste_steps=7),
+        show_progress=False,
+    )
+    assert tight.steps == {"content": 5, "taste": 7}
+    unbounded, default = (
+        train_fusion(table, events, config, show_progress=False)
+        for config in (
+            TrainConfig(**epochs, max_content_steps=10**6, max_taste_steps=10**6),
+            TrainConfig(**epochs),
+        )
+    )
+    assert unbounded.steps == {"content": 3 * 4, "taste": 5 * -(-(unbounded.taste_pairs - 1) // 16)}
+    assert unbounded.steps["taste"] > 7  # the epochs alone would take more than the budget
+    first, second = unbounded.model.state_dict(), default.model.state_dict()
+    assert all(torch.equal(first[name], second[name]) for name in first)

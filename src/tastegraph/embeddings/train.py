@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 class TrainConfig:
     content_epochs: int = 30  # passes over the items that have both a photo and text
     taste_epochs: int = 10  # passes over the co-engaged pairs
+    # The budget: at most this many batches per stage, whatever the size of the catalog or
+    # the log (H&M takes about 700 and 2,000; a denser log stops early, mid-epoch).
+    max_content_steps: int = 1000
+    max_taste_steps: int = 2000
     batch_size: int = 512
     lr: float = 2e-3
     weight_decay: float = 0.01
@@ -55,6 +59,7 @@ class TrainResult:
     content_items: int
     taste_pairs: int
     losses: list[tuple[str, float]] = field(default_factory=list)  # (stage, mean loss) per epoch
+    steps: dict[str, int] = field(default_factory=dict)  # batches trained per stage
 
 
 def _batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
@@ -147,11 +152,19 @@ def train_fusion(
         desc="training fusion",
         disable=None if show_progress else True,  # None: off when not a terminal
     )
+    steps = result.steps = {"content": 0, "taste": 0}
+    budget = {"content": config.max_content_steps, "taste": config.max_taste_steps}
     for epoch in epochs:
         stage = "taste" if epoch >= config.content_epochs else "content"
+        if steps[stage] >= budget[stage]:
+            continue
         n = len(pairs) if stage == "taste" else len(content_rows)
         batch_losses = []
         for batch in _batches(n, config.batch_size, rng):
+            if steps[stage] >= budget[stage]:
+                log.info("%s stage: its budget of %d batches is spent", stage, budget[stage])
+                break
+            steps[stage] += 1
             if stage == "taste":
                 loss = _taste_loss(model, table, pairs[batch], content_rows, config, rng)
             else:
@@ -180,6 +193,7 @@ def save_fusion(
         "content_items": result.content_items,
         "taste_pairs": result.taste_pairs,
         "losses": result.losses,
+        "steps": result.steps,
     }
 
     def write(folder: Path) -> None:
