@@ -27,6 +27,12 @@ def train_embeddings_command(
     ] = None,
     content_epochs: Annotated[int, typer.Option(help="Epochs of photo-text pairs.")] = 30,
     taste_epochs: Annotated[int, typer.Option(help="Epochs of co-engaged item pairs.")] = 10,
+    max_content_steps: Annotated[
+        int, typer.Option(min=1, help="Budget: at most this many photo-text batches.")
+    ] = 1000,
+    max_taste_steps: Annotated[
+        int, typer.Option(min=1, help="Budget: at most this many co-engaged batches.")
+    ] = 2000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     engine: EngineOption = None,
 ) -> None:
@@ -34,6 +40,8 @@ def train_embeddings_command(
 
     Encodes any photo or text not cached yet with the frozen towers (resumable), then trains
     stage 1 on photo-text pairs of the same item and stage 2 on items engaged together.
+    Each stage stops at its epochs or its budget of batches, whichever comes first, so a
+    long event log costs no more than the budget (H&M: 720 and 1,980 batches, under it).
     """
     from tastegraph.embeddings.job import train_fusion_model
     from tastegraph.embeddings.train import TrainConfig
@@ -42,6 +50,8 @@ def train_embeddings_command(
     config = TrainConfig(
         content_epochs=content_epochs,
         taste_epochs=taste_epochs,
+        max_content_steps=max_content_steps,
+        max_taste_steps=max_taste_steps,
         cutoff=parse_time(cutoff),
         seed=seed,
     )
@@ -50,7 +60,8 @@ def train_embeddings_command(
     final_loss = result.losses[-1][1] if result.losses else float("nan")
     typer.echo(
         f"trained on {result.content_items:,} photo-text pairs and {result.taste_pairs:,} "
-        f"co-engaged pairs; final loss {final_loss:.3f}\nsaved {folder}"
+        f"co-engaged pairs ({result.steps['content']:,} and {result.steps['taste']:,} "
+        f"batches); final loss {final_loss:.3f}\nsaved {folder}"
     )
 
 
