@@ -164,6 +164,8 @@ def recommend(
     for user in tqdm(user_ids, desc="feeds", unit="user", disable=None if users else True):
         feed = recommender.feed(user, n, explore=explore, filters=filters)
         if output_format == "text":
+            if users is not None:
+                typer.echo(f"# {user}")
             _print_recommendations(feed)
         else:
             _write_rows(user, feed, output_format)

@@ -32,7 +32,7 @@ def train_embeddings_command(
     ] = 1000,
     max_taste_steps: Annotated[
         int, typer.Option(min=1, help="Budget: at most this many co-engaged batches.")
-    ] = 2000,
+    ] = 2500,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     engine: EngineOption = None,
 ) -> None:
