@@ -347,7 +347,7 @@ class OnlineSystem:
         items embedded here go to the embedding queue again for the new index."""
         taste = TasteArtifacts.open(self.workdir)
         index = open_index(self.workdir)
-        reranker = open_reranker(self.workdir)
+        reranker = open_reranker(self.workdir) if "reranker" in changed else self.reranker
         with self._write_lock:  # no event lands between the profiles' replay and the swap
             profiles = (
                 open_profiles(self.workdir, self.store, self.settings, index)

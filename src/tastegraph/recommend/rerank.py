@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POOL = 100  # candidates per query, best by the hand-weighted related score
-_CHUNK = 256
+CHUNK = 256  # queries scored at once: (CHUNK, N) related scores in memory
 
 
 @dataclass
@@ -102,9 +102,9 @@ class RelatedReranker:
         context's rows must be the recommender's index rows (see `over`)."""
         allowed = np.ones(len(recommender.index), dtype=bool) if allowed is None else allowed
         rows, scores = [], []
-        for start in range(0, len(queries), _CHUNK):
+        for start in range(0, len(queries), CHUNK):
             pool, features = candidates(
-                recommender, self.context, queries[start : start + _CHUNK], allowed
+                recommender, self.context, queries[start : start + CHUNK], allowed
             )
             flat = features.reshape(-1, features.shape[-1])[:, self.measured]
             predicted = self.trees.probability(flat).reshape(pool.shape)

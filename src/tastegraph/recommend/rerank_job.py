@@ -30,7 +30,7 @@ from tastegraph.recommend.assemble import assemble
 from tastegraph.recommend.config import RecommendConfig
 from tastegraph.recommend.forest import BoostedTrees
 from tastegraph.recommend.recommender import Recommender
-from tastegraph.recommend.rerank import ItemContext, RelatedReranker, candidates
+from tastegraph.recommend.rerank import CHUNK, ItemContext, RelatedReranker, candidates
 from tastegraph.store import Event, Store
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,6 @@ HOLDOUT_DAYS = 56.0  # the training baskets: this many days before the cut-off
 RECENT_DAYS = 28.0
 MIN_POSITIVES = 50  # fewer basket partners in the pools than this: no re-ranker
 _DAY = 86400.0
-_CHUNK = 256
 
 
 def item_context(
@@ -163,10 +162,10 @@ def fit_reranker(
     queries, partners, _ = basket_queries(window, ids)
     context = item_context(ids, details, past, start)
     features, labels = [], []
-    for begin in range(0, len(queries), _CHUNK):
-        chunk = queries[begin : begin + _CHUNK]
+    for begin in range(0, len(queries), CHUNK):
+        chunk = queries[begin : begin + CHUNK]
         pool, x = candidates(earlier, context, chunk, np.ones(len(ids), dtype=bool))
-        wanted = partners[begin : begin + _CHUNK]
+        wanted = partners[begin : begin + CHUNK]
         labels += [
             row in want for rows, want in zip(pool, wanted, strict=True) for row in rows if row >= 0
         ]
