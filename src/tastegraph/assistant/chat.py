@@ -10,7 +10,8 @@ and reply with what is true of the items.
    rejected or hidden. When nothing does, the reply says so and names the nearest item.
 3. The LM reads the shopper's latest items and the candidates as item tokens followed by
    their text line where they have one (the choice prompt, assistant/choice.py), as in
-   stage-2 training, and its choice head orders them: [1] is the pick.
+   stage-2 training, and its choice head orders them (with their cosines to those items
+   and to the message): [1] is the pick.
 4. The reply names the top picks with a reason each. The LM writes the pick's reason from
    the item's tokens and facts; it is kept only if every claim in it is true of the item
    and it is no loop (assistant/faithful.py), else the reason is built from the facts.
@@ -209,7 +210,8 @@ class Assistant:
         """Show the candidates to the LM and rank them by its choice head's scores (in the
         given order while the head is untrained)."""
         recent = self.recent_items(user_id)
-        view = ItemView(self.lm, SERVED_LAYOUT, self.catalog, self.vectors_of)
+        requests = self.need_vector if self.encoder is not None else None
+        view = ItemView(self.lm, SERVED_LAYOUT, self.catalog, self.vectors_of, requests)
         prompt, items = view.prompt(
             message, candidates, [i for i, _ in recent], recent_actions=[a for _, a in recent]
         )

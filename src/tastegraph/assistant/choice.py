@@ -4,20 +4,22 @@ Chat, stage-2 training and the assistant evaluation all ask the LM the same ques
 same words. Each item appears in the prompt as a description: k item tokens for a model that
 reads embeddings, or a line of text for the text-only baseline. The LM's choice is read by
 its choice head (assistant/head.py) from its hidden states at the prompt's end and at each
-candidate's last token, so an answer always names a candidate.
+candidate's last token, and from the candidates' cosines to the shopper's items and to the
+request in the item space, so an answer always names a candidate.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 import numpy as np
 import torch
 
 from tastegraph.assistant.facts import Catalog, ItemFacts
+from tastegraph.assistant.head import AFFINITIES
 from tastegraph.assistant.lm import ItemLM
 from tastegraph.display import PriceDisplay
 from tastegraph.recommend.recommender import ACTION_VERBS
@@ -37,6 +39,11 @@ SERVED_LAYOUT: Layout = "tokens_text"  # how stage 2 trains and chat shows items
 class ChoicePrompt:
     ids: list[int]  # the chat, up to and including the answer prefix
     candidate_ends: list[int]  # position of each candidate's last token, in label order
+    affinity: np.ndarray | None = None  # (N, AFFINITIES); None: no item vectors to compare
+
+    def affinities(self) -> np.ndarray:
+        n = len(self.candidate_ends)
+        return self.affinity if self.affinity is not None else np.zeros((n, AFFINITIES))
 
 
 class ChoiceQuery(Protocol):
@@ -137,12 +144,43 @@ def choice_prompt(
 
 
 VectorLookup = Callable[[Sequence[str]], np.ndarray]  # item ids -> (n, d) embeddings
+TextLookup = Callable[[str], np.ndarray]  # a request -> (d,) unit vector in the item space
 
 
 def matrix_lookup(item_ids: Sequence[str], vectors: np.ndarray) -> VectorLookup:
     """Looks items up in the rows of an (N, d) matrix, one row per item id."""
     row = {item_id: r for r, item_id in enumerate(item_ids)}
     return lambda ids: np.asarray(vectors[[row[i] for i in ids]], dtype=np.float32)
+
+
+def remembered(encode: TextLookup) -> TextLookup:
+    """The lookup, each distinct text encoded once (a training run asks few distinct ones)."""
+    kept: dict[str, np.ndarray] = {}
+
+    def lookup(text: str) -> np.ndarray:
+        if text not in kept:
+            kept[text] = encode(text)
+        return kept[text]
+
+    return lookup
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return np.asarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def affinity(mine: np.ndarray, candidates: np.ndarray, request: np.ndarray | None) -> np.ndarray:
+    """(N, 2) each candidate's cosine to the mean direction of the shopper's items (m, d)
+    and to the request's vector (0 without one, or without items of the shopper's)."""
+    shown = unit_rows(candidates)
+    out = np.zeros((len(shown), AFFINITIES), dtype=np.float32)
+    if len(mine):
+        taste = unit_rows(unit_rows(mine).mean(axis=0))
+        out[:, 0] = shown @ taste
+    if request is not None:
+        out[:, 1] = shown @ request
+    return out
 
 
 @dataclass(frozen=True)
@@ -155,6 +193,10 @@ class ItemView:
     layout: Layout
     catalog: Catalog
     vectors: VectorLookup | None = None  # unused by the "text" layout
+    # Requests into the items' space (the text tower and fusion text head), for the choice
+    # head's cosine to the request; None where the space has no text side (raw image
+    # features) or the layout has no vectors.
+    requests: TextLookup | None = None
 
     def __post_init__(self) -> None:
         if self.layout != "text" and self.vectors is None:
@@ -179,19 +221,23 @@ class ItemView:
     ) -> tuple[ChoicePrompt, torch.Tensor]:
         """The choice prompt and the embeddings of its item tokens in prompt order: the
         recent items, the reference, the candidates."""
+        shown = request
         if reference is not None:
-            request = request.replace(REFERENCE, self.describe(reference))
+            shown = request.replace(REFERENCE, self.describe(reference))
         prompt = choice_prompt(
             self.lm,
-            request,
+            shown,
             [self.describe(i) for i in candidates],
             [self.describe(i) for i in recent],
             recent_actions=recent_actions,
         )
         if self.vectors is None or self.layout == "text":
             return prompt, torch.zeros((0, self.lm.projector.config.embed_dim))
-        shown = [*recent, *([reference] if reference else []), *candidates]
-        return prompt, torch.from_numpy(self.vectors(shown))
+        mine = [*recent, *([reference] if reference else [])]
+        vectors = self.vectors([*mine, *candidates])
+        wanted = self.requests(request.replace(REFERENCE, "this")) if self.requests else None
+        cosines = affinity(vectors[: len(mine)], vectors[len(mine) :], wanted)
+        return replace(prompt, affinity=cosines), torch.from_numpy(vectors)
 
     def batch(self, queries: Sequence[ChoiceQuery]) -> tuple[list[ChoicePrompt], torch.Tensor]:
         """The prompts of several queries and their item embeddings, in prompt order."""
@@ -247,9 +293,10 @@ def choice_scores(lm: ItemLM, prompts: Sequence[ChoicePrompt], items: torch.Tens
 
 def head_scores(lm: ItemLM, hidden: torch.Tensor, prompts: Sequence[ChoicePrompt]) -> torch.Tensor:
     """(B, N) the choice head's scores from the LM's last hidden states (B, T, H) over
-    right-padded rows that start with the prompts."""
+    right-padded rows that start with the prompts, and from the prompts' affinities."""
     rows = torch.arange(len(prompts))
     ends = hidden[rows, torch.tensor([len(p.ids) - 1 for p in prompts])]  # (B, H)
     candidates = hidden[rows[:, None], torch.tensor([p.candidate_ends for p in prompts])]
-    scores: torch.Tensor = lm.head(ends, candidates)
+    cosines = torch.from_numpy(np.stack([p.affinities() for p in prompts]))  # (B, N, 2)
+    scores: torch.Tensor = lm.head(ends, candidates, cosines)
     return scores

@@ -7,6 +7,13 @@ candidate by a scaled dot product between the two (as one attention query over t
 candidates), so a choice is read from what the LM computed at the items themselves rather
 than from its next-token scores for the digits "1".."N", which a small frozen LM cannot
 learn to tie to the right item.
+
+The head also reads the geometry of the item embeddings it was shown: each candidate's
+cosine to the shopper's items and to the request (`affinity`, assistant/choice.py), each
+weighted by a learned scale. A model that reads embeddings can use where they lie, not
+only what its few stage-2 examples teach the LM to make of them; the LM's term learns what
+the geometry misses. The scales start where the cosines alone rank the candidates and
+learn faster than the rest (AFFINITY_LR_SCALE): they are two numbers among thousands.
 """
 
 from __future__ import annotations
@@ -16,6 +23,10 @@ import math
 import torch
 from torch import nn
 
+AFFINITIES = 2  # a candidate's cosine to the shopper's items, and to the request
+AFFINITY_INIT = 10.0  # a logit per unit of cosine: cosines of candidates differ by ~0.1 to 0.3
+AFFINITY_LR_SCALE = 50.0
+
 
 class ChoiceHead(nn.Module):
     def __init__(self, hidden_size: int, dim: int = 64) -> None:
@@ -24,11 +35,14 @@ class ChoiceHead(nn.Module):
         self.query = nn.Linear(hidden_size, dim)
         self.key = nn.Linear(hidden_size, dim)
         self.scale = 1.0 / math.sqrt(dim)
+        self.affinity = nn.Parameter(torch.full((AFFINITIES,), AFFINITY_INIT))
 
-    def forward(self, prompt_end: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-        """(B, H) hidden states at the prompt ends and (B, N, H) at the candidates ->
-        (B, N) scores."""
+    def forward(
+        self, prompt_end: torch.Tensor, candidates: torch.Tensor, affinity: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, H) hidden states at the prompt ends, (B, N, H) at the candidates and (B, N,
+        AFFINITIES) the candidates' cosines -> (B, N) scores."""
         query = self.query(self.norm(prompt_end))  # (B, dim)
         keys = self.key(self.norm(candidates))  # (B, N, dim)
         scores: torch.Tensor = torch.einsum("bd,bnd->bn", query, keys) * self.scale
-        return scores
+        return scores + affinity.to(scores.dtype) @ self.affinity.to(scores.dtype)

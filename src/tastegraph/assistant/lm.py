@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
 
-from tastegraph.assistant.head import ChoiceHead
+from tastegraph.assistant.head import AFFINITY_LR_SCALE, ChoiceHead
 from tastegraph.assistant.models import DEFAULT_LM, cached_lm
 from tastegraph.assistant.projector import ItemProjector
 
@@ -84,6 +84,13 @@ class ItemLM:
         lm = [p for p in self.model.parameters() if p.requires_grad]
         return [*self.projector.parameters(), *self.head.parameters(), *lm]
 
+    def parameter_groups(self, lr: float) -> list[dict[str, Any]]:
+        """The trainable parameters for an optimizer: the head's affinity scales at a
+        higher learning rate, everything else at `lr`."""
+        scales = self.head.affinity
+        rest = [p for p in self.trainable_parameters() if p is not scales]
+        return [{"params": rest, "lr": lr}, {"params": [scales], "lr": lr * AFFINITY_LR_SCALE}]
+
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """The trainable weights by name: `projector.*`, `head.*` and `lm.*`."""
         state = {f"projector.{k}": v for k, v in self.projector.state_dict().items()}
@@ -96,6 +103,9 @@ class ItemLM:
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
         for prefix, module in (("projector.", self.projector), ("head.", self.head)):
             weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            if prefix == "head." and weights and "affinity" not in weights:
+                # A head trained before it read the cosines: it scores as it was trained.
+                weights["affinity"] = torch.zeros_like(self.head.affinity)
             if weights:
                 module.load_state_dict(weights)
         lm = {k[3:]: v for k, v in state.items() if k.startswith("lm.")}

@@ -43,6 +43,7 @@ from tastegraph.assistant.choice import (
     matrix_lookup,
     pad_id,
     padded,
+    remembered,
     text_ids,
 )
 from tastegraph.assistant.facts import Catalog, ItemFacts
@@ -59,6 +60,7 @@ from tastegraph.config import Settings
 from tastegraph.display import price_display
 from tastegraph.embeddings.store import EmbeddingStore
 from tastegraph.graph.taste import item_details
+from tastegraph.recommend.search import QueryEncoder
 from tastegraph.store import Event, Store
 
 Family = Literal["for_me", "attribute", "like_this_but"]
@@ -364,7 +366,8 @@ def shop_assistant(
     lm = ItemLM.load(folder, projector)
     checkpoints = settings.workdir / "models" / "shopping-training" / embeddings.version
     lookup = matrix_lookup(embeddings.ids, np.asarray(embeddings.vectors))
-    reader = ItemView(lm, SERVED_LAYOUT, catalog, lookup)
+    requests = remembered(QueryEncoder(settings.workdir, settings).encode)
+    reader = ItemView(lm, SERVED_LAYOUT, catalog, lookup, requests)
     result = train_shopping(reader, examples, checkpoints, config)
     manifest = {
         "stage": "shopping",

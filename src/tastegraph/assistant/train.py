@@ -140,7 +140,7 @@ def fit(
         raise ValueError(f"{examples} examples leave none to train on after the hold-out")
     before = heldout_loss(loss, held, schedule.batch_size)
     start_step = resume(lm, checkpoints)
-    optimizer = torch.optim.AdamW(lm.trainable_parameters(), lr=schedule.lr)
+    optimizer = torch.optim.AdamW(lm.parameter_groups(schedule.lr))
     per_epoch = -(-len(train) // schedule.batch_size)
     total = schedule.epochs * per_epoch
     result = TrainResult(examples, start_step, 0.0, before, float("nan"))

@@ -14,13 +14,16 @@ among negatives drawn at random from the items someone bought in the test weeks,
 target's slice (text or photo-only) and category. Methods, all on the same queries:
 - ours: the LM reads each item as its tokens (our fused embedding through the projector)
   followed by its text line when it has one; stage 1 aligns the projector on item texts,
-  stage 2 trains it and the choice head on training purchases of every family;
+  stage 2 trains it and the choice head on training purchases of every family. The head
+  also weighs each candidate's cosine to the shopper's items and to the request (through
+  the text tower and fusion text head), with learned scales (assistant/head.py);
 - tokens_only: the same, items as tokens alone;
 - text: the same LM reading items as text (a photo-only item: its id and product), its
   choice head trained the same way;
 - generic_vision: ours' layout and training with the projector on raw image-tower features
-  (the generic vision path);
-- cosine: no LM; cosine of each candidate to the shopper's items and to the request;
+  (the generic vision path); its head weighs the cosine to the shopper's items in that
+  space, and none to the request: raw image features have no text side;
+- cosine: no LM; the sum of the two cosines ours' head weighs;
 - random; keyword: how many of a candidate's colour and type words the request names;
 - off_the_shelf: the untrained LM reading text, its pick read from its next-token scores
   for the labels (up to 9 candidates, where each label is one token).
@@ -45,6 +48,8 @@ from tastegraph.assistant.choice import (
     REFERENCE,
     ItemView,
     Layout,
+    TextLookup,
+    affinity,
     choice_scores,
     has_text,
     item_line,
@@ -52,6 +57,7 @@ from tastegraph.assistant.choice import (
     matrix_lookup,
     pad_id,
     padded,
+    remembered,
 )
 from tastegraph.assistant.facts import Catalog
 from tastegraph.assistant.lm import ItemLM, lm_hidden_size
@@ -136,6 +142,8 @@ def evaluate_assistant(
         table, train, replace(config.fusion, cutoff=config.cutoff), show_progress=show_progress
     ).model
     vectors = {"fused": fuse_table(fusion, table), "image": table.image}
+    encode_request = fusion_text(fusion, text_tower)
+    requests = remembered(lambda text: encode_request([text])[0])
     training, testing = split_examples(train, in_test, catalog, config)
     log.info("assistant eval: %d training, %d test queries", len(training), len(testing))
 
@@ -166,16 +174,14 @@ def evaluate_assistant(
                 lm.projector.load_state_dict(weights)  # tokens_only goes on from ours' stage 1
                 figures["stage-1 seconds"] = seconds
             lookup = matrix_lookup(table.item_ids, vectors[source]) if source else None
-            reader = ItemView(lm, layout, catalog, lookup)
+            reader = ItemView(lm, layout, catalog, lookup, requests if source == "fused" else None)
             result = train_shopping(
                 reader, training, Path(checkpoints) / "shopping", config.shopping, show_progress
             )
         trained[name] = {**training_figures(result), **figures}
         scores[name] = lm_scores(reader, testing, show_progress)
         del lm.model  # one LM in memory at a time is enough
-    scores["cosine"] = cosine_scores(
-        table, vectors["fused"], fusion_text(fusion, text_tower), testing
-    )
+    scores["cosine"] = cosine_scores(table, vectors["fused"], requests, testing)
     scores["random"] = np.random.default_rng(config.seed).random(
         (len(testing), config.examples.candidates)
     )
@@ -324,20 +330,20 @@ def request_words(example: ShoppingExample, catalog: Catalog) -> str:
 def cosine_scores(
     table: FeatureTable,
     vectors: np.ndarray,
-    encode_text: Callable[[list[str]], np.ndarray],
+    requests: TextLookup,
     examples: Sequence[ShoppingExample],
 ) -> np.ndarray:
     """(Q, n) cosine of each candidate to the mean of the shopper's items (recent and
-    reference) plus cosine to the request's words."""
+    reference) plus cosine to the request's words: ours' head's affinities, unweighted."""
     row = table.index()
-    requests = encode_text([e.request.replace(REFERENCE, "this") for e in examples])
     scores = np.zeros((len(examples), len(examples[0].candidates)))
     for q, example in enumerate(examples):
         mine = [*example.recent, *([example.reference] if example.reference else [])]
-        taste = vectors[[row[i] for i in mine]].mean(axis=0)
-        taste /= max(float(np.linalg.norm(taste)), 1e-12)
-        candidates = vectors[[row[i] for i in example.candidates]]
-        scores[q] = candidates @ taste + candidates @ requests[q]
+        request = requests(example.request.replace(REFERENCE, "this"))
+        cosines = affinity(
+            vectors[[row[i] for i in mine]], vectors[[row[i] for i in example.candidates]], request
+        )
+        scores[q] = cosines.sum(axis=1)
     return scores
 
 
