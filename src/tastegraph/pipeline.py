@@ -193,18 +193,13 @@ class Pipeline:
         return f"version {folder.name}"
 
     def train_assistant(self) -> str | None:
-        from tastegraph.assistant.choice import SERVED_LAYOUT
-        from tastegraph.assistant.models import DEFAULT_LM
         from tastegraph.assistant.projector import projector_root
         from tastegraph.assistant.shopping import shop_assistant
         from tastegraph.assistant.train import align_assistant
 
         current = _manifest(projector_root(self.workdir)) or {}
-        fresh = (
-            current.get("embeddings_version") == self._embeddings_version()
-            and current.get("lm", DEFAULT_LM) == self.settings.language_model
-            # not a stage-2 projector trained on another item layout than chat shows
-            and (current.get("stage") != "shopping" or current.get("item_layout") == SERVED_LAYOUT)
+        fresh = assistant_is_current(
+            current, self._embeddings_version(), self.settings.language_model
         )
         if self.config.assistant_items == 0 or fresh:
             return None
@@ -227,3 +222,19 @@ class Pipeline:
             except ValueError as exc:  # too few purchases of items with the attributes
                 detail += f"; stage 2 left out: {exc}"
         return f"{detail}, version {folder.name}"
+
+
+def assistant_is_current(manifest: dict[str, Any], embeddings_version: str, lm: str) -> bool:
+    """Whether the published projector was trained for these embeddings and this LM, and,
+    after stage 2, on the item layout chat shows with the current choice head."""
+    from tastegraph.assistant.choice import SERVED_LAYOUT
+    from tastegraph.assistant.head import HEAD_FORMAT
+    from tastegraph.assistant.models import DEFAULT_LM
+
+    if manifest.get("embeddings_version") != embeddings_version:
+        return False
+    if manifest.get("lm", DEFAULT_LM) != lm:
+        return False
+    return manifest.get("stage") != "shopping" or (
+        manifest.get("item_layout") == SERVED_LAYOUT and manifest.get("head_format") == HEAD_FORMAT
+    )

@@ -235,3 +235,41 @@ def test_stage_two_goes_on_from_the_stage_one_projector_and_saves_its_lora(
     for name, weight in saved.items():
         assert torch.equal(state[name], weight), name
     assert any(w.abs().sum() > 0 for n, w in saved.items() if "lora_B" in n)  # trained
+
+
+def test_the_head_weighs_each_candidates_cosine_to_the_shoppers_items_and_the_request(
+    default_lm_dir: Path,
+) -> None:
+    lm = tiny_lm(default_lm_dir)
+    ids, shop = catalog()
+    vectors = np.random.default_rng(2).standard_normal((len(ids), EMBED)).astype(np.float32)
+    wanted = vectors[3] / np.linalg.norm(vectors[3])  # the request points at i03
+    view = ItemView(lm, "tokens_text", shop, matrix_lookup(ids, vectors), lambda text: wanted)
+    prompt, items = view.prompt("A blue coat?", ["i01", "i02", "i03"], ["i02"])
+
+    assert prompt.affinity is not None and prompt.affinity.shape == (3, 2)
+    assert prompt.affinity[1, 0] == pytest.approx(1.0)  # i02 is the shopper's own item
+    assert prompt.affinity[2, 1] == pytest.approx(1.0)  # i03 is what the request asks for
+    assert np.abs(prompt.affinity[[0, 2], 0]).max() < 0.99
+    with torch.no_grad():  # the LM's term off: the scores are the weighted cosines
+        lm.head.query.weight.zero_()
+        lm.head.query.bias.zero_()
+        lm.head.affinity.copy_(torch.tensor([1.0, 3.0]))
+        scores = choice_scores(lm, [prompt], items)[0]
+    expected = torch.from_numpy(prompt.affinity @ np.array([1.0, 3.0], dtype=np.float32))
+    torch.testing.assert_close(scores, expected)
+    assert int(scores.argmax()) == 2
+
+    text_prompt, _ = ItemView(lm, "text", shop).prompt("A blue coat?", ["i01", "i03"])
+    assert text_prompt.affinity is None  # no vectors to compare: that term is 0
+
+
+def test_a_head_trained_before_the_cosines_loads_with_their_scales_at_zero(
+    default_lm_dir: Path,
+) -> None:
+    trained = tiny_lm(default_lm_dir)
+    older = {k: v for k, v in trained.trainable_state().items() if k != "head.affinity"}
+    lm = tiny_lm(default_lm_dir)
+    lm.load_trainable_state(older)
+    assert torch.equal(lm.head.affinity, torch.zeros(2))
+    assert torch.equal(lm.head.key.weight, trained.head.key.weight)

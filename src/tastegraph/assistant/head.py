@@ -23,6 +23,7 @@ import math
 import torch
 from torch import nn
 
+HEAD_FORMAT = 2  # 2: reads the affinities; a stage-2 manifest records it
 AFFINITIES = 2  # a candidate's cosine to the shopper's items, and to the request
 AFFINITY_INIT = 10.0  # a logit per unit of cosine: cosines of candidates differ by ~0.1 to 0.3
 AFFINITY_LR_SCALE = 50.0

@@ -47,6 +47,7 @@ from tastegraph.assistant.choice import (
     text_ids,
 )
 from tastegraph.assistant.facts import Catalog, ItemFacts
+from tastegraph.assistant.head import HEAD_FORMAT
 from tastegraph.assistant.lm import ItemLM, lm_hidden_size
 from tastegraph.assistant.models import DEFAULT_LM, cached_lm
 from tastegraph.assistant.projector import (
@@ -375,6 +376,7 @@ def shop_assistant(
         "embeddings_version": embeddings.version,
         "lm": settings.language_model,
         "item_layout": SERVED_LAYOUT,
+        "head_format": HEAD_FORMAT,
         "examples": result.examples,
         "steps": result.steps,
         "seconds": result.seconds,
