@@ -153,16 +153,9 @@ def matrix_lookup(item_ids: Sequence[str], vectors: np.ndarray) -> VectorLookup:
     return lambda ids: np.asarray(vectors[[row[i] for i in ids]], dtype=np.float32)
 
 
-def remembered(encode: TextLookup) -> TextLookup:
-    """The lookup, each distinct text encoded once (a training run asks few distinct ones)."""
-    kept: dict[str, np.ndarray] = {}
-
-    def lookup(text: str) -> np.ndarray:
-        if text not in kept:
-            kept[text] = encode(text)
-        return kept[text]
-
-    return lookup
+def plain_request(request: str) -> str:
+    """The request as words for the text tower: its reference item read as "this"."""
+    return request.replace(REFERENCE, "this")
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
@@ -235,7 +228,7 @@ class ItemView:
             return prompt, torch.zeros((0, self.lm.projector.config.embed_dim))
         mine = [*recent, *([reference] if reference else [])]
         vectors = self.vectors([*mine, *candidates])
-        wanted = self.requests(request.replace(REFERENCE, "this")) if self.requests else None
+        wanted = self.requests(plain_request(request)) if self.requests else None
         cosines = affinity(vectors[: len(mine)], vectors[len(mine) :], wanted)
         return replace(prompt, affinity=cosines), torch.from_numpy(vectors)
 

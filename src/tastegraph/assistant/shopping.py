@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
@@ -43,7 +44,6 @@ from tastegraph.assistant.choice import (
     matrix_lookup,
     pad_id,
     padded,
-    remembered,
     text_ids,
 )
 from tastegraph.assistant.facts import Catalog, ItemFacts
@@ -367,7 +367,7 @@ def shop_assistant(
     lm = ItemLM.load(folder, projector)
     checkpoints = settings.workdir / "models" / "shopping-training" / embeddings.version
     lookup = matrix_lookup(embeddings.ids, np.asarray(embeddings.vectors))
-    requests = remembered(QueryEncoder(settings.workdir, settings).encode)
+    requests = cache(QueryEncoder(settings.workdir, settings).encode)
     reader = ItemView(lm, SERVED_LAYOUT, catalog, lookup, requests)
     result = train_shopping(reader, examples, checkpoints, config)
     manifest = {

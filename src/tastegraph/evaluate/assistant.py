@@ -38,6 +38,7 @@ import logging
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,7 @@ from tastegraph.assistant.choice import (
     matrix_lookup,
     pad_id,
     padded,
-    remembered,
+    plain_request,
 )
 from tastegraph.assistant.facts import Catalog
 from tastegraph.assistant.lm import ItemLM, lm_hidden_size
@@ -143,7 +144,7 @@ def evaluate_assistant(
     ).model
     vectors = {"fused": fuse_table(fusion, table), "image": table.image}
     encode_request = fusion_text(fusion, text_tower)
-    requests = remembered(lambda text: encode_request([text])[0])
+    requests = cache(lambda text: encode_request([text])[0])
     training, testing = split_examples(train, in_test, catalog, config)
     log.info("assistant eval: %d training, %d test queries", len(training), len(testing))
 
@@ -339,7 +340,7 @@ def cosine_scores(
     scores = np.zeros((len(examples), len(examples[0].candidates)))
     for q, example in enumerate(examples):
         mine = [*example.recent, *([example.reference] if example.reference else [])]
-        request = requests(example.request.replace(REFERENCE, "this"))
+        request = requests(plain_request(example.request))
         cosines = affinity(
             vectors[[row[i] for i in mine]], vectors[[row[i] for i in example.candidates]], request
         )
