@@ -52,7 +52,7 @@ def test_feeds_are_the_same_whether_walks_and_searches_were_kept(world: World) -
     kept = world.recommender()
     walked, searched = kept.warm()
     assert walked > 0 and searched > 0
-    assert len(kept.walks.kept) == walked and len(kept.nearest.kept) > 0
+    assert len(kept.caches.walks.kept) == walked and len(kept.caches.nearest.kept) > 0
     nothing_kept = world.recommender(RecommendConfig(walk_cache_items=0, interest_cache_items=0))
     for profile in kept.profiles:
         served = kept.feed(profile.user_id, 12)
@@ -61,7 +61,7 @@ def test_feeds_are_the_same_whether_walks_and_searches_were_kept(world: World) -
             (r.item_id, r.source, r.reason) for r in fresh
         ]
         assert [r.score for r in served] == pytest.approx([r.score for r in fresh], rel=1e-5)
-    assert len(nothing_kept.walks.kept) == len(nothing_kept.nearest.kept) == 0
+    assert len(nothing_kept.caches.walks.kept) == len(nothing_kept.caches.nearest.kept) == 0
 
 
 def test_the_explore_dial_sets_the_share_of_new_interests(world: World) -> None:

@@ -63,8 +63,8 @@ def partner_share(rows: np.ndarray, queries: np.ndarray) -> float:
 def test_reranker_puts_basket_partners_first(shop: tuple, trained: RelatedReranker) -> None:
     ours = recommender(shop, trained)
     queries = np.arange(len(ours.index))
-    reranked, scores = trained.rank(ours, queries, 5)
-    by_score = np.argsort(-ours.related_scores(queries), axis=1)[:, :5]
+    reranked, scores = trained.rank(ours.related_score, queries, 5)
+    by_score = np.argsort(-ours.related_score.scores(queries), axis=1)[:, :5]
     assert partner_share(reranked, queries) >= 0.9
     assert partner_share(reranked, queries) > partner_share(by_score, queries)
     assert np.all(np.diff(scores, axis=1) <= 0)  # best first
@@ -92,7 +92,10 @@ def test_published_reranker_ranks_the_same(
     assert np.array_equal(new.codes[:-1], trained.context.codes)
     ours = recommender(shop, trained)
     queries = np.arange(0, len(ids), 7)
-    assert np.array_equal(trained.rank(ours, queries, 10)[0], reopened.rank(ours, queries, 10)[0])
+    assert np.array_equal(
+        trained.rank(ours.related_score, queries, 10)[0],
+        reopened.rank(ours.related_score, queries, 10)[0],
+    )
 
 
 def test_trees_as_arrays_predict_what_scikit_learn_predicts() -> None:

@@ -38,7 +38,8 @@ from tastegraph.assistant.lm import ItemLM
 from tastegraph.assistant.understand import understand
 from tastegraph.lru import LruMap
 from tastegraph.recommend import Recommender
-from tastegraph.recommend.recommender import ACTION_VERBS, Filters
+from tastegraph.recommend.explain import ACTION_VERBS
+from tastegraph.recommend.items import Filters
 from tastegraph.recommend.search import QueryEncoder
 
 NEED_CACHE = 1024  # needs whose embedding is kept

@@ -22,7 +22,7 @@ from tastegraph.assistant.facts import Catalog, ItemFacts
 from tastegraph.assistant.head import AFFINITIES
 from tastegraph.assistant.lm import ItemLM
 from tastegraph.display import PriceDisplay
-from tastegraph.recommend.recommender import ACTION_VERBS
+from tastegraph.recommend.explain import ACTION_VERBS
 
 SYSTEM = (
     "You are a shopping assistant. The shopper sees numbered items. Recommend the one that "

@@ -14,11 +14,12 @@ from tqdm import tqdm
 from tastegraph.cli.apps import app
 from tastegraph.cli.common import ExploreOption, fail, open_store_of, settings_of
 from tastegraph.config import Settings
-from tastegraph.recommend.recommender import Filters
+from tastegraph.recommend.items import Filters
 from tastegraph.store import Store
 
 if TYPE_CHECKING:
-    from tastegraph.recommend.recommender import Recommendation, Recommender
+    from tastegraph.recommend.items import Recommendation
+    from tastegraph.recommend.recommender import Recommender
 
 
 @app.command()

@@ -3,6 +3,9 @@
 Two interfaces, one per task:
 - next purchase: `recommend(user_id, n)` gives up to n distinct item rows, best first;
 - basket completion (item to item): `score(rows)` gives a (Q, N) score matrix, higher better.
+`BaselineRecommender` puts a pair of them behind the recommender's own interface
+(`ItemRecommender`: feed and related items, with filters), so the evaluation asks every
+method the same way and the contract tests hold baselines to the same promises as ours.
 
 Items are rows 0..N-1 of an index chosen by the caller. Every baseline is fitted only on the
 events the caller passes, all of them before the cut-off `now`: `TrainingLog.build` refuses
@@ -23,6 +26,9 @@ from scipy import sparse
 from threadpoolctl import threadpool_limits
 
 from tastegraph.evaluate.metrics import top_k
+from tastegraph.index import ItemIndex
+from tastegraph.recommend import Filters, Recommendation
+from tastegraph.recommend.items import check_n, passing
 from tastegraph.store import Event
 
 logger = logging.getLogger(__name__)
@@ -321,3 +327,74 @@ class ContentKNN:
             return self.popularity.recommend(user_id, n)
         best = top_k((self.unit @ profile)[None, :], min(n, self.log.n_items))[0]
         return fill(best.tolist(), self.popularity.ranking, n)
+
+
+class BaselineRecommender:
+    """A next-purchase baseline's `recommend` and an item-to-item one's `score` as an
+    `ItemRecommender` over `index`, whose rows are the baselines' rows. Filters and hidden
+    items (taken in by `record`) hold as they do for ours; the baselines learn nothing
+    online."""
+
+    def __init__(
+        self,
+        name: str,
+        index: ItemIndex,
+        log: TrainingLog,
+        recommend: Callable[[str, int], np.ndarray],
+        score: Callable[[np.ndarray], np.ndarray],
+    ) -> None:
+        if len(index) != log.n_items:
+            raise ValueError(f"need the index of the log's {log.n_items} rows, got {len(index)}")
+        self.name = name
+        self.index = index
+        self.log = log
+        self.recommend = recommend
+        self.score = score
+        self.hidden: dict[str, set[int]] = defaultdict(set)
+
+    def feed(
+        self,
+        user_id: str,
+        n: int = 12,
+        *,
+        explore: float | None = None,  # baselines do not explore
+        filters: Filters | None = None,
+    ) -> list[Recommendation]:
+        """The baseline's n best allowed rows, asking it for more while filters drop some."""
+        check_n(n)
+        allowed = self._allowed(filters or Filters(), user_id)
+        asked = n
+        while True:
+            rows = [int(r) for r in self.recommend(user_id, asked) if allowed[r]]
+            if len(rows) >= n or asked >= len(self.index):
+                return [self._answer(row, 0.0) for row in rows[:n]]
+            asked = min(4 * asked, len(self.index))
+
+    def related(
+        self, item_id: str, n: int = 12, *, filters: Filters | None = None
+    ) -> list[Recommendation]:
+        check_n(n)
+        query = self.index.row(item_id)
+        scores = self.score(np.array([query]))[0].astype(np.float64)
+        scores[~self._allowed(filters or Filters(), None)] = -np.inf
+        scores[query] = -np.inf
+        top = np.argsort(-scores, kind="stable")[:n]
+        return [self._answer(int(row), float(scores[row])) for row in top if scores[row] > -np.inf]
+
+    def record(self, event: Event) -> bool:
+        """Take a "hide" in: the item never comes back to that user."""
+        if event.action != "hide" or event.item_id not in self.index:
+            return False
+        self.hidden[event.user_id].add(self.index.row(event.item_id))
+        return True
+
+    def _allowed(self, filters: Filters, user_id: str | None) -> np.ndarray:
+        allowed = passing(self.index, filters)
+        if user_id is not None:
+            allowed[list(self.hidden.get(user_id, ()))] = False
+            if filters.exclude_engaged:
+                allowed[[row for row, _ in self.log.history.get(user_id, [])]] = False
+        return allowed
+
+    def _answer(self, row: int, score: float) -> Recommendation:
+        return Recommendation(self.index.ids[row], score, self.name, f"Chosen by {self.name}", "")

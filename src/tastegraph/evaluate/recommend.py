@@ -46,7 +46,7 @@ from tastegraph.graph.sage import graph_aware_embeddings, train_aggregator
 from tastegraph.graph.taste import ItemDetails
 from tastegraph.profiles import ProfileConfig
 from tastegraph.profiles.batch import build_profiles
-from tastegraph.recommend import RecommendConfig, Recommender
+from tastegraph.recommend import ItemRecommender, RecommendConfig, Recommender
 from tastegraph.recommend.assemble import assemble
 from tastegraph.recommend.rerank import RelatedReranker
 from tastegraph.recommend.rerank_job import (
@@ -242,13 +242,8 @@ def next_purchases(
     k = config.feed_k
     rows_of = {item_id: row for row, item_id in enumerate(table.item_ids)}
 
-    def ours(user: str, n: int) -> np.ndarray:
-        feed = recommender.feed(user, n, explore=config.explore)
-        return np.array([rows_of[r.item_id] for r in feed], dtype=np.int64)
-
     popularity = base.Popularity(logbook)
-    methods: dict[str, Callable[[str, int], np.ndarray]] = {
-        OURS: ours,
+    baselines: dict[str, Callable[[str, int], np.ndarray]] = {
         "time-decayed popularity": popularity.recommend,
         "repurchase + popularity": base.RepurchasePopularity(logbook, popularity).recommend,
         "co-visitation item-kNN": base.CoVisitation(logbook, popularity=popularity).recommend,
@@ -257,10 +252,16 @@ def next_purchases(
             logbook, table.image, popularity=popularity
         ).recommend,
     }
+    methods: dict[str, ItemRecommender] = {OURS: recommender} | {
+        # Related items are not measured here: popularity stands in for them.
+        name: base.BaselineRecommender(name, recommender.index, logbook, feed, popularity.score)
+        for name, feed in baselines.items()
+    }
     per_user: dict[str, dict[str, np.ndarray]] = {}
     extra: dict[str, dict[str, float]] = {}
-    for name, recommend in methods.items():
-        ranked = _pad([recommend(u, k) for u in users], k)  # (U, k)
+    for name, method in methods.items():
+        feeds = [method.feed(u, k, explore=config.explore) for u in users]
+        ranked = _pad([np.array([rows_of[r.item_id] for r in f], np.int64) for f in feeds], k)
         per_user[name] = {
             f"MAP@{k}": average_precision_at_k(ranked, relevant, k),
             f"recall@{k}": recall_at_k(ranked, relevant),
@@ -299,9 +300,9 @@ def basket_completion(
     k = config.related_k
     ranked: dict[str, np.ndarray] = {}
     if reranker is not None:
-        ranked[OURS] = reranker.rank(recommender, queries, k)[0]
+        ranked[OURS] = reranker.rank(recommender.related_score, queries, k)[0]
     scorers: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-        OURS if reranker is None else HAND_WEIGHTED: recommender.related_scores,
+        OURS if reranker is None else HAND_WEIGHTED: recommender.related_score.scores,
         "our embedding, cosine only": base.cosine_scorer(vectors),
         "raw image cosine": base.cosine_scorer(table.image),
         "raw text cosine (image where no text)": _text_then_image(table),

@@ -278,7 +278,7 @@ class OnlineSystem:
                 [item_id], vector[None], [None if category is None else str(category)], [item.price]
             )
             updated = self._assemble(index, self.taste, before.profiles)
-            updated.walks = before.walks  # the same graph: the walks kept so far still hold
+            updated.take_over_caches(before, nearest=False)  # the same graph, a new index
             with self._state_lock:
                 if self.recommender is before:  # else a refresh swapped meanwhile: redo
                     self.recommender = updated
@@ -372,7 +372,7 @@ class OnlineSystem:
             before = self.recommender
             self.reranker = reranker
             updated = self._assemble(before.index, self.taste, before.profiles)
-            updated.walks, updated.nearest = before.walks, before.nearest
+            updated.take_over_caches(before, nearest=True)
             self.recommender = updated
 
     def _assemble(

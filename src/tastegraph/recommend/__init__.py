@@ -2,6 +2,14 @@
 
 from tastegraph.recommend.config import RecommendConfig
 from tastegraph.recommend.diversify import mmr
-from tastegraph.recommend.recommender import Filters, Recommendation, Recommender
+from tastegraph.recommend.items import Filters, Recommendation
+from tastegraph.recommend.recommender import ItemRecommender, Recommender
 
-__all__ = ["Filters", "RecommendConfig", "Recommendation", "Recommender", "mmr"]
+__all__ = [
+    "Filters",
+    "ItemRecommender",
+    "RecommendConfig",
+    "Recommendation",
+    "Recommender",
+    "mmr",
+]

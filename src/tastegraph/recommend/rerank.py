@@ -1,6 +1,6 @@
 """Related items re-ranked by a model learned from real baskets ("complete the look").
 
-The hand-weighted related score (`Recommender.related_scores`) fetches a pool of candidates
+The hand-weighted related score (`RelatedScore`) fetches a pool of candidates
 and gradient-boosted trees, trained on baskets (`rerank_job.py`), order it. Their features
 are the parts of that score plus what a weighted sum cannot express: whether the two items
 share a colour, a type or a department (which of these matters depends on the rest), their
@@ -14,15 +14,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tastegraph import registry
 from tastegraph.recommend.forest import BoostedTrees
-
-if TYPE_CHECKING:
-    from tastegraph.recommend.recommender import Recommender
+from tastegraph.recommend.related import RelatedScore
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +38,14 @@ class ItemContext:
 
 
 def candidates(
-    recommender: Recommender, context: ItemContext, queries: np.ndarray, allowed: np.ndarray
+    related: RelatedScore, context: ItemContext, queries: np.ndarray, allowed: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """(Q, P) pool of index rows per query (the best by the related score among `allowed`,
     (N,) bool; -1 pads a short pool) and (Q, P, F) their features."""
-    parts = recommender.related_parts(queries)
-    scores = recommender.related_scores(queries, parts)
+    parts = related.parts(queries)
+    scores = related.scores(queries, parts)
     scores[:, ~allowed] = -np.inf
-    size = min(POOL, len(recommender.index))  # the query itself, at -inf, pads a tiny catalog
+    size = min(POOL, len(related.items))  # the query itself, at -inf, pads a tiny catalog
     pool = np.argpartition(-scores, size - 1, axis=1)[:, :size]
     pool_scores = np.take_along_axis(scores, pool, 1)
     order = np.argsort(-pool_scores, axis=1, kind="stable")
@@ -93,18 +90,18 @@ class RelatedReranker:
 
     def rank(
         self,
-        recommender: Recommender,
+        related: RelatedScore,
         queries: np.ndarray,
         k: int,
         allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(Q, k) best index rows per query by the model (-1 pads) and their scores. The
-        context's rows must be the recommender's index rows (see `over`)."""
-        allowed = np.ones(len(recommender.index), dtype=bool) if allowed is None else allowed
+        context's rows must be the related score's index rows (see `over`)."""
+        allowed = np.ones(len(related.items), dtype=bool) if allowed is None else allowed
         rows, scores = [], []
         for start in range(0, len(queries), CHUNK):
             pool, features = candidates(
-                recommender, self.context, queries[start : start + CHUNK], allowed
+                related, self.context, queries[start : start + CHUNK], allowed
             )
             flat = features.reshape(-1, features.shape[-1])[:, self.measured]
             predicted = self.trees.probability(flat).reshape(pool.shape)

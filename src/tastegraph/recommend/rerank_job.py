@@ -164,7 +164,7 @@ def fit_reranker(
     features, labels = [], []
     for begin in range(0, len(queries), CHUNK):
         chunk = queries[begin : begin + CHUNK]
-        pool, x = candidates(earlier, context, chunk, np.ones(len(ids), dtype=bool))
+        pool, x = candidates(earlier.related_score, context, chunk, np.ones(len(ids), dtype=bool))
         wanted = partners[begin : begin + CHUNK]
         labels += [
             row in want for rows, want in zip(pool, wanted, strict=True) for row in rows if row >= 0
