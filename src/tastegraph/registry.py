@@ -20,23 +20,24 @@ from tastegraph.artifacts import current_version, publish_version
 
 @dataclass(frozen=True)
 class Artifact:
-    """Where an artifact lives and, for those whose manifest is checked here, the kind and
-    format it must hold (the index checks its own format string; the embeddings, fusion
-    model and projector manifests carry no format yet)."""
+    """Where an artifact lives, and the kind and format its manifest must hold (the index
+    checks its own format string, since its manifest's "kind" names the index type)."""
 
     folder: str  # under the workdir
     kind: str | None = None
     format: int | None = None
+    # Versions published before the manifest carried a kind and format read as format 1.
+    unmarked_is_format_1: bool = False
 
 
 ARTIFACTS: dict[str, Artifact] = {
-    "embeddings": Artifact("embeddings"),
-    "fusion": Artifact("models/fusion"),
+    "embeddings": Artifact("embeddings", "item_embeddings", 1, unmarked_is_format_1=True),
+    "fusion": Artifact("models/fusion", "fusion", 1, unmarked_is_format_1=True),
     "index": Artifact("index"),
     "graph": Artifact("graph", "taste_graph", 1),
     "profiles": Artifact("profiles", "user_profiles", 2),  # 2: profiles keep recent events
     "reranker": Artifact("reranker", "related-reranker", 2),  # 2: trees as arrays, no pickle
-    "projector": Artifact("models/projector"),
+    "projector": Artifact("models/projector", "item_projector", 1, unmarked_is_format_1=True),
 }
 
 
@@ -63,19 +64,20 @@ def publish(workdir: Path, name: str, write: Callable[[Path], None]) -> Path:
 
 
 def write_manifest(folder: Path, name: str, content: Mapping[str, Any]) -> None:
-    """Write `folder`'s manifest.json: `content` with the artifact's kind and format."""
+    """Write `folder`'s manifest.json: `content` with the artifact's kind and format (which
+    `content` cannot change) and, unless `content` has one, the time of writing."""
     artifact = ARTIFACTS[name]
-    manifest = {"kind": artifact.kind, "format": artifact.format, "created_at": time.time()}
-    (folder / "manifest.json").write_text(json.dumps(manifest | dict(content), indent=2) + "\n")
+    manifest = {"created_at": time.time()} | dict(content)
+    manifest |= {"kind": artifact.kind, "format": artifact.format}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 def outdated(folder: Path, name: str) -> bool:
     """Whether `folder` holds artifact `name` in a format older than the one read now."""
-    manifest = json.loads((folder / "manifest.json").read_text())
+    kind, written = _kind_and_format(_read(folder), ARTIFACTS[name])
     artifact = ARTIFACTS[name]
-    written = manifest.get("format")
     return (
-        manifest.get("kind") == artifact.kind
+        kind == artifact.kind
         and isinstance(written, int)
         and artifact.format is not None
         and written < artifact.format
@@ -85,10 +87,22 @@ def outdated(folder: Path, name: str) -> bool:
 def read_manifest(folder: Path, name: str) -> dict[str, Any]:
     """`folder`'s manifest.json, refused unless it holds artifact `name` in its format."""
     artifact = ARTIFACTS[name]
-    manifest: dict[str, Any] = json.loads((folder / "manifest.json").read_text())
-    if manifest.get("kind") != artifact.kind or manifest.get("format") != artifact.format:
+    manifest = _read(folder)
+    kind, written = _kind_and_format(manifest, artifact)
+    if kind != artifact.kind or written != artifact.format:
         raise ValueError(
-            f"{folder} holds {manifest.get('kind')} format {manifest.get('format')}; "
+            f"{folder} holds {kind} format {written}; "
             f"expected {artifact.kind} format {artifact.format}"
         )
     return manifest
+
+
+def _read(folder: Path) -> dict[str, Any]:
+    manifest: dict[str, Any] = json.loads((folder / "manifest.json").read_text())
+    return manifest
+
+
+def _kind_and_format(manifest: Mapping[str, Any], artifact: Artifact) -> tuple[Any, Any]:
+    if artifact.unmarked_is_format_1 and "format" not in manifest:
+        return manifest.get("kind", artifact.kind), 1
+    return manifest.get("kind"), manifest.get("format")

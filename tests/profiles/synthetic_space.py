@@ -37,7 +37,7 @@ def make_space(
         rows.append(centre + 0.4 * rng.standard_normal((per_cluster, dim)) / np.sqrt(dim))
     vectors = np.concatenate(rows).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    folder = EmbeddingStore.publish(workdir, ids, vectors, {"kind": "test"})
+    folder = EmbeddingStore.publish(workdir, ids, vectors, {"fusion_model": "test"})
     return Space(EmbeddingStore(folder), clusters)
 
 

@@ -15,7 +15,6 @@ naming no colour; `tastegraph evaluate descriptions --projector current` measure
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from tastegraph import registry
 from tastegraph.assistant.lm import ItemLM, load_item_lm
 from tastegraph.assistant.models import DEFAULT_LM, cached_lm
 from tastegraph.assistant.projector import (
@@ -136,9 +136,8 @@ def alignment_manifest(workdir: Path, manifest: Mapping[str, Any]) -> dict[str, 
     before = float(manifest.get("created_at", float("inf")))
     candidates = []
     for folder in (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        path = folder / "manifest.json"
-        if path.is_file():
-            candidate: dict[str, Any] = json.loads(path.read_text())
+        if (folder / "manifest.json").is_file():
+            candidate = registry.read_manifest(folder, "projector")
             candidates.append(candidate | {"version": folder.name, "path": str(folder)})
     for candidate in sorted(candidates, key=lambda c: float(c.get("created_at", 0)), reverse=True):
         if (

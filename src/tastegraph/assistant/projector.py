@@ -7,8 +7,6 @@ vision-tower patches, and the output is k tokens instead of one per merged patch
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -74,9 +72,9 @@ def save_projector(
         save_file(projector.state_dict(), str(folder / "model.safetensors"))
         if adapters:
             save_file(adapters, str(folder / ADAPTERS_FILE))
-        content = {"kind": "item_projector", "created_at": time.time()} | manifest
-        content["config"] = asdict(projector.config)
-        (folder / "manifest.json").write_text(json.dumps(content, indent=2) + "\n")
+        registry.write_manifest(
+            folder, "projector", manifest | {"config": asdict(projector.config)}
+        )
 
     return publish_version(projector_root(workdir), write)
 
@@ -87,7 +85,7 @@ def load_projector(workdir: Path) -> tuple[ItemProjector, dict[str, Any]]:
         raise FileNotFoundError(
             f"no item projector in {workdir}; run `tastegraph train assistant` first"
         )
-    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest = registry.read_manifest(folder, "projector")
     projector = ItemProjector(ProjectorConfig(**manifest["config"]))
     projector.load_state_dict(load_file(str(folder / "model.safetensors")))
     projector.eval()

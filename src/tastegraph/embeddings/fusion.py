@@ -7,7 +7,6 @@ embedding fuses both modalities and falls back to the image alone when it has no
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
+from tastegraph import registry
 from tastegraph.artifacts import current_version
 
 
@@ -86,7 +86,7 @@ def load_fusion(root: Path) -> tuple[FusionModel, dict[str, Any]]:
         raise FileNotFoundError(
             f"no fusion model in {root}; run `tastegraph train embeddings` first"
         )
-    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest = registry.read_manifest(folder, "fusion")
     model = FusionModel(FusionConfig(**manifest["model_config"]))
     model.load_state_dict(load_file(str(folder / "model.safetensors")))
     model.eval()

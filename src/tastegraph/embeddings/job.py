@@ -168,7 +168,6 @@ def run_embed(
         pass
     vectors = fuse_table(model, features.table)
     manifest = {
-        "kind": "item_embeddings",
         "created_at": time.time(),
         "towers": features.towers,
         "fusion_model": fusion["version"],

@@ -21,7 +21,7 @@ class EmbeddingStore:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.manifest: dict[str, Any] = json.loads((folder / "manifest.json").read_text())
+        self.manifest = registry.read_manifest(folder, "embeddings")
         self.ids: list[str] = json.loads((folder / "ids.json").read_text())
         self.vectors = np.load(folder / "vectors.npy", mmap_mode="r")  # (N, dim) float32
         self._rows = {item_id: row for row, item_id in enumerate(self.ids)}
@@ -71,6 +71,6 @@ class EmbeddingStore:
         def write(folder: Path) -> None:
             np.save(folder / "vectors.npy", np.ascontiguousarray(vectors))
             (folder / "ids.json").write_text(json.dumps(ids))
-            (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+            registry.write_manifest(folder, "embeddings", manifest)
 
         return publish_version(embeddings_root(workdir), write)

@@ -10,9 +10,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ import torch
 from safetensors.torch import save_file
 from tqdm import tqdm
 
+from tastegraph import registry
 from tastegraph.artifacts import publish_version
 from tastegraph.embeddings.fusion import FusionConfig, FusionModel
 from tastegraph.embeddings.pairs import co_engaged_pairs, variant_pairs
@@ -186,8 +185,6 @@ def save_fusion(
 ) -> Path:
     """Publish the model as a new version: model.safetensors and manifest.json."""
     manifest = {
-        "kind": "fusion",
-        "created_at": time.time(),
         "model_config": result.model.config.to_dict(),
         "train_config": asdict(config),
         "towers": towers,
@@ -199,6 +196,6 @@ def save_fusion(
 
     def write(folder: Path) -> None:
         save_file(result.model.state_dict(), str(folder / "model.safetensors"))
-        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        registry.write_manifest(folder, "fusion", manifest)
 
     return publish_version(root, write)

@@ -23,7 +23,7 @@ from tastegraph.assistant.conversation import ConversationState
 from tastegraph.config import Settings
 from tastegraph.online import LiveAssistant, OnlineSystem
 from tastegraph.online.assistant import ChatItems, ChatText
-from tastegraph.recommend.recommender import Filters, Recommendation
+from tastegraph.recommend.items import Filters, Recommendation
 from tastegraph.serve import schemas
 from tastegraph.serve.limits import BodyLimit, RateLimit, error_body
 from tastegraph.serve.metrics import Metrics
