@@ -40,6 +40,7 @@ pytest: $(STAMP) system-tools
 system-tools:
 	@command -v ss >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+	@test -x /usr/lib/postgresql/15/bin/initdb || (apt-get update -qq && apt-get install -y -qq postgresql-15)
 
 test-slow: $(STAMP) system-tools
 	$(BIN)/pytest -m slow

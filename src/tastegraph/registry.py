@@ -51,6 +51,16 @@ def current(workdir: Path, name: str) -> Path | None:
     return current_version(root(workdir, name))
 
 
+def current_manifest(root: Path, name: str, missing: str) -> tuple[Path, dict[str, Any]]:
+    """The current version of artifact `name` under `root` and its checked manifest, with
+    its "version" and "path"; FileNotFoundError saying `missing` when none is published."""
+    folder = current_version(root)
+    if folder is None:
+        raise FileNotFoundError(missing)
+    manifest = read_manifest(folder, name) | {"version": folder.name, "path": str(folder)}
+    return folder, manifest
+
+
 def versions(workdir: Path) -> dict[str, str | None]:
     """The current version of every artifact (None where none was published)."""
     return {

@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from tastegraph import registry
-from tastegraph.artifacts import current_version, publish_version
+from tastegraph.artifacts import publish_version
 
 ADAPTERS_FILE = "adapters.safetensors"  # the choice head and any LoRA weights
 
@@ -80,15 +80,9 @@ def save_projector(
 
 
 def load_projector(workdir: Path) -> tuple[ItemProjector, dict[str, Any]]:
-    folder = current_version(projector_root(workdir))
-    if folder is None:
-        raise FileNotFoundError(
-            f"no item projector in {workdir}; run `tastegraph train assistant` first"
-        )
-    manifest = registry.read_manifest(folder, "projector")
+    missing = f"no item projector in {workdir}; run `tastegraph train assistant` first"
+    folder, manifest = registry.current_manifest(projector_root(workdir), "projector", missing)
     projector = ItemProjector(ProjectorConfig(**manifest["config"]))
     projector.load_state_dict(load_file(str(folder / "model.safetensors")))
     projector.eval()
-    manifest["version"] = folder.name
-    manifest["path"] = str(folder)
     return projector, manifest

@@ -12,7 +12,7 @@ import typer
 from tastegraph.config import Settings
 from tastegraph.ingest.quarantine import RowError
 from tastegraph.ingest.validate import parse_timestamp
-from tastegraph.store import Event, SchemaVersionError, SQLiteStore, open_store
+from tastegraph.store import Event, SchemaVersionError, Store, StoreUnavailableError, open_store
 
 if TYPE_CHECKING:
     from tastegraph.assistant.chat import Assistant
@@ -38,10 +38,10 @@ def settings_of(ctx: typer.Context, data: Path | None = None) -> Settings:
     return settings
 
 
-def open_store_of(settings: Settings) -> SQLiteStore:
+def open_store_of(settings: Settings) -> Store:
     try:
         return open_store(settings.resolved_store_url)
-    except (SchemaVersionError, ValueError, NotImplementedError) as exc:
+    except (SchemaVersionError, StoreUnavailableError, ValueError) as exc:
         raise fail(str(exc)) from None
 
 

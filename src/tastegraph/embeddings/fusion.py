@@ -18,7 +18,6 @@ from safetensors.torch import load_file
 from torch import nn
 
 from tastegraph import registry
-from tastegraph.artifacts import current_version
 
 
 @dataclass
@@ -81,14 +80,9 @@ class FusionModel(nn.Module):
 def load_fusion(root: Path) -> tuple[FusionModel, dict[str, Any]]:
     """The current fusion model under `root` (see `registry`), in eval mode, and its
     manifest with its version."""
-    folder = current_version(root)
-    if folder is None:
-        raise FileNotFoundError(
-            f"no fusion model in {root}; run `tastegraph train embeddings` first"
-        )
-    manifest = registry.read_manifest(folder, "fusion")
+    missing = f"no fusion model in {root}; run `tastegraph train embeddings` first"
+    folder, manifest = registry.current_manifest(root, "fusion", missing)
     model = FusionModel(FusionConfig(**manifest["model_config"]))
     model.load_state_dict(load_file(str(folder / "model.safetensors")))
     model.eval()
-    manifest["version"] = folder.name
     return model, manifest

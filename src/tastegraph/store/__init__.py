@@ -1,4 +1,5 @@
-"""Durable state behind one interface, chosen by URL scheme (sqlite:///path)."""
+"""Durable state behind one interface, chosen by URL scheme: sqlite:///path for one
+file on this machine, postgresql://host/dbname for a database many processes share."""
 
 from __future__ import annotations
 
@@ -10,21 +11,26 @@ from tastegraph.store.base import (
     Media,
     SchemaVersionError,
     Store,
+    StoreUnavailableError,
     UnknownItemError,
     User,
     WriteResult,
 )
+from tastegraph.store.postgres import EVENTS_CHANNEL, PostgresStore, redacted
 from tastegraph.store.sqlite import SQLiteStore
 
 __all__ = [
+    "EVENTS_CHANNEL",
     "SCHEMA_VERSION",
     "Collection",
     "Event",
     "Item",
     "Media",
+    "PostgresStore",
     "SQLiteStore",
     "SchemaVersionError",
     "Store",
+    "StoreUnavailableError",
     "UnknownItemError",
     "User",
     "WriteResult",
@@ -32,15 +38,23 @@ __all__ = [
 ]
 
 
-def open_store(url: str) -> SQLiteStore:
-    """Open the store at url; `sqlite:///relative/or/absolute/path.db`."""
+def open_store(url: str) -> Store:
+    """Open the store at url, creating its schema in a new file or an empty database.
+
+    `sqlite:///relative/or/absolute/path.db`, or `postgresql://user@host:port/dbname`
+    (`postgres://` too), handed to PostgreSQL's client library as it is, query options
+    included; a Unix socket is `postgresql:///dbname?host=/socket/dir`.
+    """
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise ValueError(f"store URL {url!r} has no scheme; expected sqlite:///path/to/store.db")
+        raise ValueError(
+            f"store URL {redacted(url)!r} has no scheme; expected sqlite:///path/to/store.db"
+            " or postgresql://host/dbname"
+        )
     if scheme == "sqlite":
         return SQLiteStore(rest.removeprefix("/"))
     if scheme in ("postgres", "postgresql"):
-        raise NotImplementedError(
-            "the PostgreSQL backend is planned but not built yet; use sqlite:///path"
-        )
-    raise ValueError(f"unknown store scheme {scheme!r} in {url!r}; expected sqlite")
+        return PostgresStore(url)
+    raise ValueError(
+        f"unknown store scheme {scheme!r} in {redacted(url)!r}; expected sqlite or postgresql"
+    )

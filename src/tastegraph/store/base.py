@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from tastegraph.config import ACTIONS
 
@@ -13,6 +13,10 @@ SCHEMA_VERSION = 1
 
 class SchemaVersionError(RuntimeError):
     """The store on disk was written by a different schema version than this code expects."""
+
+
+class StoreUnavailableError(RuntimeError):
+    """The store's server cannot be reached or refused the login."""
 
 
 class UnknownItemError(KeyError):
@@ -152,3 +156,7 @@ class Store(Protocol):
     def counts(self) -> dict[str, int]: ...
 
     def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
