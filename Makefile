@@ -41,6 +41,7 @@ system-tools:
 	@command -v ss >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 	@test -x /usr/lib/postgresql/15/bin/initdb || (apt-get update -qq && apt-get install -y -qq postgresql-15)
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 
 test-slow: $(STAMP) system-tools
 	$(BIN)/pytest -m slow

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     # How often the server looks for newly published artifacts (embeddings, index, graph,
     # profiles, models) and swaps them in without a restart.
     serve_watch_seconds: float = 2.0
+    # How long a feed asked to reflect events up to a log position (`after`) waits for this
+    # server process to reach it before it answers anyway, with X-Log-Stale.
+    read_your_writes_seconds: float = 1.0
     # Requests larger than this get 413; photos of new items count towards it.
     max_request_bytes: int = 16_000_000
     max_events_per_request: int = 1000

@@ -104,7 +104,8 @@ def test_a_save_changes_the_next_feed_and_is_durable(client: TestClient, workdir
     before = feed_ids(client, newcomer, new_user=True, explore=0)
     service = service_of(client)
     item = next(i for i in service.current().index.ids if i not in before)
-    assert save(client, "save-new-1", newcomer, item) == {"stored": 1, "duplicates": 0}
+    saved = save(client, "save-new-1", newcomer, item)
+    assert saved == {"stored": 1, "duplicates": 0, "log_position": service.log_position}
     after = client.get(f"/v1/users/{newcomer}/feed", params={"n": 6, "explore": 0}).json()
     assert [c["id"] for c in after["items"]] != before
     title = service.details[item].title or item
@@ -113,7 +114,8 @@ def test_a_save_changes_the_next_feed_and_is_durable(client: TestClient, workdir
     with SQLiteStore(workdir / "store.db") as other:
         assert "save-new-1" in other.known_event_ids(["save-new-1"])
     # Re-sending is a no-op; the user is known now.
-    assert save(client, "save-new-1", newcomer, item) == {"stored": 0, "duplicates": 1}
+    again = save(client, "save-new-1", newcomer, item)
+    assert again == {"stored": 0, "duplicates": 1, "log_position": saved["log_position"]}
     assert client.get(f"/v1/users/{newcomer}/feed").status_code == 200
 
 
@@ -124,8 +126,9 @@ def test_event_batches_and_bad_events(client: TestClient) -> None:
         {"event_id": f"batch-{n}", "user_id": user, "item_id": i, "action": "view", "ts": 1.7e9}
         for n, i in enumerate(items)
     ]
+    position = service_of(client).log_position
     response = client.post("/v1/events", json={"events": batch + batch[:1]}, headers=AUTH)
-    assert response.json() == {"stored": 3, "duplicates": 1}
+    assert response.json() == {"stored": 3, "duplicates": 1, "log_position": position + 3}
 
     def post(body: Any) -> tuple[int, str]:
         response = client.post("/v1/events", json=body, headers=AUTH)
@@ -149,7 +152,7 @@ def test_event_batches_and_bad_events(client: TestClient) -> None:
     stored = client.post(
         "/v1/events", json=as_in_files | {"timestamp": "2020-09-01T10:00:00Z"}, headers=AUTH
     )
-    assert stored.json() == {"stored": 1, "duplicates": 0}
+    assert stored.json()["stored"] == 1 and stored.json()["duplicates"] == 0
     with SQLiteStore(service_of(client).workdir / "store.db") as store:
         saved = next(e for e in store.iter_events() if e.event_id == "file-names")
     assert (saved.user_id, saved.item_id, saved.ts) == (user, items[0], 1598954400.0)

@@ -279,6 +279,27 @@ def test_events_after_follows_the_log_in_stored_order(store: AnyStore) -> None:
     store.append_events(first)  # only duplicates: the log does not move
     assert store.last_event_seq() == end
     assert store.events_after(end) == []
+    assert ids(store.events_after(0, through=position)) == ["e3", "e1"]
+    assert ids(store.events_after(position - 1, through=position + 1)) == ["e1", "e0"]
+
+
+def test_a_follower_wakes_when_another_store_appends(store: AnyStore, store_url: str) -> None:
+    """What a server process following the log waits on: it returns once another process
+    may have appended (a NOTIFY on PostgreSQL, the poll interval on SQLite), and in any
+    case after its timeout."""
+    store.wait_for_events(0.05)  # nothing appended: returns after the timeout
+    woke = threading.Event()
+
+    def follow() -> None:
+        store.wait_for_events(120.0)  # only a wake-up ends it within the join below
+        woke.set()
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    with open_store(store_url) as other:
+        other.append_events([event("e1")])
+    follower.join(timeout=30)
+    assert woke.is_set() and ids(store.events_after(0)) == ["e1"]
 
 
 def test_iter_events_is_in_timestamp_order_through_a_position(store: AnyStore) -> None:

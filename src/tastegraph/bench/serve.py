@@ -5,12 +5,18 @@ the feed's rate).
 Open loop: requests are sent on a fixed schedule whatever the server's pace, and each
 latency counts from its scheduled time, so a server that falls behind shows it (no
 coordinated omission). Everything is bounded: a few rates, seconds each, one client.
+Two generators send the same mix: wrk with a Lua schedule (loadgen.py), which takes little
+of the cores it shares with the server, and the Python one here (httpx, asyncio), which
+needs no binary but takes about as much CPU as the server. Both report their own CPU
+share beside the server's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
+import resource
 import secrets
 import signal
 import socket
@@ -20,11 +26,24 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import numpy as np
+
+from tastegraph.bench.loadgen import (
+    CpuShare,
+    Latencies,
+    Stream,
+    Targets,
+    cpu_share,
+    process_tree_cpu_seconds,
+    run_wrk,
+    usable_cores,
+)
+
+GENERATORS = ("wrk", "python")
 
 
 @dataclass(frozen=True)
@@ -38,15 +57,6 @@ class LoadConfig:
     timeout: float = 5.0  # a request slower than this is an error
 
 
-@dataclass
-class Latencies:
-    seconds: list[float] = field(default_factory=list)
-    errors: int = 0
-
-    def percentile(self, q: float) -> float:
-        return float(np.percentile(self.seconds, q) * 1000) if self.seconds else float("nan")
-
-
 @dataclass(frozen=True)
 class RateResult:
     rate: float
@@ -54,6 +64,11 @@ class RateResult:
     floor: Latencies  # GET /healthz at the same rate: HTTP and framework cost alone
     events: Latencies
     related: Latencies  # GET /v1/items/{id}/related, re-ranked where a re-ranker is published
+    related_rate: float  # related-items requests per second, sent with the feeds
+    events_rate: float  # events per second, sent with the feeds
+    generator: str  # "wrk" or "python": what sent the requests
+    mix_cpu: CpuShare  # while feeds, related items and events were sent
+    floor_cpu: CpuShare  # while the floor was
 
 
 def free_port() -> int:
@@ -72,10 +87,16 @@ class LiveServer:
 
 @contextmanager
 def running_server(
-    workdir: Path, token: str | None = None, *, assistant: bool = True, start_timeout: float = 120
+    workdir: Path,
+    token: str | None = None,
+    *,
+    assistant: bool = True,
+    start_timeout: float = 120,
+    workers: int = 1,
 ) -> Iterator[LiveServer]:
-    """`tastegraph serve` in a child process on a free loopback port, yielded once it
-    answers /healthz; stopped (that process only) afterwards."""
+    """`tastegraph serve` in a child process on a free loopback port (with `workers`
+    server processes), yielded once it answers /healthz; stopped (that process only)
+    afterwards."""
     token = token or secrets.token_urlsafe(16)
     port = free_port()
     env = os.environ | {
@@ -85,6 +106,8 @@ def running_server(
     }
     command = [sys.executable, "-m", "tastegraph", "serve", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--assistant" if assistant else "--no-assistant"]
+    if workers > 1:
+        command += ["--workers", str(workers)]
     server = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -175,24 +198,123 @@ def _client(url: str, config: LoadConfig) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=url, timeout=config.timeout, limits=limits)
 
 
-def run_load(url: str, token: str, config: LoadConfig) -> list[RateResult]:
-    return asyncio.run(_run_load(url, token, config))
+def run_load(
+    url: str,
+    token: str,
+    config: LoadConfig,
+    *,
+    generator: str = "python",
+    server_pid: int | None = None,
+) -> list[RateResult]:
+    """Each of config.rates in turn: feeds, related items and events together, then the
+    floor alone at the feed rate, sent by `generator` ("wrk" or "python"). The server's
+    CPU share is measured where its process id is given."""
+    if generator == "wrk":
+        return _run_load_wrk(url, token, config, server_pid)
+    if generator == "python":
+        return asyncio.run(_run_load(url, token, config, server_pid))
+    raise ValueError(f"unknown generator {generator!r}; expected one of {GENERATORS}")
 
 
-async def _run_load(url: str, token: str, config: LoadConfig) -> list[RateResult]:
+def _run_load_wrk(
+    url: str, token: str, config: LoadConfig, server_pid: int | None
+) -> list[RateResult]:
+    users, items = asyncio.run(_targets(url, token, config))
+    targets = Targets(users, items, token, config.n)
+    results = []
+    for rate in config.rates:
+        mix = [
+            Stream("feed", rate),
+            Stream("related", rate * config.related_share),
+            Stream("events", config.events_per_second),
+        ]
+        loaded = run_wrk(
+            url, mix, config.seconds, targets, timeout=config.timeout, server_pid=server_pid
+        )
+        floor = run_wrk(
+            url,
+            [Stream("health", rate)],
+            config.seconds,
+            targets,
+            timeout=config.timeout,
+            server_pid=server_pid,
+        )
+        streams = loaded.streams
+        results.append(
+            RateResult(
+                rate=rate,
+                feed=streams.get("feed", Latencies()),
+                floor=floor.streams.get("health", Latencies()),
+                events=streams.get("events", Latencies()),
+                related=streams.get("related", Latencies()),
+                related_rate=mix[1].rate,
+                events_rate=mix[2].rate,
+                generator="wrk",
+                mix_cpu=loaded.cpu,
+                floor_cpu=floor.cpu,
+            )
+        )
+    return results
+
+
+async def _targets(url: str, token: str, config: LoadConfig) -> tuple[list[str], list[str]]:
+    """The users and items the load names, as the Python generator picks them."""
+    async with _client(url, config) as client:
+        traffic = _Traffic(client, token, config)
+        await traffic.prepare()
+        return traffic.users, traffic.items
+
+
+async def _run_load(
+    url: str, token: str, config: LoadConfig, server_pid: int | None
+) -> list[RateResult]:
     async with _client(url, config) as client:
         traffic = _Traffic(client, token, config)
         await traffic.prepare()
         results = []
         for rate in config.rates:
-            feeds, events, related = await asyncio.gather(
-                _open_loop(traffic.feed, rate, config.seconds),
-                _open_loop(traffic.event, config.events_per_second, config.seconds),
-                _open_loop(traffic.related, rate * config.related_share, config.seconds),
+            with _measured_cpu(server_pid) as mix_cpu:
+                feeds, events, related = await asyncio.gather(
+                    _open_loop(traffic.feed, rate, config.seconds),
+                    _open_loop(traffic.event, config.events_per_second, config.seconds),
+                    _open_loop(traffic.related, rate * config.related_share, config.seconds),
+                )
+            with _measured_cpu(server_pid) as floor_cpu:
+                floor = await _open_loop(traffic.health, rate, config.seconds)
+            results.append(
+                RateResult(
+                    rate=rate,
+                    feed=feeds,
+                    floor=floor,
+                    events=events,
+                    related=related,
+                    related_rate=rate * config.related_share,
+                    events_rate=config.events_per_second,
+                    generator="python",
+                    mix_cpu=mix_cpu[0],
+                    floor_cpu=floor_cpu[0],
+                )
             )
-            floor = await _open_loop(traffic.health, rate, config.seconds)
-            results.append(RateResult(rate, feeds, floor, events, related))
     return results
+
+
+@contextmanager
+def _measured_cpu(server_pid: int | None) -> Iterator[list[CpuShare]]:
+    """The CPU share of this process (the Python generator: all of it sends the load) and
+    of the server over the block, put in the yielded list when it ends."""
+    share: list[CpuShare] = []
+    server_before = process_tree_cpu_seconds(server_pid) if server_pid else math.nan
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    start = time.perf_counter()
+    yield share
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    wall = time.perf_counter() - start
+    server_after = process_tree_cpu_seconds(server_pid) if server_pid else math.nan
+    used = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    cores = usable_cores()
+    share.append(
+        CpuShare(cpu_share(used, wall, cores), cpu_share(server_after - server_before, wall, cores))
+    )
 
 
 @dataclass(frozen=True)
@@ -274,7 +396,8 @@ async def _open_loop(
     request: Callable[[int], Awaitable[bool]], rate: float, seconds: float
 ) -> Latencies:
     """Send request(i) at start + i / rate whatever the server's pace; an answer counts
-    from its scheduled time, and a failure or an exception is an error."""
+    from its scheduled time, and a failure (request(i) false: a non-2xx answer) or an
+    exception is an error."""
     result = Latencies()
     start = time.perf_counter()
 
@@ -282,11 +405,13 @@ async def _open_loop(
         try:
             ok = await request(i)
         except httpx.HTTPError:
-            ok = False
+            result.errors += 1
+            return
         if ok:
             result.seconds.append(time.perf_counter() - scheduled)
         else:
             result.errors += 1
+            result.non_2xx += 1
 
     tasks = []
     for i in range(int(rate * seconds)):
@@ -298,18 +423,45 @@ async def _open_loop(
 
 
 def report(results: list[RateResult]) -> str:
-    lines = [
-        f"{'rate/s':>7} {'feed p50':>9} {'feed p99':>9} {'errors':>6} {'floor p99':>10} "
-        f"{'p99 / floor':>11} {'events p99':>11} {'event errors':>12} {'related p50':>11} "
-        f"{'related p99':>11} {'related errors':>14}"
+    """One column per feed rate; each endpoint's latency (from the scheduled time) and
+    errors, the floor beside them, and the CPU share of the generator and the server."""
+    if not results:
+        return "no rates measured"
+    cores = usable_cores()
+    rows: list[tuple[str, list[str]]] = [
+        ("feed requests/s", [f"{r.rate:g}" for r in results]),
+        ("related requests/s", [f"{r.related_rate:g}" for r in results]),
+        ("events/s", [f"{r.events_rate:g}" for r in results]),
     ]
-    for r in results:
-        ratio = r.feed.percentile(99) / r.floor.percentile(99)
-        lines.append(
-            f"{r.rate:7.0f} {r.feed.percentile(50):7.1f}ms {r.feed.percentile(99):7.1f}ms "
-            f"{r.feed.errors:6d} {r.floor.percentile(99):8.1f}ms {ratio:10.1f}x "
-            f"{r.events.percentile(99):9.1f}ms {r.events.errors:12d} "
-            f"{r.related.percentile(50):9.1f}ms {r.related.percentile(99):9.1f}ms "
-            f"{r.related.errors:14d}"
-        )
+    for name in ("feed", "related", "events", "floor"):
+        latencies: list[Latencies] = [getattr(r, name) for r in results]
+        for q in (50, 90, 99):
+            rows.append((f"{name} p{q}", [_ms(lat.percentile(q)) for lat in latencies]))
+        errors = [f"{lat.non_2xx} / {lat.failed}" for lat in latencies]
+        rows.append((f"{name} non-2xx / failed", errors))
+    ratios = [r.feed.percentile(99) / r.floor.percentile(99) for r in results]
+    rows.append(("feed p99 / floor p99", ["-" if math.isnan(x) else f"{x:.1f}x" for x in ratios]))
+    for part in ("mix", "floor"):
+        shares = [getattr(r, f"{part}_cpu") for r in results]
+        rows.append((f"generator CPU ({part})", [_share(s.generator) for s in shares]))
+        rows.append((f"server CPU ({part})", [_share(s.server) for s in shares]))
+    width = max(len(label) for label, _ in rows)
+    cells = max(len(cell) for _, values in rows for cell in values) + 2
+    generator = results[0].generator
+    how = {"wrk": "wrk (Lua schedule)", "python": "Python (httpx, asyncio)"}.get(generator)
+    lines = [
+        f"generator: {how or generator}, open loop: latency from each request's scheduled "
+        f"time; failed: no answer in time; CPU as a share of {cores} cores"
+    ]
+    lines += [
+        f"{label:<{width}}" + "".join(f"{v:>{cells}}" for v in values) for label, values in rows
+    ]
     return "\n".join(lines)
+
+
+def _ms(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.1f} ms"
+
+
+def _share(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.0%}"

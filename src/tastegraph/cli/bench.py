@@ -88,12 +88,25 @@ def bench_serve_command(
     events_per_second: Annotated[
         float, typer.Option(min=0, max=500, help="Save events posted meanwhile.")
     ] = 20,
+    generator: Annotated[
+        str | None,
+        typer.Option(
+            help="What sends the load: wrk (compiled, little CPU) or python (httpx); "
+            "default: wrk when it is on PATH, else python.",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Server processes (tastegraph serve --workers).")
+    ] = 1,
 ) -> None:
     """Load-test the server on 127.0.0.1 over the workdir (a copy, since events are
     written): feed requests at each rate while events and related-items requests (one per
     four feeds) arrive, against GET /healthz at the feed's rate as the floor. Reports
-    p50/p99 latency and errors per rate."""
-    from tastegraph.bench.serve import LoadConfig, report, run_load
+    p50/p90/p99 latency and errors per endpoint and rate, and the CPU share of the load
+    generator beside the server's."""
+    from tastegraph.bench.loadgen import wrk_binary
+    from tastegraph.bench.serve import GENERATORS, LoadConfig, report, run_load
 
     settings = settings_of(ctx)
     try:
@@ -102,13 +115,24 @@ def bench_serve_command(
         raise typer.BadParameter(f"rates must be numbers, got {rates!r}") from None
     if not steps or min(steps) <= 0 or max(steps) > 2000:
         raise typer.BadParameter("rates must be between 0 and 2000 per second")
+    if generator is None:
+        generator = "wrk" if wrk_binary() else "python"
+        if generator == "python":
+            typer.echo("wrk is not on PATH (apt-get install wrk): the load comes from Python")
+    elif generator not in GENERATORS:
+        raise typer.BadParameter(f"unknown generator {generator!r}; expected wrk or python")
+    elif generator == "wrk" and wrk_binary() is None:
+        raise fail("wrk is not on PATH: apt-get install wrk, or pass --generator python")
     config = LoadConfig(rates=steps, seconds=seconds, events_per_second=events_per_second)
-    with _serving_copy(settings) as server:
-        typer.echo(report(run_load(server.url, server.token, config)))
+    with _serving_copy(settings, workers) as server:
+        results = run_load(
+            server.url, server.token, config, generator=generator, server_pid=server.process.pid
+        )
+        typer.echo(report(results))
 
 
 @contextmanager
-def _serving_copy(settings: Settings) -> Iterator[Any]:
+def _serving_copy(settings: Settings, workers: int = 1) -> Iterator[Any]:
     """A server on 127.0.0.1 over a scratch copy of the workdir (benchmarks write events)."""
     import shutil
     import tempfile
@@ -120,7 +144,7 @@ def _serving_copy(settings: Settings) -> Iterator[Any]:
         workdir = Path(scratch) / "work"
         skipped = shutil.ignore_patterns("features", "lm", "projector-training")
         shutil.copytree(settings.workdir, workdir, ignore=skipped)
-        with running_server(workdir, assistant=False) as server:
+        with running_server(workdir, assistant=False, workers=workers) as server:
             typer.echo(f"serving {settings.workdir} (a copy) at {server.url}")
             yield server
 

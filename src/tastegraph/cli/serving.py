@@ -28,12 +28,14 @@ def _serve(
     port: int | None,
     assistant: bool,
     train_beside: TrainBeside | None = None,
+    workers: int = 1,
 ) -> None:
     import secrets
 
     import uvicorn
 
     from tastegraph.serve.app import create_app
+    from tastegraph.serve.workers import serve_workers
 
     updates: dict[str, Any] = {"serve_host": host or settings.serve_host}
     updates["serve_port"] = port or settings.serve_port
@@ -50,7 +52,11 @@ def _serve(
         f"  API docs {url}/docs; write endpoints need 'Authorization: Bearer "
         f"{settings.api_token}' (set TASTEGRAPH_API_TOKEN to choose it)"
     )
-    uvicorn.run(app, host=settings.serve_host, port=settings.serve_port, log_level="warning")
+    if workers == 1:
+        uvicorn.run(app, host=settings.serve_host, port=settings.serve_port, log_level="warning")
+    else:  # each worker builds its own app, from the same settings
+        typer.echo(f"  {workers} server processes following one event log")
+        serve_workers(settings, assistant=assistant, workers=workers)
 
 
 @app.command()
@@ -61,14 +67,26 @@ def serve(
     assistant: Annotated[
         bool, typer.Option(help="Load the assistant for /v1/assistant/chat on first use.")
     ] = True,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Server processes on this port, each with the recommender in memory, "
+            "following one event log (each uses its own memory: the assistant loads per "
+            "process).",
+        ),
+    ] = 1,
 ) -> None:
     """Run the HTTP API and the web page over the workdir's published artifacts.
 
     Newly published embeddings, index, graph, profiles or models are picked up without a
-    restart. The URL it prints carries the write token for the page (after #, so it never
-    reaches a server log).
+    restart. With --workers N, or N `tastegraph serve` processes on several machines over
+    one PostgreSQL store (store_url), an event any process acknowledges reaches every
+    process's live profiles within about a second; a feed asked with `after` (the
+    log_position POST /v1/events answers) reflects it at once. The URL it prints carries
+    the write token for the page (after #, so it never reaches a server log).
     """
-    _serve(settings_of(ctx), host, port, assistant)
+    _serve(settings_of(ctx), host, port, assistant, workers=workers)
 
 
 @app.command()

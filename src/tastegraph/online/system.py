@@ -47,12 +47,16 @@ log = logging.getLogger(__name__)
 
 USER_LOCK_STRIPES = 64
 HEARTBEAT_SECONDS = 30.0
+# The longest a process waits for news of the event log before it looks anyway (PostgreSQL
+# wakes it at once with a NOTIFY; SQLite is polled more often, see SQLiteStore).
+FOLLOW_WAIT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
 class EventsResult:
     stored: int  # new events, now durable and in the users' live profiles
     duplicates: int  # event ids already stored: nothing changed
+    log_position: int  # the event log position this process's live profiles now reflect
 
 
 class OnlineSystem:
@@ -95,6 +99,7 @@ class OnlineSystem:
         self._threads = [
             threading.Thread(target=self._embed_worker, name="embed-items", daemon=True),
             threading.Thread(target=self._watch, name="watch-artifacts", daemon=True),
+            threading.Thread(target=self._follow, name="follow-events", daemon=True),
         ]
         for thread in self._threads:
             thread.start()
@@ -110,6 +115,12 @@ class OnlineSystem:
     def current(self) -> Recommender:
         """The recommender to answer one request with (it is replaced, never changed)."""
         return self.recommender
+
+    @property
+    def log_position(self) -> int:
+        """The event log position the live profiles reflect: every event stored up to it,
+        by this process or another over the same store, is in them."""
+        return self.recommender.profiles.events_through or 0
 
     def user_lock(self, user_id: str) -> threading.Lock:
         """Hold it while reading the user's live profile (a feed)."""
@@ -159,17 +170,49 @@ class OnlineSystem:
     # -- writes ----------------------------------------------------------------------------
 
     def add_events(self, events: Sequence[Event]) -> EventsResult:
-        """Store events (durable when this returns), then update the users' live profiles.
-        Re-sent event ids change nothing."""
+        """Store events (durable when this returns), then bring the live profiles up to the
+        log's end: these events, and those other processes stored before them. Re-sent
+        event ids change nothing."""
         with self._write_lock:
-            already = self.store.known_event_ids(e.event_id for e in events)
             result = self.store.append_events(events)
-            fresh = {e.event_id: e for e in events if e.event_id not in already}
-            with self._state_lock:
-                for event in fresh.values():
-                    with self.user_lock(event.user_id):
-                        self.recommender.record(event)
-        return EventsResult(result.stored, result.duplicates)
+            self._apply_log()
+        return EventsResult(result.stored, result.duplicates, self.log_position)
+
+    def follow_log(self, wait: float | None = None) -> bool:
+        """Apply the events stored after the live profiles' position, by any process; False
+        when the log was busy (another thread writing or swapping) for over `wait` s."""
+        if not self._write_lock.acquire(timeout=-1 if wait is None else wait):
+            return False
+        try:
+            self._apply_log()
+        finally:
+            self._write_lock.release()
+        return True
+
+    def _apply_log(self) -> None:
+        """Under the write lock: the log's new events into the live profiles, in log order
+        (so each process applies each event once, whichever process stored it)."""
+        profiles = self.recommender.profiles  # a swap replaces it only under the write lock
+        start, end = profiles.events_through or 0, self.store.last_event_seq()
+        if end <= start:
+            return
+        events = self.store.events_after(start, through=end)
+        with self._state_lock:
+            for event in events:
+                with self.user_lock(event.user_id):
+                    self.recommender.record(event)
+            profiles.events_through = end
+
+    def _follow(self) -> None:
+        """Keep the live profiles up with events other processes store."""
+        while not self._stop.is_set():
+            try:
+                self.store.wait_for_events(FOLLOW_WAIT_SECONDS)
+                if not self._stop.is_set():
+                    self.follow_log()
+            except Exception:  # the store is briefly unreachable: keep serving, try again
+                log.exception("could not follow the event log")
+                self._stop.wait(FOLLOW_WAIT_SECONDS)
 
     def new_event(
         self,

@@ -42,18 +42,22 @@ def open_recommender(
 def open_profiles(
     workdir: Path, store: Store, settings: Settings, index: ItemIndex
 ) -> ProfileStore:
-    """The published profiles, brought up to date with the events stored after them (none
-    published: empty profiles that follow the log from its current end)."""
+    """The published profiles, brought up to date with the events stored after them, their
+    `events_through` moved to the log position they now reflect (none published: empty
+    profiles that follow the log from its current end)."""
+    end = store.last_event_seq()
     try:
         profiles = ProfileStore.open(workdir)
     except FileNotFoundError:
         profiles = ProfileStore(ProfileConfig.from_settings(settings))
-        profiles.events_through = store.last_event_seq()
-    if profiles.events_through is None:
+        profiles.events_through = end
+    if profiles.events_through is None:  # published before profiles kept a position
+        profiles.events_through = end
         return profiles
-    replayed = store.events_after(profiles.events_through)
+    replayed = store.events_after(profiles.events_through, through=end)
     for event in replayed:
         profiles.apply(event, index)
+    profiles.events_through = end
     if replayed:
         log.info("replayed %d events stored after the published profiles", len(replayed))
     return profiles

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import os
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -100,6 +101,7 @@ def create_app(
         server (state, seconds so far, what it did)."""
         return {
             "status": "ok",
+            "process": os.getpid(),
             "items": len(svc.current().index),
             "versions": svc.versions,
             "training": {name: progress.to_json() for name, progress in svc.training.items()},
@@ -135,7 +137,9 @@ def create_app(
             result = svc.add_events(events)
         except UnknownItemError as exc:  # the store checks, in the same call that writes
             raise HTTPException(422, f"unknown item ids: {', '.join(exc.item_ids[:10])}") from None
-        return schemas.EventsOut(stored=result.stored, duplicates=result.duplicates)
+        return schemas.EventsOut(
+            stored=result.stored, duplicates=result.duplicates, log_position=result.log_position
+        )
 
     @app.get("/v1/users")
     def users(svc: Svc, n: Annotated[int, Query(ge=1, le=10_000)] = 50) -> schemas.Users:
@@ -158,8 +162,20 @@ def create_app(
         new_user: Annotated[
             bool, Query(description="Give an unknown user a new user's feed instead of 404.")
         ] = False,
+        after: Annotated[
+            int | None,
+            Query(
+                ge=0,
+                description="A log position from POST /v1/events: the feed reflects the events "
+                "up to it (read your writes), or says in X-Log-Stale that it could not.",
+            ),
+        ] = None,
+        *,
+        response: Response,
     ) -> schemas.Cards:
-        """The user's home feed, each item with the reason it is there."""
+        """The user's home feed, each item with the reason it is there. X-Log-Position says
+        which events it reflects."""
+        _read_through(svc, after, response)
         if not new_user and not svc.knows_user(user_id):
             raise HTTPException(404, f"unknown user {user_id!r} (add new_user=true for a new one)")
         price = None if min_price is None and max_price is None else (min_price, max_price)
@@ -277,6 +293,17 @@ def create_app(
         )
 
     return app
+
+
+def _read_through(svc: OnlineSystem, after: int | None, response: Response) -> None:
+    """Bring the live profiles up to log position `after`, waiting a bounded time for the
+    log; the response says the position reached, and whether it falls short."""
+    if after is not None and svc.log_position < after:
+        svc.follow_log(wait=svc.settings.read_your_writes_seconds)
+    position = svc.log_position
+    response.headers["X-Log-Position"] = str(position)
+    if after is not None and position < after:
+        response.headers["X-Log-Stale"] = f"reflects events up to {position}, not {after}"
 
 
 def _chat_events(

@@ -67,6 +67,10 @@ class EventsIn(BaseModel):
 class EventsOut(BaseModel):
     stored: int = Field(description="New events, durable and applied to live profiles.")
     duplicates: int = Field(description="Event ids stored before: ignored.")
+    log_position: int = Field(
+        description="The event log position reached. Pass it as `after` to a feed request, "
+        "on this server process or any other over the same store, to read these events."
+    )
 
 
 class Card(BaseModel):

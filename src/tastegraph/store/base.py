@@ -149,8 +149,14 @@ class Store(Protocol):
         """The store's position in its event log: events are numbered as they are stored."""
         ...
 
-    def events_after(self, seq: int) -> list[Event]:
-        """Events stored after log position `seq`, in the order they were stored."""
+    def events_after(self, seq: int, through: int | None = None) -> list[Event]:
+        """Events stored after log position `seq` (and up to `through`, if given), in the
+        order they were stored."""
+        ...
+
+    def wait_for_events(self, timeout: float) -> None:
+        """Return once events may have been stored since the last call (by this process or
+        another), or after `timeout` seconds: what a process following the log waits on."""
         ...
 
     def counts(self) -> dict[str, int]: ...

@@ -8,6 +8,7 @@ so other processes can follow it by `seq` (and wake on NOTIFY EVENTS_CHANNEL).
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -231,9 +232,25 @@ class PostgresStore(SQLStore):
             name="tastegraph-store",
             open=True,
         )
+        self._conninfo = conninfo
+        self._listener: psycopg.Connection[Any] | None = None  # opened by wait_for_events
+        self._listener_lock = threading.Lock()
 
     def close(self) -> None:
+        with self._listener_lock:
+            if self._listener is not None:
+                self._listener.close()
         self._pool.close()
+
+    def wait_for_events(self, timeout: float) -> None:
+        """Wait for a NOTIFY on EVENTS_CHANNEL (sent by every append that stored events, in
+        any process) on a connection of its own, or for `timeout` seconds."""
+        with self._listener_lock:
+            if self._listener is None:
+                self._listener = psycopg.connect(self._conninfo, autocommit=True)
+                self._listener.execute(f"LISTEN {EVENTS_CHANNEL}")
+            for _ in self._listener.notifies(timeout=timeout, stop_after=1):
+                pass
 
     @staticmethod
     def _check_or_create_schema(conninfo: str) -> None:

@@ -271,9 +271,12 @@ class SQLStore(ABC):
     def last_event_seq(self) -> int:
         return int(self._fetchall("SELECT coalesce(max(seq), 0) FROM events")[0][0])
 
-    def events_after(self, seq: int) -> list[Event]:
-        query = f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > {self.MARK} ORDER BY seq"
-        return [event_from_row(row) for row in self._fetchall(query, (seq,))]
+    def events_after(self, seq: int, through: int | None = None) -> list[Event]:
+        bound, params = (
+            ("", [seq]) if through is None else (f" AND seq <= {self.MARK}", [seq, through])
+        )
+        query = f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > {self.MARK}{bound} ORDER BY seq"
+        return [event_from_row(row) for row in self._fetchall(query, params)]
 
     def counts(self) -> dict[str, int]:
         counts = {

@@ -42,6 +42,8 @@ from tastegraph.store.sql import (
     user_from_row,
 )
 
+POLL_SECONDS = 0.1  # how often a process following the log looks for new events
+
 SCHEMA = f"""
 CREATE TABLE items (
     id TEXT PRIMARY KEY,
@@ -120,6 +122,10 @@ class SQLiteStore(SQLStore):
 
     def close(self) -> None:
         self._conn.close()
+
+    def wait_for_events(self, timeout: float) -> None:
+        """SQLite tells no one of a commit: a follower polls, every POLL_SECONDS."""
+        time.sleep(min(timeout, POLL_SECONDS))
 
     def _check_or_create_schema(self) -> None:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]

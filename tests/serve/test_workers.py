@@ -1,0 +1,140 @@
+"""Several server processes over one store: an event acknowledged by one reaches the live
+profiles of every other (it follows the store's event log), and a feed asked with the
+acknowledged log position reflects it at once (read your writes). Two apps in one test
+process stand for two server processes: they share nothing but the store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from serving import AUTH, TOKEN, serve_settings, service_of
+
+from tastegraph.bench.serve import running_server
+from tastegraph.serve.app import create_app
+from tastegraph.store import SQLiteStore, open_store
+
+
+@contextmanager
+def two_servers(workdir: Path, store_url: str = "") -> Iterator[tuple[TestClient, TestClient]]:
+    settings = serve_settings(workdir).model_copy(
+        update={"store_url": store_url, "read_your_writes_seconds": 0.2}
+    )
+    with ExitStack() as stack:
+        first, second = (
+            stack.enter_context(TestClient(create_app(settings, assistant=False))) for _ in range(2)
+        )
+        yield first, second
+
+
+def post_purchase(client: TestClient, event_id: str, user: str, item: str) -> int:
+    event = {"event_id": event_id, "user_id": user, "item_id": item, "action": "purchase"}
+    response = client.post("/v1/events", json=event, headers=AUTH)
+    assert response.status_code == 200, response.text
+    assert response.json()["stored"] == 1
+    position: int = response.json()["log_position"]
+    return position
+
+
+def feed_ids(client: TestClient, user: str, **params: object) -> tuple[list[str], dict]:
+    response = client.get(f"/v1/users/{user}/feed", params={"n": 12, **params})
+    assert response.status_code == 200, response.text
+    return [card["id"] for card in response.json()["items"]], dict(response.headers)
+
+
+def check_events_reach_the_other_process(first: TestClient, second: TestClient, run: str) -> None:
+    item = service_of(first).current().index.ids[7]
+    position = post_purchase(first, f"{run}-1", f"{run}-shopper", item)
+    assert service_of(first).log_position == position
+    # Asked with the position: the other process reads the log before it answers. A
+    # shopper's own purchase leads their feed (it may be bought again).
+    ids, headers = feed_ids(second, f"{run}-shopper", after=position)
+    assert item in ids and int(headers["x-log-position"]) >= position
+    assert "x-log-stale" not in headers
+
+    # A position the log never reached: the feed answers anyway, and says so.
+    _, headers = feed_ids(second, f"{run}-shopper", after=position + 1000)
+    assert "reflects events up to" in headers["x-log-stale"]
+
+    # Without asking: the other process follows the log by itself, within seconds.
+    later_item = service_of(first).current().index.ids[11]
+    position = post_purchase(first, f"{run}-2", f"{run}-follower", later_item)
+    deadline = time.monotonic() + 30
+    while service_of(second).log_position < position:
+        assert time.monotonic() < deadline, "the second process never followed the log"
+        time.sleep(0.05)
+    assert later_item in feed_ids(second, f"{run}-follower")[0]
+
+
+def test_an_event_one_process_stores_reaches_the_other_over_sqlite(workdir: Path) -> None:
+    with two_servers(workdir) as (first, second):
+        check_events_reach_the_other_process(first, second, "sqlite")
+
+
+def test_an_event_one_process_stores_reaches_the_other_over_postgresql(
+    workdir: Path, postgres_url: str
+) -> None:
+    """The same over PostgreSQL, which wakes the other process with a NOTIFY."""
+    with SQLiteStore(workdir / "store.db") as built, open_store(postgres_url) as store:
+        store.add_items(list(built.iter_items()))
+        store.add_media(list(built.iter_media()))
+        # The published profiles hold the SQLite log's events up to their position.
+        store.append_events(list(built.events_after(0)))
+    with two_servers(workdir, postgres_url) as (first, second):
+        check_events_reach_the_other_process(first, second, "postgres")
+
+
+@pytest.mark.parametrize("after", [-1, "x"])
+def test_a_bad_position_is_refused(client: TestClient, after: object) -> None:
+    user = service_of(client).current().profiles.__iter__().__next__().user_id
+    response = client.get(f"/v1/users/{user}/feed", params={"after": after})
+    assert response.status_code == 422
+
+
+def test_served_by_two_processes_that_read_each_others_writes_and_come_back(
+    workdir: Path,
+) -> None:
+    """`tastegraph serve --workers 2` for real: both processes answer, a feed asked with
+    the acknowledged position reflects the event on whichever answers, and a killed worker
+    is started again while the other serves."""
+    with running_server(workdir, TOKEN, assistant=False, workers=2) as server:
+        pids = answering_processes(server.url, want=2)
+        assert len(pids) == 2
+        with SQLiteStore(workdir / "store.db") as store:
+            item = next(store.iter_items()).id
+        event = {"event_id": "w-1", "user_id": "w-shopper", "item_id": item, "action": "purchase"}
+        answer = httpx.post(f"{server.url}/v1/events", json=event, headers=AUTH, timeout=30)
+        assert answer.status_code == 200, answer.text
+        position = answer.json()["log_position"]
+        for _ in range(12):  # a new connection each time: the kernel spreads them
+            feed = httpx.get(
+                f"{server.url}/v1/users/w-shopper/feed", params={"after": position}, timeout=30
+            )
+            assert feed.status_code == 200 and "x-log-stale" not in feed.headers
+            assert item in [card["id"] for card in feed.json()["items"]]
+
+        os.kill(min(pids), signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while not (answering_processes(server.url, want=2) - pids):
+            assert time.monotonic() < deadline, "the killed worker was never started again"
+            time.sleep(1)
+
+
+def answering_processes(url: str, want: int, tries: int = 60) -> set[int]:
+    """The process ids that answer /healthz over new connections (up to `want`)."""
+    seen: set[int] = set()
+    for _ in range(tries):
+        try:
+            seen.add(httpx.get(f"{url}/healthz", timeout=30).json()["process"])
+        except httpx.TransportError:  # a worker being replaced
+            continue
+        if len(seen) == want:
+            break
+    return seen
