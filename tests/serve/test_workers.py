@@ -78,6 +78,29 @@ def test_an_event_one_process_stores_reaches_the_other_over_sqlite(workdir: Path
         check_events_reach_the_other_process(first, second, "sqlite")
 
 
+def test_an_item_added_through_one_process_is_served_by_the_other(
+    workdir: Path, hm_data: Path
+) -> None:
+    """The other process learns the item from the first event on it, embeds it, then
+    applies that event: nothing waits on a restart or a batch job."""
+    photo = next((hm_data / "images").rglob("*.jpg")).read_bytes()
+    form = {"id": "added-on-first", "title": "Linen summer dress", "price": "5.0"}
+    with two_servers(workdir) as (first, second):
+        files = {"photo": ("dress.jpg", photo, "image/jpeg")}
+        created = first.post("/v1/items", data=form, files=files, headers=AUTH)
+        assert created.status_code == 202, created.text
+        position = post_purchase(first, "added-1", "added-shopper", "added-on-first")
+        deadline = time.monotonic() + 120
+        while "added-on-first" not in service_of(second).current().index:
+            assert time.monotonic() < deadline, "the second process never indexed the item"
+            time.sleep(0.2)
+        service_of(second).wait_for_items()
+        ids, headers = feed_ids(second, "added-shopper", after=position)
+        assert "added-on-first" in ids and "x-log-stale" not in headers
+        related = second.get("/v1/items/added-on-first/related", params={"n": 3})
+        assert related.status_code == 200 and len(related.json()["items"]) == 3
+
+
 def test_an_event_one_process_stores_reaches_the_other_over_postgresql(
     workdir: Path, postgres_url: str
 ) -> None:

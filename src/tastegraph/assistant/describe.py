@@ -136,9 +136,11 @@ def alignment_manifest(workdir: Path, manifest: Mapping[str, Any]) -> dict[str, 
     before = float(manifest.get("created_at", float("inf")))
     candidates = []
     for folder in (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if (folder / "manifest.json").is_file():
+        try:
             candidate = registry.read_manifest(folder, "projector")
-            candidates.append(candidate | {"version": folder.name, "path": str(folder)})
+        except (FileNotFoundError, ValueError):  # a half-written folder; another format
+            continue
+        candidates.append(candidate | {"version": folder.name, "path": str(folder)})
     for candidate in sorted(candidates, key=lambda c: float(c.get("created_at", 0)), reverse=True):
         if (
             candidate.get("stage") == "alignment"

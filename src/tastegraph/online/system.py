@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,9 @@ class OnlineSystem:
         self.failed_items: dict[str, str] = {}  # new items that could not be embedded, why
         self.training: dict[str, Training] = {}  # offline steps running beside the server
         self._pending: queue.Queue[str | None] = queue.Queue()
+        self._embedding: set[str] = set()  # queued or being embedded here
+        # Events on those items, from the log: applied once the item is indexed here.
+        self._waiting: dict[str, list[Event]] = defaultdict(list)
         self.versions = registry.versions(self.workdir)
         index = open_index(self.workdir)
         with self._write_lock:
@@ -199,20 +203,43 @@ class OnlineSystem:
         events = self.store.events_after(start, through=end)
         with self._state_lock:
             for event in events:
-                with self.user_lock(event.user_id):
-                    self.recommender.record(event)
+                if not self._record(event):
+                    self._wait_for_item(event)
             profiles.events_through = end
+
+    def _record(self, event: Event) -> bool:
+        """One event into its user's live profile; False when its item is not indexed."""
+        try:
+            with self.user_lock(event.user_id):
+                return self.recommender.record(event)
+        except Exception:  # one bad event must not stop the log: it is left out, loudly
+            log.exception("could not apply event %s", event.event_id)
+            return True
+
+    def _wait_for_item(self, event: Event) -> None:
+        """Keep an event on an item this process is embedding (or, added through another
+        process, starts to embed now) until the item is indexed here."""
+        if event.item_id not in self.details and event.item_id not in self.failed_items:
+            item = self.store.get_item(event.item_id)
+            if item is not None:
+                self._learn_item(item, has_photo=bool(self.store.media_for(item.id)))
+        if event.item_id in self._embedding:
+            self._waiting[event.item_id].append(event)
 
     def _follow(self) -> None:
         """Keep the live profiles up with events other processes store."""
         while not self._stop.is_set():
             try:
                 self.store.wait_for_events(FOLLOW_WAIT_SECONDS)
-                if not self._stop.is_set():
-                    self.follow_log()
+            except Exception:  # no news from the store: look at the log anyway, later
+                log.exception("could not wait for news of the event log")
+                self._stop.wait(FOLLOW_WAIT_SECONDS)
+            if self._stop.is_set():
+                return
+            try:
+                self.follow_log(wait=FOLLOW_WAIT_SECONDS)
             except Exception:  # the store is briefly unreachable: keep serving, try again
                 log.exception("could not follow the event log")
-                self._stop.wait(FOLLOW_WAIT_SECONDS)
 
     def new_event(
         self,
@@ -250,13 +277,20 @@ class OnlineSystem:
                 self.store.add_media([media])
                 self.photos.add(item.id)
         if result.stored:
-            details = ItemDetails(
-                item.title or None, None, item.attributes, item.price, item.description or None
-            )
-            self.details[item.id] = details
-            self.catalog.add(item.id, details)
-            self._pending.put(item.id)
+            self._learn_item(item, has_photo=media is not None)
         return bool(result.stored)
+
+    def _learn_item(self, item: Item, *, has_photo: bool) -> None:
+        """A new item in the details and the catalog, queued to be embedded and indexed."""
+        details = ItemDetails(
+            item.title or None, None, item.attributes, item.price, item.description or None
+        )
+        self.details[item.id] = details
+        self.catalog.add(item.id, details)
+        if has_photo:
+            self.photos.add(item.id)
+        self._embedding.add(item.id)
+        self._pending.put(item.id)
 
     def _save_photo(self, item_id: str, data: bytes) -> Media:
         """Keep an uploaded photo in the media folder under its content hash, once checked."""
@@ -303,8 +337,16 @@ class OnlineSystem:
                 log.exception("could not embed new item %s", item_id)
                 self.failed_items[item_id] = f"{type(exc).__name__}: {exc}"
             finally:
+                self._apply_waiting(item_id)
                 self._pending.task_done()
         self._pending.task_done()
+
+    def _apply_waiting(self, item_id: str) -> None:
+        """The events that waited for the item, now that it is indexed (or failed)."""
+        with self._write_lock, self._state_lock:
+            self._embedding.discard(item_id)
+            for event in self._waiting.pop(item_id, []):
+                self._record(event)
 
     def _embed_and_index(self, item_id: str) -> None:
         item = self.store.get_item(item_id)

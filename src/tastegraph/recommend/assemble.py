@@ -45,13 +45,12 @@ def open_profiles(
     """The published profiles, brought up to date with the events stored after them, their
     `events_through` moved to the log position they now reflect (none published: empty
     profiles that follow the log from its current end)."""
-    end = store.last_event_seq()
     try:
         profiles = ProfileStore.open(workdir)
     except FileNotFoundError:
         profiles = ProfileStore(ProfileConfig.from_settings(settings))
-        profiles.events_through = end
-    if profiles.events_through is None:  # published before profiles kept a position
+    end = store.last_event_seq()  # read after the profiles: they cannot be past it
+    if profiles.events_through is None:  # none published, or published without a position
         profiles.events_through = end
         return profiles
     replayed = store.events_after(profiles.events_through, through=end)

@@ -246,11 +246,17 @@ class PostgresStore(SQLStore):
         """Wait for a NOTIFY on EVENTS_CHANNEL (sent by every append that stored events, in
         any process) on a connection of its own, or for `timeout` seconds."""
         with self._listener_lock:
-            if self._listener is None:
-                self._listener = psycopg.connect(self._conninfo, autocommit=True)
-                self._listener.execute(f"LISTEN {EVENTS_CHANNEL}")
-            for _ in self._listener.notifies(timeout=timeout, stop_after=1):
-                pass
+            try:
+                if self._listener is None:
+                    self._listener = psycopg.connect(self._conninfo, autocommit=True)
+                    self._listener.execute(f"LISTEN {EVENTS_CHANNEL}")
+                for _ in self._listener.notifies(timeout=timeout, stop_after=1):
+                    pass
+            except psycopg.Error:  # a restarted server, a dropped connection: listen anew
+                if self._listener is not None:
+                    self._listener.close()
+                self._listener = None
+                raise
 
     @staticmethod
     def _check_or_create_schema(conninfo: str) -> None:
