@@ -10,6 +10,7 @@ import pytest
 
 from tastegraph.evaluate.baselines import (
     ALS,
+    EASE,
     ContentKNN,
     CoVisitation,
     Popularity,
@@ -116,6 +117,22 @@ def test_als_recommends_items_of_co_purchasers_above_unrelated_popular_ones() ->
     top = als.recommend("target", 5)
     assert set(top.tolist()) == set(range(5))
     assert als.recommend("nobody", 3).tolist() == Popularity(log).recommend("", 3).tolist()
+
+
+def test_ease_recommends_items_of_co_purchasers_above_unrelated_popular_ones() -> None:
+    log = structured_log()
+    ease = EASE(log, regularization=1.0)
+    assert set(ease.recommend("target", 5).tolist()) == set(range(5))
+    assert ease.recommend("nobody", 3).tolist() == Popularity(log).recommend("", 3).tolist()
+    assert EASE.fits(log)
+
+
+def test_ease_refuses_a_catalog_too_large_to_invert(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(EASE, "MAX_ITEMS", 4)
+    log = structured_log()
+    assert not EASE.fits(log)
+    with pytest.raises(ValueError, match="at most 4 items"):
+        EASE(log)
 
 
 def test_content_knn_ranks_items_like_the_users_recent_ones() -> None:

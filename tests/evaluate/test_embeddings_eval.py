@@ -11,7 +11,8 @@ import pytest
 from tastegraph.config import Settings
 from tastegraph.embeddings.job import prepare_features
 from tastegraph.embeddings.train import TrainConfig
-from tastegraph.evaluate.embeddings import WEEK, EvalConfig, evaluate_embeddings
+from tastegraph.evaluate.embeddings import EvalConfig, evaluate_embeddings
+from tastegraph.evaluate.split import WEEK
 from tastegraph.store import SQLiteStore
 
 QUICK = TrainConfig(content_epochs=2, taste_epochs=1, batch_size=16)

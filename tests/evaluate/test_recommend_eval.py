@@ -35,6 +35,7 @@ def test_report_covers_every_method_with_intervals(small_catalog: Settings, tmp_
         "co-visitation item-kNN",
         "implicit ALS",
         "content kNN, raw image features",
+        "EASE",
     }
     assert {"raw image cosine", "same product, then raw image cosine", "co-visitation"} < set(
         baskets.metrics

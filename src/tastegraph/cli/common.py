@@ -17,9 +17,6 @@ from tastegraph.store import Event, SchemaVersionError, Store, StoreUnavailableE
 if TYPE_CHECKING:
     from tastegraph.assistant.chat import Assistant
 
-
-from typing import TYPE_CHECKING
-
 DataOption = Annotated[
     Path | None,
     typer.Option(
@@ -98,7 +95,19 @@ ValidationOption = Annotated[
     bool,
     typer.Option(
         "--validation",
-        help="Cut-off 2020-06-02, test weeks up to 2020-07-28: tune here, never on test.",
+        help="Report the validation split: the test-weeks just before the test split (on "
+        "the H&M sample 2020-06-02 to 2020-07-28). Tune here, never on test.",
+    ),
+]
+TestWeeksOption = Annotated[
+    float,
+    typer.Option(min=0.1, help="The log's last weeks are the test split (H&M: from 2020-07-28)."),
+]
+CutoffOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Start of the test split (ISO 8601 or unix seconds); default: test-weeks "
+        "before the last event. Set it when live events follow a historical log."
     ),
 ]
 

@@ -9,6 +9,8 @@ import typer
 from tastegraph.artifacts import write_json
 from tastegraph.cli.apps import app, evaluate_app
 from tastegraph.cli.common import (
+    CutoffOption,
+    TestWeeksOption,
     ValidationOption,
     fail,
     open_store_of,
@@ -24,18 +26,10 @@ def evaluate_embeddings_command(
     holdout_items: Annotated[
         int, typer.Option(help="Items with text kept out of training.")
     ] = 1000,
-    test_weeks: Annotated[float, typer.Option(help="Last weeks of events: the test split.")] = 8.0,
-    cutoff: Annotated[
-        str | None,
-        typer.Option(
-            help="Start of the test split (ISO 8601 or unix seconds); default: test-weeks "
-            "before the last event. Set it when live events follow a historical log."
-        ),
-    ] = None,
+    test_weeks: TestWeeksOption = 8.0,
+    cutoff: CutoffOption = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    validation: Annotated[
-        bool, typer.Option("--validation", help="Report the validation split (for tuning).")
-    ] = False,
+    validation: ValidationOption = False,
 ) -> None:
     """Train on the training split, then report text-to-image retrieval and basket completion
     with 95% bootstrap intervals, against raw-tower and popularity baselines."""
@@ -76,14 +70,17 @@ def evaluate_embeddings_command(
 def evaluate_recommendations_command(
     ctx: typer.Context,
     validation: ValidationOption = False,
+    test_weeks: TestWeeksOption = 8.0,
+    cutoff: CutoffOption = None,
     explore: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="The explore dial of the measured feed.")
     ] = 0.0,
     resamples: Annotated[int, typer.Option(min=100, help="Bootstrap resamples.")] = 1000,
 ) -> None:
-    """Next purchases and basket completion on the H&M temporal split (cut-off 2020-07-28),
-    against popularity, repurchase, co-visitation, implicit ALS and content baselines, with
-    95% bootstrap intervals. Fits everything on events before the cut-off, including the
+    """Next purchases and basket completion on a temporal split of the store's log (the last
+    8 weeks by default; on the H&M sample from 2020-07-28), against popularity, repurchase,
+    co-visitation, implicit ALS, EASE (catalogs up to 20,000 items) and content baselines,
+    with 95% bootstrap intervals. Fits everything on events before the cut-off, including the
     fusion model. Writes reports/recommend-<split>.{md,json,png} in the workdir."""
     from tastegraph.embeddings.job import prepare_features
     from tastegraph.evaluate import report as reports
@@ -95,11 +92,15 @@ def evaluate_recommendations_command(
         table = prepare_features(store, settings).table
         events = list(store.iter_events())
         details = item_details(store, settings.variant_attribute)
-    options: dict[str, Any] = {"explore": explore, "resamples": resamples}
-    config = (
-        RecommendEvalConfig.validation(**options) if validation else RecommendEvalConfig(**options)
-    )
     try:
+        config = RecommendEvalConfig.from_log(
+            events,
+            test_weeks=test_weeks,
+            cutoff=parse_time(cutoff),
+            validation=validation,
+            explore=explore,
+            resamples=resamples,
+        )
         report = evaluate_recommendations(table, events, details, config)
     except ValueError as exc:
         raise fail(str(exc)) from None
@@ -112,6 +113,8 @@ def evaluate_recommendations_command(
 def evaluate_assistant_command(
     ctx: typer.Context,
     validation: ValidationOption = False,
+    test_weeks: TestWeeksOption = 8.0,
+    cutoff: CutoffOption = None,
     train_examples: Annotated[
         int,
         typer.Option(min=20, help="Stage-2 examples, split evenly over the request families."),
@@ -143,7 +146,8 @@ def evaluate_assistant_command(
     resamples: Annotated[int, typer.Option(min=100, help="Bootstrap resamples.")] = 1000,
 ) -> None:
     """Does reading item embeddings help the LM pick what the shopper bought, where text
-    cannot tell? On the H&M temporal split (cut-off 2020-07-28; --validation to tune) with
+    cannot tell? On a temporal split of the log (the last 8 weeks by default: on the H&M
+    sample from 2020-07-28; --validation to tune) with
     held-out shoppers, each query one real purchase in the test weeks, asked three ways:
     "for me" (history only, photo-only items included), "attribute" (the item's colour and
     type) and "like this, but" (an item from the shopper's history, another colour).
@@ -179,10 +183,14 @@ def evaluate_assistant_command(
         "examples": ExampleConfig(candidates=candidates),
         "shopping": ShoppingConfig(epochs=epochs, lora_rank=lora),
     }
-    config = (
-        AssistantEvalConfig.validation(**options) if validation else AssistantEvalConfig(**options)
-    )
     try:
+        config = AssistantEvalConfig.from_log(
+            events,
+            test_weeks=test_weeks,
+            cutoff=parse_time(cutoff),
+            validation=validation,
+            **options,
+        )
         lm_folder = cached_lm(settings.workdir, settings.language_model)
         tower = load_text_tower(settings.text_model)
         report = evaluate_assistant(table, events, catalog, texts, lm_folder, tower, config)

@@ -80,7 +80,8 @@ from tastegraph.embeddings.table import FeatureTable
 from tastegraph.embeddings.train import TrainConfig, train_fusion
 from tastegraph.encoders import TextTower
 from tastegraph.evaluate.metrics import Estimate, clustered_bootstrap
-from tastegraph.evaluate.recommend import SplitConfig, period
+from tastegraph.evaluate.recommend import period
+from tastegraph.evaluate.split import SplitConfig
 from tastegraph.store import Event
 
 log = logging.getLogger(__name__)

@@ -258,6 +258,57 @@ class ALS:
         return fill(np.asarray(ids).tolist(), self.popularity.ranking, n)
 
 
+class EASE:
+    """EASE (Steck 2019): item-item weights in closed form, a ridge regression of each item
+    on all the others (its own weight held at 0), over the binary user x item matrix; a
+    user's scores are their items' rows of weights summed. It needs the inverse of an
+    (A, A) matrix over the A items bought in training, so catalogs with more than
+    MAX_ITEMS such items are refused (`fits`). The regularisation is a fixed typical value,
+    not tuned on the test period."""
+
+    MAX_ITEMS = 20_000
+
+    @classmethod
+    def fits(cls, log: TrainingLog) -> bool:
+        return len({row for history in log.history.values() for row, _ in history}) <= (
+            cls.MAX_ITEMS
+        )
+
+    def __init__(
+        self, log: TrainingLog, regularization: float = 500.0, popularity: Popularity | None = None
+    ) -> None:
+        self.popularity = popularity if popularity is not None else Popularity(log)
+        users, codes, rows, _ = log.flat()
+        self.active, columns = np.unique(rows, return_inverse=True)  # (A,) rows bought
+        if len(self.active) > self.MAX_ITEMS:
+            raise ValueError(
+                f"EASE needs at most {self.MAX_ITEMS} items bought, not {len(self.active)}"
+            )
+        self.user_code = {user: code for code, user in enumerate(users)}
+        shape = (len(users), len(self.active))
+        ones = np.ones(len(rows), dtype=np.float64)
+        bought = sparse.csr_matrix((ones, (codes, columns)), shape=shape)
+        bought.data[:] = 1.0  # bought at all, however often
+        self.user_items = bought
+        gram = (bought.T @ bought).toarray()
+        gram[np.diag_indices_from(gram)] += regularization
+        inverse = np.linalg.inv(gram)
+        weights = -inverse / np.diag(inverse)[None, :]
+        weights[np.diag_indices_from(weights)] = 0.0
+        self.weights = weights.astype(np.float32)
+        logger.info("EASE: %d items bought by %d users", len(self.active), len(users))
+
+    def recommend(self, user_id: str, n: int) -> np.ndarray:
+        """The best-scored items bought in training (ties to the more popular), then
+        popularity; nothing is excluded."""
+        code = self.user_code.get(user_id)
+        if code is None:
+            return self.popularity.recommend(user_id, n)
+        scores = np.asarray(self.user_items[code] @ self.weights).ravel()
+        best = top_k(scores[None, :], min(n, len(scores)))[0]
+        return fill(self.active[best[scores[best] > 0]].tolist(), self.popularity.ranking, n)
+
+
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length; all-zeros rows (no vector) stay zero."""
     vectors = np.asarray(vectors, dtype=np.float32)

@@ -28,9 +28,9 @@ from tastegraph.embeddings.table import FeatureTable
 from tastegraph.embeddings.train import TrainConfig, train_fusion
 from tastegraph.evaluate.baselines import cosine_scorer, same_product_then_cosine, unit_rows
 from tastegraph.evaluate.metrics import Estimate, bootstrap, recall_at_k, top_k
+from tastegraph.evaluate.split import WEEK, test_cutoff
 from tastegraph.store import Event
 
-WEEK = 7 * 24 * 3600.0
 OURS = "fused, taste-trained"
 
 
@@ -158,9 +158,7 @@ def evaluate_embeddings(
     size = min(config.holdout_items, len(both) // 3)
     products = _products(table)
     holdout, held = _hold_out_products(products, both, size, rng, frozenset())
-    cutoff = config.cutoff
-    if cutoff is None:
-        cutoff = max(e.ts for e in events) - config.test_weeks * WEEK
+    cutoff = test_cutoff(events, config.test_weeks) if config.cutoff is None else config.cutoff
     if config.validation:
         events = [e for e in events if e.ts < cutoff]
         cutoff -= config.test_weeks * WEEK

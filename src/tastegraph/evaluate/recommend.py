@@ -21,7 +21,6 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Self
 
 import numpy as np
 
@@ -41,6 +40,7 @@ from tastegraph.evaluate.metrics import (
     reciprocal_rank,
     top_k,
 )
+from tastegraph.evaluate.split import SplitConfig
 from tastegraph.graph.job import build_taste
 from tastegraph.graph.sage import graph_aware_embeddings, train_aggregator
 from tastegraph.graph.taste import ItemDetails
@@ -63,32 +63,7 @@ log = logging.getLogger(__name__)
 
 OURS = "tastegraph"
 HAND_WEIGHTED = "tastegraph, hand-weighted related score"
-TEST_CUTOFF = datetime(2020, 7, 28, tzinfo=UTC).timestamp()
-VALIDATION_CUTOFF = datetime(2020, 6, 2, tzinfo=UTC).timestamp()
 _CHUNK = 256
-
-
-@dataclass
-class SplitConfig:
-    """A temporal split and its bootstrap: events before the cut-off train, after it test."""
-
-    cutoff: float = TEST_CUTOFF  # unix seconds
-    end: float | None = None  # test events end here (the validation split ends at the test cut-off)
-    split: str = "test"
-    resamples: int = 1000
-    seed: int = 0
-
-    @classmethod
-    def validation(cls, **overrides: object) -> Self:
-        """Tune here: cut-off 2020-06-02, test weeks end where the real test split starts."""
-        settings: dict[str, object] = {"cutoff": VALIDATION_CUTOFF, "end": TEST_CUTOFF}
-        return cls(split="validation", **(settings | overrides))  # type: ignore[arg-type]
-
-    def partition(self, events: Sequence[Event]) -> tuple[list[Event], list[Event]]:
-        """(training events, test events)."""
-        train = [e for e in events if e.ts < self.cutoff]
-        test = [e for e in events if e.ts >= self.cutoff and (self.end is None or e.ts < self.end)]
-        return train, test
 
 
 @dataclass
@@ -252,6 +227,10 @@ def next_purchases(
             logbook, table.image, popularity=popularity
         ).recommend,
     }
+    if base.EASE.fits(logbook):
+        baselines["EASE"] = base.EASE(logbook, popularity=popularity).recommend
+    else:
+        log.info("EASE left out: over %d items bought in training", base.EASE.MAX_ITEMS)
     methods: dict[str, ItemRecommender] = {OURS: recommender} | {
         # Related items are not measured here: popularity stands in for them.
         name: base.BaselineRecommender(name, recommender.index, logbook, feed, popularity.score)
