@@ -81,3 +81,14 @@ def test_store_from_another_schema_version_is_a_clear_error(tmp_path: Path) -> N
 @pytest.mark.parametrize("flag", ["--workdir", "--store"])
 def test_global_flags_are_documented(flag: str) -> None:
     assert flag in invoke("--help")[1]
+
+
+def test_serve_with_an_unreachable_store_fails_in_one_line_hiding_the_password(
+    tmp_path: Path,
+) -> None:
+    url = f"postgresql:///db?host={tmp_path / 'no-server'}&user=bob&password=s3cret"
+    result = runner.invoke(app, ["--workdir", str(tmp_path), "--store", url, "serve"])
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "cannot open the PostgreSQL store" in lines[0], result.output
+    assert "s3cret" not in result.output and "password=***" in lines[0]

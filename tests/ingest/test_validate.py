@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from tastegraph.config import ACTIONS, Settings
 from tastegraph.ingest.quarantine import RowError
 from tastegraph.ingest.validate import (
-    MAX_ID_LENGTH,
     EventIdDeriver,
     parse_action_and_weight,
     parse_event,
@@ -20,6 +19,7 @@ from tastegraph.ingest.validate import (
     parse_number,
     parse_timestamp,
 )
+from tastegraph.store.base import MAX_ID_LENGTH
 
 WEIGHTS = Settings().action_weights
 JAN_1_2024 = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
@@ -139,6 +139,12 @@ def test_parse_id_length_limit() -> None:
     assert parse_id({"id": "x" * MAX_ID_LENGTH}, "id") == "x" * MAX_ID_LENGTH
     error = row_error(parse_id, {"id": "x" * (MAX_ID_LENGTH + 1)}, "id")
     assert error.reason == f"id is {MAX_ID_LENGTH + 1} characters long; at most {MAX_ID_LENGTH}"
+
+
+@pytest.mark.parametrize("value", ["../../etc/passwd", "a b", ".hidden", "-x", "a/b", "ü"])
+def test_parse_id_holds_ids_to_the_api_s_rule(value: str) -> None:
+    error = row_error(parse_id, {"id": value}, "id")
+    assert error.field == "id" and "is not an id: letters, digits and _.:@- only" in error.reason
 
 
 @pytest.mark.parametrize("value", ["a\x00b", "a\nb", "a\tb", "a\x1bb", "a\x7fb"])

@@ -113,6 +113,23 @@ def test_unknown_items_refuse_the_whole_batch(store: AnyStore) -> None:
     assert store.last_event_seq() == 0
 
 
+@pytest.mark.parametrize("bad", ["../../etc/passwd", "a b", "", "x" * 129, "a\x00b"])
+def test_ids_that_break_the_id_rule_are_refused_and_nothing_is_written(
+    store: AnyStore, bad: str
+) -> None:
+    before = store.counts()
+    for write in (
+        lambda: store.add_items([Item("fine"), Item(bad)]),
+        lambda: store.add_users([User(bad)]),
+        lambda: store.add_collections([Collection(bad, "u1")]),
+        lambda: store.append_events([event("e1"), event("e2", user=bad)]),
+        lambda: store.append_events([event(bad)]),
+    ):
+        with pytest.raises(ValueError, match=r"id|characters long|control characters"):
+            write()
+    assert store.counts() == before
+
+
 def test_events_create_users_and_collections(store: AnyStore) -> None:
     store.append_events(
         [
@@ -194,8 +211,8 @@ def test_whole_numbers_may_stand_for_floats(store: AnyStore) -> None:
 
 
 def test_items_iterate_in_byte_order_of_id(store: AnyStore) -> None:
-    store.add_items([Item(i) for i in ("B", "a10", "a9", "Z", "é", "_")])
-    expected = sorted(["a", "b", "c", "B", "a10", "a9", "Z", "é", "_"])
+    store.add_items([Item(i) for i in ("B", "a10", "a9", "Z", "0", "_", "a.b", "a-b")])
+    expected = sorted(["a", "b", "c", "B", "a10", "a9", "Z", "0", "_", "a.b", "a-b"])
     assert [item.id for item in store.iter_items()] == expected
 
 

@@ -42,6 +42,8 @@ def _serve(
     if not settings.api_token:
         updates["api_token"] = secrets.token_urlsafe(24)
     settings = settings.model_copy(update=updates)
+    with open_store_of(settings):  # a wrong or unreachable store fails here, in one line
+        pass
     try:
         app = create_app(settings, assistant=assistant, train_beside=train_beside)
     except (FileNotFoundError, ValueError) as exc:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import unicodedata
 from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -14,8 +13,8 @@ from typing import Any
 from tastegraph.config import ACTIONS
 from tastegraph.ingest.quarantine import RowError
 from tastegraph.store import Event, Item
+from tastegraph.store.base import id_problem
 
-MAX_ID_LENGTH = 256
 # Unix seconds between 1970 and 2200; larger numbers are most likely milliseconds.
 MAX_UNIX_SECONDS = 7_258_118_400
 
@@ -47,10 +46,8 @@ def parse_id(values: dict[str, Any], field: str, *, required: bool = True) -> st
         if required:
             raise RowError(field, f"missing {field}")
         return None
-    if len(text) > MAX_ID_LENGTH:
-        raise RowError(field, f"{field} is {len(text)} characters long; at most {MAX_ID_LENGTH}")
-    if any(unicodedata.category(ch) == "Cc" for ch in text):
-        raise RowError(field, f"{field} contains control characters")
+    if problem := id_problem(text, field):  # the API's and the store's rule
+        raise RowError(field, problem)
     return text
 
 

@@ -31,7 +31,7 @@ from tastegraph.serve.metrics import Metrics
 from tastegraph.store import Item, UnknownItemError, open_store
 
 STATIC = Path(__file__).parent / "static"
-PathId = Annotated[str, PathParam(pattern=schemas.ID_PATTERN, max_length=128)]
+PathId = Annotated[str, PathParam(pattern=schemas.ID_PATTERN, max_length=schemas.MAX_ID_LENGTH)]
 Count = Annotated[int, Query(ge=1, le=100, description="How many items.")]
 
 

@@ -9,11 +9,10 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from tastegraph.config import ACTIONS
 from tastegraph.ingest.quarantine import RowError
 from tastegraph.ingest.validate import parse_timestamp
+from tastegraph.store.base import ID_PATTERN, MAX_ID_LENGTH
 
-# Ids travel in URLs and name files nowhere: letters, digits and a few separators only,
-# so no path separator, "..", NUL or control character ever gets through.
-ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:@-]{0,127}$"
-Id = Field(pattern=ID_PATTERN, min_length=1, max_length=128)
+# Ids travel in URLs and name files nowhere: the store's one id rule (store/base.py).
+Id = Field(pattern=ID_PATTERN, min_length=1, max_length=MAX_ID_LENGTH)
 
 
 class EventIn(BaseModel):

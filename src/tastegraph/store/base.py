@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Self
@@ -9,6 +11,33 @@ from typing import Any, Protocol, Self
 from tastegraph.config import ACTIONS
 
 SCHEMA_VERSION = 1
+
+# One rule for every id (item, user, collection, event) in files, the API and the store:
+# letters, digits and _.:@- (not first: .:@-), so no path, "..", space or NUL gets through.
+MAX_ID_LENGTH = 128
+ID_PATTERN = rf"^[A-Za-z0-9_][A-Za-z0-9_.:@-]{{0,{MAX_ID_LENGTH - 1}}}$"
+_ID = re.compile(ID_PATTERN)
+
+
+def id_problem(value: str, field: str) -> str | None:
+    """Why `value` cannot be an id (None: it can), in words for the one who sent it."""
+    if _ID.fullmatch(value):
+        return None
+    if len(value) > MAX_ID_LENGTH:
+        return f"{field} is {len(value)} characters long; at most {MAX_ID_LENGTH}"
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        return f"{field} contains control characters"
+    return (
+        f"{field} {value!r} is not an id: letters, digits and _.:@- only, "
+        "starting with a letter, a digit or _"
+    )
+
+
+def check_ids(values: Iterable[str | None], field: str) -> None:
+    """ValueError naming the first value that is not an id (None is no id: skipped)."""
+    for value in values:
+        if value is not None and (problem := id_problem(value, field)):
+            raise ValueError(problem)
 
 
 class SchemaVersionError(RuntimeError):

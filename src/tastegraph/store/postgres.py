@@ -27,6 +27,7 @@ from tastegraph.store.base import (
     StoreUnavailableError,
     User,
     WriteResult,
+    check_ids,
 )
 from tastegraph.store.sql import (
     ACTIONS_SQL,
@@ -35,6 +36,8 @@ from tastegraph.store.sql import (
     MEDIA_COLUMNS,
     USER_COLUMNS,
     SQLStore,
+    check_collections,
+    check_event_ids,
     event_row,
     id_of,
     ids_of,
@@ -220,8 +223,9 @@ class PostgresStore(SQLStore):
         try:
             self._check_or_create_schema(conninfo)
         except psycopg.OperationalError as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise StoreUnavailableError(
-                f"cannot open the PostgreSQL store {redacted(conninfo)!r}: {exc}"
+                f"cannot open the PostgreSQL store {redacted(conninfo)!r}: {reason}"
             ) from None
         self._pool = ConnectionPool(
             conninfo,
@@ -286,6 +290,7 @@ class PostgresStore(SQLStore):
     # -- writes ---------------------------------------------------------------------------
 
     def add_users(self, users: Sequence[User]) -> WriteResult:
+        check_ids((u.id for u in users), "user id")
         now = time.time()
         with self._transaction(_CATALOG_LOCK) as cur:
             stored = _rows_where_in(cur, f"SELECT {USER_COLUMNS} FROM users", "id", ids_of(users))
@@ -299,6 +304,7 @@ class PostgresStore(SQLStore):
         return plan.result
 
     def add_items(self, items: Sequence[Item], *, replace: bool = False) -> WriteResult:
+        check_ids((i.id for i in items), "item id")
         now = time.time()
         with self._transaction(_CATALOG_LOCK) as cur:
             stored = _rows_where_in(cur, f"SELECT {ITEM_COLUMNS} FROM items", "id", ids_of(items))
@@ -331,6 +337,7 @@ class PostgresStore(SQLStore):
         return plan.result
 
     def add_collections(self, collections: Sequence[Collection]) -> WriteResult:
+        check_collections(collections)
         now = time.time()
         owners = [(owner,) for owner in sorted({c.owner for c in collections})]
         # Stable sort: of two with one id, the first in the batch is still the one kept.
@@ -341,6 +348,7 @@ class PostgresStore(SQLStore):
         return WriteResult(stored=stored, duplicates=len(collections) - stored)
 
     def append_events(self, events: Sequence[Event]) -> WriteResult:
+        check_event_ids(events)
         refuse_unknown_items(events, self.known_item_ids(e.item_id for e in events))
         if not events:
             return WriteResult()

@@ -24,6 +24,7 @@ from tastegraph.store.base import (
     UnknownItemError,
     User,
     WriteResult,
+    check_ids,
 )
 
 ITEM_COLUMNS = "id, title, description, attributes, price"
@@ -116,6 +117,19 @@ def id_of(record: Item | User | Collection) -> str:
 
 def ids_of(records: Iterable[Item | User]) -> set[str]:
     return {r.id for r in records}
+
+
+def check_collections(collections: Sequence[Collection]) -> None:
+    check_ids((c.id for c in collections), "collection id")
+    check_ids((c.owner for c in collections), "owner")
+
+
+def check_event_ids(events: Sequence[Event]) -> None:
+    """Before a batch touches the database: ValueError for an id that breaks the id rule."""
+    check_ids((e.event_id for e in events), "event_id")
+    check_ids((e.user_id for e in events), "user_id")
+    check_ids((e.collection_id for e in events), "collection_id")
+    check_ids((e.item_id for e in events), "item_id")
 
 
 def refuse_unknown_items(events: Sequence[Event], known_item_ids: set[str]) -> None:

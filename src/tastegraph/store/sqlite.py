@@ -18,6 +18,7 @@ from tastegraph.store.base import (
     Media,
     User,
     WriteResult,
+    check_ids,
 )
 from tastegraph.store.sql import (
     ACTIONS_SQL,
@@ -25,6 +26,8 @@ from tastegraph.store.sql import (
     MEDIA_COLUMNS,
     USER_COLUMNS,
     SQLStore,
+    check_collections,
+    check_event_ids,
     event_row,
     ids_of,
     item_content,
@@ -156,6 +159,7 @@ class SQLiteStore(SQLStore):
     # -- writes ---------------------------------------------------------------------------
 
     def add_users(self, users: Sequence[User]) -> WriteResult:
+        check_ids((u.id for u in users), "user id")
         now = time.time()
         with self._transaction() as conn:
             stored = self._fetch_where_in(f"SELECT {USER_COLUMNS} FROM users", "id", ids_of(users))
@@ -171,6 +175,7 @@ class SQLiteStore(SQLStore):
         return plan.result
 
     def add_items(self, items: Sequence[Item], *, replace: bool = False) -> WriteResult:
+        check_ids((i.id for i in items), "item id")
         now = time.time()
         with self._transaction() as conn:
             stored = self._fetch_where_in(f"SELECT {ITEM_COLUMNS} FROM items", "id", ids_of(items))
@@ -210,6 +215,7 @@ class SQLiteStore(SQLStore):
         return plan.result
 
     def add_collections(self, collections: Sequence[Collection]) -> WriteResult:
+        check_collections(collections)
         result = WriteResult()
         now = time.time()
         with self._transaction() as conn:
@@ -227,6 +233,7 @@ class SQLiteStore(SQLStore):
         return result
 
     def append_events(self, events: Sequence[Event]) -> WriteResult:
+        check_event_ids(events)
         refuse_unknown_items(events, self.known_item_ids(e.item_id for e in events))
         now = time.time()
         with self._transaction() as conn:
