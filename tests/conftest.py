@@ -141,11 +141,32 @@ PG_PORT = 5432
 
 @dataclass(frozen=True)
 class PostgresServer:
-    socket_dir: Path
-    port: int
+    root: Path  # owned by the postgres user: data/, sockets/, server.log
+    port: int = PG_PORT
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.root / "sockets"
 
     def url(self, dbname: str) -> str:
         return f"postgresql:///{dbname}?host={self.socket_dir}&port={self.port}&user={PG_USER}"
+
+    def start(self) -> None:
+        # fsync off: nothing here must outlive a power cut, and the suite runs faster.
+        options = f"-c listen_addresses='' -k {self.socket_dir} -p {self.port} -c fsync=off"
+        log = self.root / "server.log"
+        started = self._pg_ctl("-l", str(log), "-o", options, "-w", "start")
+        _checked(started, "pg_ctl start", log)
+
+    def stop(self) -> None:
+        _checked(self._pg_ctl("-m", "fast", "-w", "stop"), "pg_ctl stop")
+
+    def running(self) -> bool:
+        return (self.root / "data" / "postmaster.pid").exists()
+
+    def _pg_ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        data = str(self.root / "data")
+        return _as_postgres(str(PG_BIN / "pg_ctl"), "-D", data, *args, cwd=self.root)
 
 
 def _as_postgres(*command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -178,33 +199,26 @@ def _checked(result: subprocess.CompletedProcess[str], what: str, log: Path | No
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     _require_tools()
-    root = Path(tempfile.mkdtemp(prefix="tastegraph-pg-"))
-    data, sockets, log = root / "data", root / "sockets", root / "server.log"
-    sockets.mkdir()
-    shutil.chown(root, PG_USER)
-    shutil.chown(sockets, PG_USER)
-    pg_ctl = str(PG_BIN / "pg_ctl")
+    server = PostgresServer(Path(tempfile.mkdtemp(prefix="tastegraph-pg-")))
+    server.socket_dir.mkdir()
+    shutil.chown(server.root, PG_USER)
+    shutil.chown(server.socket_dir, PG_USER)
     try:
         _checked(
             _as_postgres(
                 str(PG_BIN / "initdb"),
-                *("-D", str(data), "-A", "trust", "-U", PG_USER),
+                *("-D", str(server.root / "data"), "-A", "trust", "-U", PG_USER),
                 *("--no-sync", "--encoding=UTF8", "--locale=C.UTF-8"),
-                cwd=root,
+                cwd=server.root,
             ),
             "initdb",
         )
-        # fsync off: nothing here must outlive a power cut, and the suite runs faster.
-        options = f"-c listen_addresses='' -k {sockets} -p {PG_PORT} -c fsync=off"
-        started = _as_postgres(
-            pg_ctl, "-D", str(data), "-l", str(log), "-o", options, "-w", "start", cwd=root
-        )
-        _checked(started, "pg_ctl start", log)
-        yield PostgresServer(sockets, PG_PORT)
+        server.start()
+        yield server
     finally:
-        if (data / "postmaster.pid").exists():
-            _as_postgres(pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop", cwd=root)
-        shutil.rmtree(root, ignore_errors=True)
+        if server.running():
+            server.stop()
+        shutil.rmtree(server.root, ignore_errors=True)
 
 
 _database_numbers = itertools.count()

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -20,6 +21,9 @@ from serving import AUTH, TOKEN, serve_settings, service_of
 from tastegraph.bench.serve import running_server
 from tastegraph.serve.app import create_app
 from tastegraph.store import SQLiteStore, open_store
+
+if TYPE_CHECKING:
+    from conftest import PostgresServer
 
 
 @contextmanager
@@ -102,9 +106,11 @@ def test_an_item_added_through_one_process_is_served_by_the_other(
 
 
 def test_an_event_one_process_stores_reaches_the_other_over_postgresql(
-    workdir: Path, postgres_url: str
+    workdir: Path, postgres_url: str, postgres_server: PostgresServer
 ) -> None:
-    """The same over PostgreSQL, which wakes the other process with a NOTIFY."""
+    """The same over PostgreSQL, which wakes the other process with a NOTIFY; while the
+    database restarts, writes get 503 with Retry-After and feeds go on, and the servers
+    recover without a restart of their own."""
     with SQLiteStore(workdir / "store.db") as built, open_store(postgres_url) as store:
         store.add_items(list(built.iter_items()))
         store.add_media(list(built.iter_media()))
@@ -112,6 +118,21 @@ def test_an_event_one_process_stores_reaches_the_other_over_postgresql(
         store.append_events(list(built.events_after(0)))
     with two_servers(workdir, postgres_url) as (first, second):
         check_events_reach_the_other_process(first, second, "postgres")
+        item = service_of(first).current().index.ids[3]
+        down = {"event_id": "pg-down", "user_id": "postgres-shopper", "item_id": item}
+        postgres_server.stop()
+        try:
+            refused = first.post("/v1/events", json=down | {"action": "save"}, headers=AUTH)
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+            assert feed_ids(first, "postgres-shopper")[0]  # feeds are served from memory
+        finally:
+            postgres_server.start()
+        position = post_purchase(first, "pg-back", "postgres-shopper", item)
+        deadline = time.monotonic() + 60  # its pool reconnects, backing off meanwhile
+        while "x-log-stale" in (read := feed_ids(second, "postgres-shopper", after=position))[1]:
+            assert time.monotonic() < deadline, "the second server never caught up"
+            time.sleep(0.5)
+        assert item in read[0]
 
 
 @pytest.mark.parametrize("after", [-1, "x"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
@@ -18,6 +19,9 @@ from tastegraph.store import (
     open_store,
 )
 from tastegraph.store.postgres import EVENT_LOG_LOCK
+
+if TYPE_CHECKING:
+    from conftest import PostgresServer
 
 
 @pytest.fixture
@@ -125,3 +129,22 @@ def test_two_stores_open_an_empty_database_at_once(postgres_url: str) -> None:
     assert errors == []
     with PostgresStore(postgres_url) as store:
         assert store.counts()["events"] == 0
+
+
+def test_a_restarted_server_fails_writes_clearly_and_the_store_recovers(
+    store: PostgresStore, postgres_server: PostgresServer
+) -> None:
+    """While the server is down a write is refused, not hung, and nothing is half-written;
+    once it is back the same store object writes again (its pool replaces dead
+    connections)."""
+    store.append_events([event("e1")])
+    postgres_server.stop()
+    try:
+        with pytest.raises(StoreUnavailableError, match="unavailable"):
+            store.append_events([event("e2")])
+        with pytest.raises(StoreUnavailableError):
+            store.last_event_seq()
+    finally:
+        postgres_server.start()
+    assert store.append_events([event("e2")]).stored == 1
+    assert [e.event_id for e in store.events_after(0)] == ["e1", "e2"]

@@ -28,7 +28,7 @@ from tastegraph.recommend.items import Filters, Recommendation
 from tastegraph.serve import schemas
 from tastegraph.serve.limits import BodyLimit, RateLimit, error_body
 from tastegraph.serve.metrics import Metrics
-from tastegraph.store import Item, UnknownItemError, open_store
+from tastegraph.store import Item, StoreUnavailableError, UnknownItemError, open_store
 
 STATIC = Path(__file__).parent / "static"
 PathId = Annotated[str, PathParam(pattern=schemas.ID_PATTERN, max_length=schemas.MAX_ID_LENGTH)]
@@ -356,6 +356,12 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body(exc.status_code, str(exc.detail)), exc.status_code, headers=exc.headers
         )
+
+    @app.exception_handler(StoreUnavailableError)
+    async def store_down(request: Request, exc: StoreUnavailableError) -> JSONResponse:
+        # Nothing was acknowledged (a write commits whole or not at all).
+        message = "the store is unavailable: send it again shortly (ids make that safe)"
+        return JSONResponse(error_body(503, message), 503, headers={"Retry-After": "1"})
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

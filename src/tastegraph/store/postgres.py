@@ -56,6 +56,7 @@ from tastegraph.store.sql import (
     user_from_row,
 )
 
+POOL_WAIT_SECONDS = 5.0  # the longest a request waits for a connection before it fails
 # After appending events, the store notifies this channel with the last seq as payload.
 EVENTS_CHANNEL = "tastegraph_events"
 
@@ -233,6 +234,10 @@ class PostgresStore(SQLStore):
             max_size=max_connections,
             kwargs={"autocommit": True},
             configure=_configure,
+            # A connection is checked as it leaves the pool: after a server restart the
+            # dead ones are replaced, and the store recovers without being opened again.
+            check=ConnectionPool.check_connection,
+            timeout=POOL_WAIT_SECONDS,
             name="tastegraph-store",
             open=True,
         )
@@ -276,11 +281,21 @@ class PostgresStore(SQLStore):
                 raise schema_version_error(f"in database {conn.info.dbname!r}", version)
 
     @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection; StoreUnavailableError while the server cannot be reached
+        (nothing was written then: a write commits whole or not at all)."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailableError(f"the PostgreSQL store is unavailable: {exc}") from exc
+
+    @contextmanager
     def _transaction(self, lock: int) -> Iterator[psycopg.Cursor[Any]]:
         """One write transaction that first takes advisory `lock`; the write is durable
         once the block exits without error."""
         with (
-            self._pool.connection() as conn,
+            self._connection() as conn,
             conn.transaction(),
             conn.cursor() as cur,
         ):
@@ -383,13 +398,13 @@ class PostgresStore(SQLStore):
     # -- running SQLStore's reads ---------------------------------------------------------
 
     def _fetchall(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             return conn.execute(query, params).fetchall()
 
     def _stream(self, query: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
         """Through a server-side cursor, a batch per round trip."""
         with (
-            self._pool.connection() as conn,
+            self._connection() as conn,
             conn.transaction(),
             conn.cursor(name="tastegraph_stream") as cur,
         ):
@@ -400,7 +415,7 @@ class PostgresStore(SQLStore):
     def _fetch_where_in(
         self, select: str, column: str, values: Iterable[str]
     ) -> list[tuple[Any, ...]]:
-        with self._pool.connection() as conn, conn.cursor() as cur:
+        with self._connection() as conn, conn.cursor() as cur:
             return _rows_where_in(cur, select, column, values)
 
 
