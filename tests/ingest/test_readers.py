@@ -108,6 +108,18 @@ def test_csv_truncated_inside_a_quoted_cell_is_a_problem(tmp_path: Path) -> None
     assert only_problem(entries).row == 2
 
 
+def test_an_unclosed_quote_does_not_hide_the_rows_after_it(tmp_path: Path) -> None:
+    rows = [f"{k},Item {k}" for k in range(1, 12)]
+    rows[7] = '8,"Item 8 with an unclosed quote'
+    entries = read(tmp_path, "items.csv", "id,title\n" + "\n".join(rows) + "\n")
+    problem = only_problem(entries)
+    assert problem.row == 8 and "3 lines after it are read again" in problem.reason
+    assert problem.raw is not None and "unclosed quote" in problem.raw
+    kept = [e.values["id"] for e in entries if isinstance(e, Row)]
+    assert kept == [str(k) for k in range(1, 12) if k != 8]
+    assert [e.number for e in entries if isinstance(e, Row)][-3:] == [9, 10, 11]
+
+
 def test_csv_empty_file_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="empty; expected a header row"):
         read(tmp_path, "items.csv", b"")

@@ -6,6 +6,7 @@ import csv
 import json
 import re
 import sys
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -43,17 +44,23 @@ def read_table(path: Path) -> Iterator[Row | Problem]:
 
 def _read_csv(path: Path) -> Iterator[Row | Problem]:
     with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
-        reader = csv.reader(f, strict=True)  # a stray quote is an error, not a swallowed file
+        lines = _Lines(f)
+        reader = csv.reader(lines, strict=True)  # a stray quote is an error, not a swallowed file
         header = _csv_header(path, reader)
         number = 0
         while True:
             number += 1
+            lines.record.clear()
             try:
                 cells = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
-                yield Problem(str(path), number, None, f"malformed CSV: {exc}")
+                first = shorten(lines.record[0].rstrip("\r\n")) if lines.record else None
+                again = lines.give_back_after_first()
+                note = f"; the {again} lines after it are read again" if again else ""
+                yield Problem(str(path), number, None, f"malformed CSV: {exc}{note}", first)
+                reader = csv.reader(lines, strict=True)
                 continue
             if not any(cell.strip() for cell in cells):
                 number -= 1  # blank lines are not rows
@@ -66,6 +73,32 @@ def _read_csv(path: Path) -> Iterator[Row | Problem]:
                 name: (cell.strip() or None) for name, cell in zip(header, cells, strict=True)
             }
             yield Row(number, values)
+
+
+class _Lines:
+    """A file's lines for csv.reader, keeping those of the record being read. An unclosed
+    quote makes the reader swallow the lines after it; when the record then fails, those
+    lines are given back, so one bad row does not hide the rest of the file."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = lines
+        self._given_back: deque[str] = deque()
+        self.record: list[str] = []
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._given_back.popleft() if self._given_back else next(self._lines)
+        self.record.append(line)
+        return line
+
+    def give_back_after_first(self) -> int:
+        """Read the current record's lines after its first again; how many there are."""
+        rest = self.record[1:]
+        self._given_back.extendleft(reversed(rest))
+        self.record.clear()
+        return len(rest)
 
 
 def _csv_header(path: Path, reader: Any) -> list[str]:
