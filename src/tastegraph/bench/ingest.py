@@ -2,7 +2,8 @@
 
 Baselines, measured in the same run: reading the files and checking the photos without a
 store (the floor the ingest cannot beat), and appending events one transaction each (what a
-naive client that acknowledges every event alone would get).
+naive client that acknowledges every event alone would get). Given a PostgreSQL URL, the
+same bulk append runs there too, beside SQLite's.
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ from __future__ import annotations
 import random
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from tastegraph.config import Settings
 from tastegraph.ingest import ingest_hm
 from tastegraph.ingest.media import check_photos
 from tastegraph.ingest.readers import read_table
-from tastegraph.store import Event, SQLiteStore
+from tastegraph.store import Event, Item, SQLiteStore, Store, open_store
 
 HM_TARGET_SECONDS = 15.0
 APPEND_TARGET_PER_SECOND = 20_000
@@ -40,12 +43,14 @@ def read_floor(data_dir: Path, settings: Settings) -> None:
     check_photos(photos, settings.max_image_pixels, settings.ingest_workers)
 
 
-def synthetic_events(item_ids: list[str], n: int, seed: int = 0) -> list[Event]:
+def synthetic_events(item_ids: list[str], n: int, seed: int = 0, run: str = "bench") -> list[Event]:
+    """n events on these items; `run` prefixes their ids (a store that kept an earlier run's
+    events would count the same ids as duplicates, not new rows)."""
     rng = random.Random(seed)
     actions = ("view", "click", "save", "purchase")
     return [
         Event(
-            event_id=f"bench-{seed}-{i}",
+            event_id=f"{run}-{seed}-{i}",
             user_id=f"bench-user-{rng.randrange(10_000)}",
             item_id=rng.choice(item_ids),
             action=rng.choice(actions),
@@ -56,7 +61,7 @@ def synthetic_events(item_ids: list[str], n: int, seed: int = 0) -> list[Event]:
     ]
 
 
-def append_batched(store: SQLiteStore, events: list[Event]) -> None:
+def append_batched(store: Store, events: list[Event]) -> None:
     for start in range(0, len(events), APPEND_BATCH):
         store.append_events(events[start : start + APPEND_BATCH])
 
@@ -66,7 +71,7 @@ def append_one_by_one(store: SQLiteStore, events: list[Event]) -> None:
         store.append_events([event])
 
 
-def run(data_dir: Path, n_events: int = 200_000) -> dict[str, float]:
+def run(data_dir: Path, n_events: int = 200_000, postgres: str | None = None) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="tastegraph-bench-") as tmp:
         settings = Settings(workdir=Path(tmp))
         floor_s = timed(lambda: read_floor(data_dir, settings))
@@ -79,6 +84,8 @@ def run(data_dir: Path, n_events: int = 200_000) -> dict[str, float]:
             bulk_s = timed(lambda: append_batched(store, bulk))
             single = synthetic_events(items, SINGLE_BASELINE_EVENTS, seed=2)
             single_s = timed(lambda: append_one_by_one(store, single))
+            catalog = list(store.iter_items())
+        postgres_s = None if postgres is None else postgres_bulk(postgres, catalog, bulk)
     figures = {
         "hm_ingest_s": ingest_s,
         "hm_rerun_s": rerun_s,
@@ -90,8 +97,20 @@ def run(data_dir: Path, n_events: int = 200_000) -> dict[str, float]:
         "bulk_events_per_s": n_events / bulk_s,
         "single_events_per_s": SINGLE_BASELINE_EVENTS / single_s,
     }
+    if postgres_s is not None:
+        figures["postgres_bulk_events_per_s"] = n_events / postgres_s
     _print(figures, n_events)
     return figures
+
+
+def postgres_bulk(url: str, catalog: list[Item], events: list[Event]) -> float:
+    """Seconds to append `events` to the PostgreSQL store at `url` (catalog added first),
+    in the same batches as SQLite's, under ids no earlier run used."""
+    run_id = f"bench-{uuid.uuid4().hex[:8]}"
+    fresh = [replace(e, event_id=f"{run_id}-{e.event_id}") for e in events]
+    with open_store(url) as store:
+        store.add_items(catalog)
+        return timed(lambda: append_batched(store, fresh))
 
 
 def _print(f: dict[str, float], n_events: int) -> None:
@@ -119,3 +138,11 @@ def _print(f: dict[str, float], n_events: int) -> None:
         f"  target >= {APPEND_TARGET_PER_SECOND:,}/s: "
         f"{ok[f['bulk_events_per_s'] >= APPEND_TARGET_PER_SECOND]}"
     )
+    if "postgres_bulk_events_per_s" in f:
+        postgres = f["postgres_bulk_events_per_s"]
+        print(
+            f"  PostgreSQL, same batches {postgres:10,.0f} events/s  "
+            f"PostgreSQL/SQLite = {postgres / f['bulk_events_per_s']:.2f}x  "
+            f"target >= {APPEND_TARGET_PER_SECOND:,}/s: "
+            f"{ok[postgres >= APPEND_TARGET_PER_SECOND]}"
+        )

@@ -19,6 +19,13 @@ from tastegraph.config import Settings
 def bench_ingest_command(
     data: DataOption = None,
     events: Annotated[int, typer.Option(help="Synthetic events for the bulk append.")] = 200_000,
+    postgres: Annotated[
+        str | None,
+        typer.Option(
+            help="A PostgreSQL store URL: the same bulk append runs there too, beside SQLite "
+            "(its catalog gets the H&M items; events get ids of their own)."
+        ),
+    ] = None,
 ) -> None:
     """Time the H&M ingest and a bulk append of synthetic events, each against a baseline."""
     from tastegraph.bench.ingest import run
@@ -27,7 +34,7 @@ def bench_ingest_command(
     folder = data or settings.data
     if folder is None:
         raise fail("no dataset folder: pass --data PATH or set TASTEGRAPH_DATA")
-    run(folder, events)
+    run(folder, events, postgres)
 
 
 @bench_app.command("recommend")
