@@ -36,11 +36,15 @@ pytest: $(STAMP) system-tools
 	$(BIN)/pytest -m "not slow"
 
 # The Ray test reads listening sockets with `ss` (iproute2) to prove Ray stays on loopback;
-# the browser test drives Debian's Chromium through playwright (never `playwright install`).
+# the browser test drives Debian's Chromium through playwright (never `playwright install`);
+# the store tests start their own PostgreSQL 15 (no default cluster is made or started);
+# `bench serve` drives the load with wrk.
 system-tools:
 	@command -v ss >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
-	@test -x /usr/lib/postgresql/15/bin/initdb || (apt-get update -qq && apt-get install -y -qq postgresql-15)
+	@test -x /usr/lib/postgresql/15/bin/initdb || (mkdir -p /etc/postgresql-common && \
+		echo 'create_main_cluster = false' >> /etc/postgresql-common/createcluster.conf && \
+		apt-get update -qq && apt-get install -y -qq postgresql-15)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 
 test-slow: $(STAMP) system-tools
