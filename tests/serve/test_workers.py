@@ -5,8 +5,10 @@ process stand for two server processes: they share nothing but the store."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -146,29 +148,101 @@ def test_served_by_two_processes_that_read_each_others_writes_and_come_back(
     workdir: Path,
 ) -> None:
     """`tastegraph serve --workers 2` for real: both processes answer, a feed asked with
-    the acknowledged position reflects the event on whichever answers, and a killed worker
-    is started again while the other serves."""
+    the acknowledged position reflects the event on whichever answers. Then one worker is
+    SIGKILLed while a client posts events and another reads feeds: no acknowledged event is
+    lost, the other process keeps answering, and the worker started again catches up."""
     with running_server(workdir, TOKEN, assistant=False, workers=2) as server:
         pids = answering_processes(server.url, want=2)
         assert len(pids) == 2
         with SQLiteStore(workdir / "store.db") as store:
             item = next(store.iter_items()).id
-        event = {"event_id": "w-1", "user_id": "w-shopper", "item_id": item, "action": "purchase"}
-        answer = httpx.post(f"{server.url}/v1/events", json=event, headers=AUTH, timeout=30)
-        assert answer.status_code == 200, answer.text
-        position = answer.json()["log_position"]
+        position = post_events(server.url, [purchase_of("w-1", "w-shopper", item)])
+        assert position is not None
         for _ in range(12):  # a new connection each time: the kernel spreads them
-            feed = httpx.get(
-                f"{server.url}/v1/users/w-shopper/feed", params={"after": position}, timeout=30
-            )
-            assert feed.status_code == 200 and "x-log-stale" not in feed.headers
+            feed = read_feed(server.url, "w-shopper", after=position)
+            assert feed is not None and "x-log-stale" not in feed.headers
             assert item in [card["id"] for card in feed.json()["items"]]
 
-        os.kill(min(pids), signal.SIGKILL)
-        deadline = time.monotonic() + 120
-        while not (answering_processes(server.url, want=2) - pids):
-            assert time.monotonic() < deadline, "the killed worker was never started again"
-            time.sleep(1)
+        with Traffic(server.url, item) as traffic:
+            time.sleep(1.0)
+            os.kill(min(pids), signal.SIGKILL)
+            deadline = time.monotonic() + 120
+            while not (answering_processes(server.url, want=2) - pids):
+                assert time.monotonic() < deadline, "the killed worker was never started again"
+                time.sleep(0.5)
+            time.sleep(1.0)
+        assert traffic.acknowledged and traffic.feeds_answered > traffic.feeds_failed
+        assert traffic.feeds_failed <= 5, "only requests in flight on the killed worker fail"
+        with SQLiteStore(workdir / "store.db") as store:
+            assert store.known_event_ids(traffic.acknowledged) == set(traffic.acknowledged)
+        last = max(traffic.positions)
+        for _ in range(12):  # both processes, the new one included, reach the last write
+            feed = read_feed(server.url, "w-shopper", after=last)
+            assert feed is not None and "x-log-stale" not in feed.headers
+
+
+def purchase_of(event_id: str, user: str, item: str) -> dict[str, str]:
+    return {"event_id": event_id, "user_id": user, "item_id": item, "action": "purchase"}
+
+
+def post_events(url: str, events: list[dict[str, str]]) -> int | None:
+    """The log position an acknowledged batch reached; None when it was not acknowledged."""
+    try:
+        answer = httpx.post(f"{url}/v1/events", json={"events": events}, headers=AUTH, timeout=10)
+    except httpx.TransportError:  # the worker died under the request
+        return None
+    if answer.status_code != 200:
+        return None
+    position: int = answer.json()["log_position"]
+    return position
+
+
+def read_feed(url: str, user: str, **params: object) -> httpx.Response | None:
+    try:
+        feed = httpx.get(f"{url}/v1/users/{user}/feed", params=params, timeout=10)
+    except httpx.TransportError:
+        return None
+    return feed if feed.status_code == 200 else None
+
+
+class Traffic:
+    """A client posting event batches and another reading feeds, each on new connections,
+    until the block ends."""
+
+    def __init__(self, url: str, item: str) -> None:
+        self.url, self.item = url, item
+        self.acknowledged: list[str] = []
+        self.positions: list[int] = []
+        self.feeds_answered = self.feeds_failed = 0
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._post), threading.Thread(target=self._read)]
+
+    def __enter__(self) -> Traffic:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=60)
+
+    def _post(self) -> None:
+        for batch in itertools.count():
+            if self._stop.is_set():
+                return
+            ids = [f"kill-{batch}-{k}" for k in range(5)]
+            position = post_events(self.url, [purchase_of(i, "w-shopper", self.item) for i in ids])
+            if position is not None:
+                self.acknowledged += ids
+                self.positions.append(position)
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            if read_feed(self.url, "w-shopper") is None:
+                self.feeds_failed += 1
+            else:
+                self.feeds_answered += 1
 
 
 def answering_processes(url: str, want: int, tries: int = 60) -> set[int]:
