@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from tastegraph.cli.apps import bench_app
-from tastegraph.cli.common import DataOption, fail, served_assistant, settings_of
+from tastegraph.cli.common import DataOption, fail, open_store_of, served_assistant, settings_of
 from tastegraph.config import Settings
 
 
@@ -141,19 +141,55 @@ def bench_serve_command(
 @contextmanager
 def _serving_copy(settings: Settings, workers: int = 1) -> Iterator[Any]:
     """A server on 127.0.0.1 over a scratch copy of the workdir (benchmarks write events)."""
+    from tastegraph.bench.serve import running_server
+
+    with (
+        _scratch_copy(settings) as workdir,
+        running_server(workdir, assistant=False, workers=workers) as server,
+    ):
+        typer.echo(f"serving {settings.workdir} (a copy) at {server.url}")
+        yield server
+
+
+@contextmanager
+def _scratch_copy(settings: Settings) -> Iterator[Path]:
     import shutil
     import tempfile
-
-    from tastegraph.bench.serve import running_server
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
     with tempfile.TemporaryDirectory(prefix="tastegraph-bench-") as scratch:
         workdir = Path(scratch) / "work"
         skipped = shutil.ignore_patterns("features", "lm", "projector-training")
         shutil.copytree(settings.workdir, workdir, ignore=skipped)
-        with running_server(workdir, assistant=False, workers=workers) as server:
-            typer.echo(f"serving {settings.workdir} (a copy) at {server.url}")
-            yield server
+        yield workdir
+
+
+@bench_app.command("follow")
+def bench_follow_command(
+    ctx: typer.Context,
+    events: Annotated[int, typer.Option(min=10, help="Events posted, one at a time.")] = 200,
+) -> None:
+    """How soon a second server process sees an event the first acknowledged: two
+    `tastegraph serve` processes over one copy of the workdir's store, events posted to the
+    first, the second's /healthz polled until its log position reaches the event's. The
+    first's own wait, polled the same way, is the floor. (A feed asked with `after` does
+    not wait for this: it catches up before answering.)"""
+    import secrets
+
+    from tastegraph.bench.follow import report, run_follow
+    from tastegraph.bench.serve import running_server
+
+    settings = settings_of(ctx)
+    with open_store_of(settings) as store:
+        item = next(store.iter_items()).id
+    token = secrets.token_urlsafe(16)
+    with (
+        _scratch_copy(settings) as workdir,
+        running_server(workdir, token, assistant=False) as writer,
+        running_server(workdir, token, assistant=False) as other,
+    ):
+        typer.echo(f"two servers over {settings.workdir} (a copy), SQLite")
+        typer.echo(report(run_follow(writer, other, item, events), target_ms=50.0))
 
 
 @bench_app.command("soak")

@@ -102,6 +102,7 @@ def create_app(
         return {
             "status": "ok",
             "process": os.getpid(),
+            "log_position": svc.log_position,
             "items": len(svc.current().index),
             "versions": svc.versions,
             "training": {name: progress.to_json() for name, progress in svc.training.items()},

@@ -45,7 +45,9 @@ from tastegraph.store.sql import (
     user_from_row,
 )
 
-POLL_SECONDS = 0.1  # how often a process following the log looks for new events
+# How often a process following the log looks for new events: a cheap max(seq) lookup,
+# often enough that another process sees an event within about 20 ms.
+POLL_SECONDS = 0.02
 
 SCHEMA = f"""
 CREATE TABLE items (
