@@ -393,11 +393,15 @@ def _per_minute(memory: list[tuple[float, float]]) -> list[float]:
 
 
 async def _open_loop(
-    request: Callable[[int], Awaitable[bool]], rate: float, seconds: float
+    request: Callable[[int], Awaitable[bool]],
+    rate: float,
+    seconds: float,
+    timeout: float = LoadConfig.timeout,
 ) -> Latencies:
     """Send request(i) at start + i / rate whatever the server's pace; an answer counts
-    from its scheduled time, and a failure (request(i) false: a non-2xx answer) or an
-    exception is an error."""
+    from its scheduled time, and a failure (request(i) false: a non-2xx answer), an
+    exception, or an answer more than `timeout` after its scheduled time (as wrk counts
+    it) is an error."""
     result = Latencies()
     start = time.perf_counter()
 
@@ -407,8 +411,11 @@ async def _open_loop(
         except httpx.HTTPError:
             result.errors += 1
             return
-        if ok:
-            result.seconds.append(time.perf_counter() - scheduled)
+        waited = time.perf_counter() - scheduled
+        if ok and waited <= timeout:
+            result.seconds.append(waited)
+        elif ok:
+            result.errors += 1
         else:
             result.errors += 1
             result.non_2xx += 1

@@ -73,6 +73,7 @@ class TrainingLog:
     baskets: dict[str, set[int]]  # collection id -> rows of the positive events in it
     n_items: int  # N: rows are 0..N-1
     now: float  # the cut-off, unix seconds: every event is before it
+    item_ids: list[str | None]  # the item of each row (None: a row no item has)
 
     @classmethod
     def build(cls, events: Iterable[Event], index: dict[str, int], now: float) -> TrainingLog:
@@ -95,7 +96,10 @@ class TrainingLog:
         for items in history.values():
             items.sort(key=lambda pair: pair[1])  # stable: same-time events keep their order
         n_items = max(index.values()) + 1 if index else 0
-        return cls(dict(history), dict(baskets), n_items, now)
+        item_ids: list[str | None] = [None] * n_items
+        for item_id, row in index.items():
+            item_ids[row] = item_id
+        return cls(dict(history), dict(baskets), n_items, now, item_ids)
 
     def flat(self) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
         """Users in order, and per event: user code, item row and ts (for vectorised fits)."""
@@ -394,8 +398,8 @@ class BaselineRecommender:
         recommend: Callable[[str, int], np.ndarray],
         score: Callable[[np.ndarray], np.ndarray],
     ) -> None:
-        if len(index) != log.n_items:
-            raise ValueError(f"need the index of the log's {log.n_items} rows, got {len(index)}")
+        if list(index.ids) != log.item_ids:
+            raise ValueError("the index must hold the log's items in the log's row order")
         self.name = name
         self.index = index
         self.log = log
