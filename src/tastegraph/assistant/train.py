@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
-from tqdm import tqdm
 
 from tastegraph.artifacts import current_version, publish_version
 from tastegraph.assistant.describe import PROMPT
@@ -29,6 +28,7 @@ from tastegraph.assistant.projector import ItemProjector, ProjectorConfig, save_
 from tastegraph.config import Settings
 from tastegraph.embeddings.store import EmbeddingStore
 from tastegraph.encoders import item_text
+from tastegraph.progress import Progress
 from tastegraph.store import Store
 
 log = logging.getLogger(__name__)
@@ -146,8 +146,8 @@ def fit(
     result = TrainResult(examples, start_step, 0.0, before, float("nan"))
     started = time.perf_counter()
     lm.train()
-    progress = tqdm(range(start_step, total), desc=description, disable=not show_progress)
-    for step in progress:
+    progress = Progress(total, description, done=start_step, show=show_progress)
+    for step in range(start_step, total):
         epoch, offset = divmod(step, per_epoch)
         shuffled = np.random.default_rng(schedule.seed + epoch).permutation(train)
         rows = shuffled[offset * schedule.batch_size : (offset + 1) * schedule.batch_size]
@@ -156,10 +156,11 @@ def fit(
         value.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
         result.losses.append(value.item())
-        progress.set_postfix(loss=f"{value.item():.3f}")
+        progress.update(loss=f"{value.item():.3f}")
         if (step + 1) % schedule.checkpoint_every == 0 or step + 1 == total:
             save_checkpoint(lm, checkpoints, step + 1)
         result.steps = step + 1
+    progress.close()
     lm.eval()
     result.seconds = time.perf_counter() - started
     result.heldout_loss_after = heldout_loss(loss, held, schedule.batch_size)

@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import save_file
-from tqdm import tqdm
 
 from tastegraph import registry
 from tastegraph.artifacts import publish_version
 from tastegraph.embeddings.fusion import FusionConfig, FusionModel
 from tastegraph.embeddings.pairs import co_engaged_pairs, variant_pairs
 from tastegraph.embeddings.table import FeatureTable
+from tastegraph.progress import Progress
 from tastegraph.store import Event
 
 log = logging.getLogger(__name__)
@@ -147,14 +147,17 @@ def train_fusion(
     )
     result = TrainResult(model, len(content_rows), len(pairs))
     model.train()
-    epochs = tqdm(
-        range(config.content_epochs + config.taste_epochs),
-        desc="training fusion",
-        disable=None if show_progress else True,  # None: off when not a terminal
-    )
     steps = result.steps = {"content": 0, "taste": 0}
     budget = {"content": config.max_content_steps, "taste": config.max_taste_steps}
-    for epoch in epochs:
+    per_epoch = {
+        "content": -(-len(content_rows) // config.batch_size),
+        "taste": -(-len(pairs) // config.batch_size),
+    }
+    total = min(config.content_epochs * per_epoch["content"], budget["content"]) + min(
+        config.taste_epochs * per_epoch["taste"], budget["taste"]
+    )
+    progress = Progress(total, "training fusion", "batches", show=show_progress)
+    for epoch in range(config.content_epochs + config.taste_epochs):
         stage = "taste" if epoch >= config.content_epochs else "content"
         if steps[stage] >= budget[stage]:
             continue  # this stage's budget is spent
@@ -170,12 +173,13 @@ def train_fusion(
             optimizer.step()
             batch_losses.append(loss.item())
             steps[stage] += 1
+            progress.update(stage=stage, loss=f"{loss.item():.3f}")
             if steps[stage] >= budget[stage]:
                 log.info("%s stage: its budget of %d batches is spent", stage, budget[stage])
                 break
         mean_loss = float(np.mean(batch_losses)) if batch_losses else float("nan")
         result.losses.append((stage, mean_loss))
-        epochs.set_postfix(stage=stage, loss=f"{mean_loss:.3f}")
+    progress.close()
     model.eval()
     return result
 

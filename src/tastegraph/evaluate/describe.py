@@ -38,8 +38,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
-import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,10 +45,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from tqdm import tqdm
 
 from tastegraph.config import Settings
 from tastegraph.evaluate.metrics import Estimate, bootstrap, clustered_bootstrap
+from tastegraph.progress import Progress
 from tastegraph.store import Store
 
 log = logging.getLogger(__name__)
@@ -61,7 +59,6 @@ CHANCE = "(b) chance: training distribution"
 MAJORITY = "(c) most common training value"
 OWN_TEXT = "(ref) the item's own text, 32 tokens"
 NAMELESS = frozenset({"other", "unknown", "undefined", "none"})
-LOG_EVERY = 30.0  # seconds between progress lines when stderr is not a terminal
 
 Phrase = tuple[str, ...]
 
@@ -243,36 +240,6 @@ def chance_scores(
     }
 
 
-class _Progress:
-    """A tqdm bar on a terminal; otherwise a log line every LOG_EVERY seconds."""
-
-    def __init__(self, total: int, show: bool) -> None:
-        self.terminal = show and sys.stderr.isatty()
-        self.bar = tqdm(
-            total=total, desc="describing items", unit="item", disable=not self.terminal
-        )
-        self.total, self.done, self.show = total, 0, show
-        self.started = self.last = time.monotonic()
-
-    def step(self) -> None:
-        self.done += 1
-        self.bar.update()
-        now = time.monotonic()
-        if self.show and not self.terminal and now - self.last >= LOG_EVERY:
-            self.last = now
-            rate = self.done / (now - self.started)
-            log.info(
-                "described %d/%d items (%.1f s each, about %.0f s left)",
-                self.done,
-                self.total,
-                1 / rate,
-                (self.total - self.done) / rate,
-            )
-
-    def close(self) -> None:
-        self.bar.close()
-
-
 def evaluate_descriptions(
     workdir: Path,
     items: Mapping[str, tuple[str, str, str, str | None]],
@@ -333,12 +300,11 @@ def evaluate_descriptions(
     test_unit = _unit(image_features[[with_image[t.item_id] for t in tests]])
     nearest = [train_pool[j] for j in np.argmax(test_unit @ train_unit.T, axis=1)]
 
-    progress = _Progress(len(tests), show_progress)
     generated = []
-    for test in tests:
-        generated.append(describe(lm, embeddings.vector(test.item_id), config.max_new_tokens))
-        progress.step()
-    progress.close()
+    with Progress(len(tests), "describing items", "items", show=show_progress) as progress:
+        for test in tests:
+            generated.append(describe(lm, embeddings.vector(test.item_id), config.max_new_tokens))
+            progress.update()
 
     tokenizer, cut = lm.tokenizer, config.answer_tokens
     own = [

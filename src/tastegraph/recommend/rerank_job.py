@@ -26,6 +26,7 @@ from tastegraph.graph.job import build_taste
 from tastegraph.graph.taste import ItemDetails, item_attributes, item_details
 from tastegraph.index import CATEGORY_KEY, ItemIndex
 from tastegraph.profiles import ProfileConfig, ProfileStore
+from tastegraph.progress import Progress
 from tastegraph.recommend.assemble import assemble
 from tastegraph.recommend.config import RecommendConfig
 from tastegraph.recommend.forest import BoostedTrees
@@ -162,7 +163,9 @@ def fit_reranker(
     queries, partners, _ = basket_queries(window, ids)
     context = item_context(ids, details, past, start)
     features, labels = [], []
-    for begin in range(0, len(queries), CHUNK):
+    chunks = range(0, len(queries), CHUNK)
+    progress = Progress(len(chunks), "re-ranker: basket features", "chunks")
+    for begin in chunks:
         chunk = queries[begin : begin + CHUNK]
         pool, x = candidates(earlier.related_score, context, chunk, np.ones(len(ids), dtype=bool))
         wanted = partners[begin : begin + CHUNK]
@@ -170,6 +173,8 @@ def fit_reranker(
             row in want for rows, want in zip(pool, wanted, strict=True) for row in rows if row >= 0
         ]
         features.append(x[pool >= 0])
+        progress.update()
+    progress.close()
     y = np.array(labels, dtype=bool)
     if y.sum() < MIN_POSITIVES:
         log.info("re-ranker: %d basket partners in the pools, under %d", y.sum(), MIN_POSITIVES)
