@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -146,5 +147,12 @@ def test_a_restarted_server_fails_writes_clearly_and_the_store_recovers(
             store.last_event_seq()
     finally:
         postgres_server.start()
-    assert store.append_events([event("e2")]).stored == 1
+    deadline = time.monotonic() + 60  # the pool reconnects, backing off while it could not
+    while True:
+        try:
+            assert store.append_events([event("e2")]).stored == 1
+            break
+        except StoreUnavailableError:  # what a client gets meanwhile: a clear, retryable no
+            assert time.monotonic() < deadline, "the store never recovered"
+            time.sleep(0.5)
     assert [e.event_id for e in store.events_after(0)] == ["e1", "e2"]
