@@ -129,8 +129,13 @@ def test_an_event_one_process_stores_reaches_the_other_over_postgresql(
             assert feed_ids(first, "postgres-shopper")[0]  # feeds are served from memory
         finally:
             postgres_server.start()
-        position = post_purchase(first, "pg-back", "postgres-shopper", item)
-        deadline = time.monotonic() + 60  # its pool reconnects, backing off meanwhile
+        back = purchase_of("pg-back", "postgres-shopper", item)
+        deadline = time.monotonic() + 60  # the pools reconnect, backing off meanwhile
+        while (answer := first.post("/v1/events", json=back, headers=AUTH)).status_code == 503:
+            assert time.monotonic() < deadline, "the first server never wrote again"
+            time.sleep(0.5)
+        assert answer.status_code == 200, answer.text
+        position = answer.json()["log_position"]
         while "x-log-stale" in (read := feed_ids(second, "postgres-shopper", after=position))[1]:
             assert time.monotonic() < deadline, "the second server never caught up"
             time.sleep(0.5)
