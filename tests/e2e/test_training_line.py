@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import uvicorn
 from browser import CHROMIUM, CHROMIUM_ARGS, TOKEN
 from fastapi import FastAPI
 from playwright.sync_api import expect, sync_playwright
 
-from tastegraph.bench.serve import free_port
+from tastegraph.bench.serve import answers_health, free_port
 from tastegraph.config import Settings
 from tastegraph.serve.app import create_app
 
@@ -29,15 +27,7 @@ def serving(app: FastAPI, port: int) -> Iterator[str]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "the server never answered"
-        time.sleep(0.2)
+    assert answers_health(url, 120, alive=thread.is_alive), "the server never answered"
     try:
         yield url
     finally:

@@ -43,14 +43,12 @@ def read_floor(data_dir: Path, settings: Settings) -> None:
     check_photos(photos, settings.max_image_pixels, settings.ingest_workers)
 
 
-def synthetic_events(item_ids: list[str], n: int, seed: int = 0, run: str = "bench") -> list[Event]:
-    """n events on these items; `run` prefixes their ids (a store that kept an earlier run's
-    events would count the same ids as duplicates, not new rows)."""
+def synthetic_events(item_ids: list[str], n: int, seed: int = 0) -> list[Event]:
     rng = random.Random(seed)
     actions = ("view", "click", "save", "purchase")
     return [
         Event(
-            event_id=f"{run}-{seed}-{i}",
+            event_id=f"bench-{seed}-{i}",
             user_id=f"bench-user-{rng.randrange(10_000)}",
             item_id=rng.choice(item_ids),
             action=rng.choice(actions),

@@ -133,17 +133,24 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 
 def _wait_until_up(server: subprocess.Popen[str], url: str, timeout: float) -> None:
+    if not answers_health(url, timeout, alive=lambda: server.poll() is None):
+        server.kill()
+        output = server.communicate()[0]
+        raise RuntimeError(f"the server did not start at {url}:\n{output[-3000:]}")
+
+
+def answers_health(url: str, timeout: float, alive: Callable[[], bool] = lambda: True) -> bool:
+    """Whether the server at `url` answers GET /healthz within `timeout` seconds, asking
+    again every 0.3 s while `alive()` holds."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
+                return True
         except httpx.TransportError:
             pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            output = server.communicate()[0]
-            raise RuntimeError(f"the server did not start at {url}:\n{output[-3000:]}")
+        if not alive() or time.monotonic() > deadline:
+            return False
         time.sleep(0.3)
 
 
