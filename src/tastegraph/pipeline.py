@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 class PipelineConfig:
     content_epochs: int = 30  # fusion model, stage 1 (photo-text pairs)
     taste_epochs: int = 10  # fusion model, stage 2 (co-engaged items)
-    assistant_items: int = 2000  # items the projector aligns on; 0 leaves the assistant out
+    assistant_items: int = 8000  # items the projector aligns on; 0 leaves the assistant out
     shopping_examples: int = 800  # purchases for stage 2 of the assistant; 0 leaves it out
     reingest: bool = False  # read the dataset again although the store holds events
     retrain: bool = False  # train the fusion model and the re-ranker again although they exist
@@ -203,12 +203,12 @@ class Pipeline:
         )
         if self.config.assistant_items == 0 or fresh:
             return None
-        result, folder = align_assistant(
+        aligned, folder = align_assistant(
             self.store, self.settings, max_items=self.config.assistant_items
         )
         detail = (
-            f"stage 1: {result.examples:,} items, held-out loss "
-            f"{result.heldout_loss_before:.2f} -> {result.heldout_loss_after:.2f}"
+            f"stage 1: {aligned.items:,} items, warm-start error "
+            f"{aligned.error_before:.2f} -> {aligned.error_after:.2f}"
         )
         if self.config.shopping_examples > 0:
             try:

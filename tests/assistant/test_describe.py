@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from tastegraph.assistant.describe import (
     Describer,
+    LookConstraint,
     alignment_manifest,
     clean_description,
     describe,
@@ -47,15 +48,29 @@ def photo_only(workdir: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def describer(workdir: Path) -> Describer:
-    return open_describer(workdir, size=2)
+    return open_describer(workdir, ["Black Dress", "Light Blue Trousers"], size=2)
 
 
 def test_a_photo_only_item_gets_a_description(
     describer: Describer, workdir: Path, photo_only: list[str]
 ) -> None:
-    text = describe(describer.lm, projector_embeddings(workdir).vector(photo_only[0]))
+    vector = projector_embeddings(workdir).vector(photo_only[0])
+    text = describe(describer.lm, vector, looks=describer.looks)
     assert text.strip() and "\n" not in text and "  " not in text
+    assert text.startswith(("Black Dress.", "Light Blue Trousers."))  # a look the catalog has
     assert describer(photo_only[0]) == text  # greedy: the same words every time
+
+
+def test_the_look_constraint_keeps_to_catalog_looks_then_lets_go(describer: Describer) -> None:
+    tokenizer = describer.lm.tokenizer
+    looks = LookConstraint(tokenizer, ["Black Dress", "Black Top", "Blue Dress", ""])
+    black = tokenizer("Black", add_special_tokens=False)["input_ids"]
+    assert set(looks([])) == {black[0], tokenizer("Blue", add_special_tokens=False)["input_ids"][0]}
+    kinds = {tokenizer.decode(i) for i in looks(black)}
+    assert kinds == {" Dress", " Top"}
+    done = tokenizer("Black Top. Strap", add_special_tokens=False)["input_ids"]
+    assert len(looks(done)) == len(tokenizer)  # after the look's full stop: anything
+    assert not LookConstraint(tokenizer, [""])  # a catalog without looks: no constraint
 
 
 def test_descriptions_are_kept_for_the_most_recent_items(

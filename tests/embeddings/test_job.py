@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from tastegraph.config import Settings
-from tastegraph.embeddings.job import fusion_root, prepare_features, run_embed
+from tastegraph.embeddings.job import fusion_root, photo_embeddings, prepare_features, run_embed
 from tastegraph.embeddings.store import EmbeddingStore
 from tastegraph.embeddings.train import TrainConfig, save_fusion, train_fusion
 from tastegraph.store import SQLiteStore
@@ -47,6 +47,23 @@ def test_embed_publishes_unit_vectors_for_every_item(trained: Settings) -> None:
     assert set(manifest["towers"]) == {"image", "text"}
     assert 0 < manifest["items_with_text"] < n_items  # some H&M items are photo-only
     assert EmbeddingStore.open(trained.workdir).version == embeddings.version
+
+
+def test_photo_embeddings_read_an_item_as_if_it_had_no_text(trained: Settings) -> None:
+    with SQLiteStore(trained.workdir / "store.db") as store:
+        embeddings = run_embed(store, trained).embeddings
+        table = prepare_features(store, trained).table
+        ids, vectors = photo_embeddings(store, trained, embeddings)
+    rows = table.index()
+    assert set(ids) == {i for i in table.item_ids if table.has_image[rows[i]]}
+    photo = dict(zip(ids, vectors, strict=True))
+    photo_only = [i for i in ids if not table.has_text[rows[i]]]
+    with_text = [i for i in ids if table.has_text[rows[i]]]
+    assert photo_only and with_text
+    for item_id in photo_only:  # nothing fused in: its own embedding
+        np.testing.assert_allclose(photo[item_id], embeddings.vector(item_id), atol=1e-5)
+    moved = [float(photo[i] @ embeddings.vector(i)) for i in with_text]
+    assert max(moved) < 0.9999  # the text moved every fused embedding away from the photo's
 
 
 def test_rerun_with_nothing_new_encodes_nothing_and_keeps_the_version(trained: Settings) -> None:

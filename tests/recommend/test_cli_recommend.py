@@ -87,8 +87,11 @@ def test_graph_profiles_recommend_related_search(small_catalog: Settings, tmp_pa
 
     # The assistant: align a projector on the catalog, then one chat turn with the real LM.
     assert "train assistant" in invoke("chat", "--user", user, code=2)
-    aligned = invoke("train", "assistant", "--stage", "alignment", "--batch-size", "8")
-    assert "stage 1:" in aligned and "held-out loss" in aligned
+    aligned = invoke(
+        "train", "assistant", "--stage", "alignment", "--batch-size", "8", "--lm-items", "20"
+    )
+    assert "stage 1: warm start on" in aligned and "error" in aligned
+    assert "the LM in the loop: 20 examples" in aligned and "held-out loss" in aligned
     # 30 examples leave none to train on beside the 50 held out: a clear error, no stage 2
     shopping = invoke("train", "assistant", "--stage", "shopping", "--examples", "30", code=2)
     assert "make shopping examples" in shopping

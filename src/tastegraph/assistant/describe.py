@@ -1,11 +1,13 @@
 """Describe an item from its embedding alone: the stage-1 task, asked at request time.
 
 Stage 1 of assistant training (`assistant/train.py`) teaches the LM to answer "Describe this
-item: <k item tokens>" with the item's own text (title, then "key: value" attributes, cut
-to its first 32 tokens). Asking the same question of an item that has no text (about half
-of the H&M catalog is photo-only) gives a description written from its embedding: the
-title and attributes the LM believes the item would have. It is a guess, and is shown as
-one. `describe` is greedy, so one item always gets the same words from one projector.
+item: <k item tokens>" with the item's look ("Black Dress") and then its own text (title,
+then "key: value" attributes), cut to the first 32 tokens; half of its items are read by
+the embedding of their photo alone, as a photo-only item is. Asking the same question of an
+item that has no text (about half of the H&M catalog is photo-only) gives a description
+written from its embedding: the look, title and attributes the LM believes it would have.
+It is a guess, and is shown as one. `describe` is greedy, so one item always gets the same
+words from one projector.
 
 Describing uses the stage-1 projector with the plain LM, as stage 1 trained them, not the
 current projector: stage 2 goes on training the projector to pick among candidates, and it
@@ -18,7 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -55,8 +57,8 @@ def describe_prompt(lm: ItemLM) -> torch.Tensor:
 def clean_description(text: str) -> str:
     """The first line of a generation, whitespace collapsed and without a dangling field.
 
-    Stage 1's answers are fields joined by ". " ("Tilly dress. colour_group: Black.
-    department: ..."), so the first *sentence* would be the title alone: the whole first
+    Stage 1's answers are fields joined by ". " ("Black Dress. Tilly dress. colour_group:
+    Black. department: ..."), so the first *sentence* would be the look alone: the whole first
     line is kept. Answers were cut at a token budget, so a generation often stops inside a
     field; a last field that is only a key ("garment_group:", "graphical_app") after
     "key: value" fields is dropped. A value cut short ("department: Jer") is kept."""
@@ -69,11 +71,52 @@ def clean_description(text: str) -> str:
     return ". ".join(parts).strip().rstrip(".").strip()
 
 
-def describe(lm: ItemLM, vector: np.ndarray, max_new_tokens: int = DEFAULT_NEW_TOKENS) -> str:
+def look_phrase(colour: str | None, kind: str | None) -> str:
+    """How an item's look reads ("Black Dress"): its colour and kind values, where it has
+    them; "" when it has neither."""
+    return " ".join(v for value in (colour, kind) if value and (v := str(value).strip()))
+
+
+class LookConstraint:
+    """Descriptions start with a look the catalog has ("Black Dress.", as stage 1's answers
+    do), so the LM chooses among real colours and kinds instead of inventing one ("Darker,
+    Broadband Trousers"); after the look's full stop any token may follow. Greedy decoding
+    under the constraint takes, token by token, the LM's best continuation that stays on
+    some catalog look."""
+
+    def __init__(self, tokenizer: Any, looks: Iterable[str]) -> None:
+        self.next: dict[tuple[int, ...], set[int]] = {}
+        self.complete: set[tuple[int, ...]] = set()
+        for look in {look for look in looks if look}:
+            ids = tuple(tokenizer(f"{look}.", add_special_tokens=False)["input_ids"])
+            self.complete.add(ids)
+            for n in range(len(ids)):
+                self.next.setdefault(ids[:n], set()).add(ids[n])
+        self.everything = list(range(len(tokenizer)))
+        self._sorted = {prefix: sorted(ids) for prefix, ids in self.next.items()}
+
+    def __call__(self, generated: list[int]) -> list[int]:
+        prefix = tuple(generated)
+        if any(prefix[:n] in self.complete for n in range(1, len(prefix) + 1)):
+            return self.everything
+        return self._sorted.get(prefix, self.everything)
+
+    def __bool__(self) -> bool:
+        return bool(self.complete)
+
+
+def describe(
+    lm: ItemLM,
+    vector: np.ndarray,
+    max_new_tokens: int = DEFAULT_NEW_TOKENS,
+    looks: LookConstraint | None = None,
+) -> str:
     """What the LM says an item is, reading only its embedding (d,): greedy decoding of the
-    stage-1 prompt, cleaned by `clean_description`."""
+    stage-1 prompt, starting with one of `looks` where given, cleaned by
+    `clean_description`."""
     items = torch.tensor(np.asarray(vector, dtype=np.float32).reshape(1, -1))  # a copy
-    return clean_description(lm.generate(describe_prompt(lm), items, max_new_tokens))
+    allowed = looks if looks else None
+    return clean_description(lm.generate(describe_prompt(lm), items, max_new_tokens, allowed))
 
 
 class Describer:
@@ -87,9 +130,11 @@ class Describer:
         vector_of: Callable[[str], np.ndarray],
         size: int = 1024,
         max_new_tokens: int = DEFAULT_NEW_TOKENS,
+        looks: Iterable[str] = (),
     ) -> None:
         self.lm = lm
         self.vector_of = vector_of  # item id -> embedding; raises KeyError for unknown ids
+        self.looks = LookConstraint(lm.tokenizer, looks)  # the catalog's ("Black Dress")
         self.max_new_tokens = max_new_tokens
         self._cache: LruMap[str, str] = LruMap(size)
         self._lock = threading.Lock()
@@ -103,7 +148,7 @@ class Describer:
             kept = self._cache.get_many([item_id])  # another request may have made it
             if item_id in kept:
                 return kept[item_id]
-            text = describe(self.lm, self.vector_of(item_id), self.max_new_tokens)
+            text = describe(self.lm, self.vector_of(item_id), self.max_new_tokens, self.looks)
             self._cache.put_many({item_id: text})
         return text
 
@@ -182,10 +227,15 @@ def load_describe_lm(
 
 
 def open_describer(
-    workdir: Path, size: int = 1024, which: Which = "alignment", share: ItemLM | None = None
+    workdir: Path,
+    looks: Iterable[str],
+    size: int = 1024,
+    which: Which = "alignment",
+    share: ItemLM | None = None,
 ) -> Describer:
     """A Describer over the workdir's describing LM (`load_describe_lm`) and the embeddings
-    its projector reads."""
+    its projector reads, whose descriptions start with one of the catalog's `looks`
+    (`look_phrase` of each item's colour and kind)."""
     embeddings = projector_embeddings(workdir)
     lm, _ = load_describe_lm(workdir, which, share)
-    return Describer(lm, embeddings.vector, size)
+    return Describer(lm, embeddings.vector, size, looks=looks)

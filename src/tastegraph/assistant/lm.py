@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from tastegraph.assistant.models import DEFAULT_LM, cached_lm
 from tastegraph.assistant.projector import ItemProjector
 
 ITEM_TOKEN = "<|item|>"
+AllowedTokens = Callable[[list[int]], list[int]]  # generated ids -> ids the next may take
 STREAM_TIMEOUT = 120.0  # seconds a reader waits for the next piece before giving up
 LORA_TARGETS = ("q_proj", "v_proj")
 
@@ -176,15 +177,24 @@ class ItemLM:
         )
 
     def generate(
-        self, input_ids: torch.Tensor, items: torch.Tensor, max_new_tokens: int = 48
+        self,
+        input_ids: torch.Tensor,
+        items: torch.Tensor,
+        max_new_tokens: int = 48,
+        allowed: AllowedTokens | None = None,
     ) -> str:
         """Greedy continuation of one prompt (1, T), as text."""
-        return "".join(self.stream(input_ids, items, max_new_tokens))
+        return "".join(self.stream(input_ids, items, max_new_tokens, allowed))
 
     def stream(
-        self, input_ids: torch.Tensor, items: torch.Tensor, max_new_tokens: int = 48
+        self,
+        input_ids: torch.Tensor,
+        items: torch.Tensor,
+        max_new_tokens: int = 48,
+        allowed: AllowedTokens | None = None,
     ) -> Iterator[str]:
-        """Greedy continuation of one prompt (1, T), as pieces of text while they decode."""
+        """Greedy continuation of one prompt (1, T), as pieces of text while they decode;
+        `allowed(generated ids)` gives the ids the next token may take."""
         with torch.inference_mode():
             embeds = self.embed(input_ids, items)
         streamer = TextIteratorStreamer(
@@ -199,6 +209,8 @@ class ItemLM:
             "pad_token_id": self.tokenizer.eos_token_id,
             "streamer": streamer,
         }
+        if allowed is not None:
+            arguments["prefix_allowed_tokens_fn"] = lambda _, ids: allowed(ids.tolist())
         worker = threading.Thread(target=self._generate, kwargs=arguments, daemon=True)
         worker.start()
         yield from (piece for piece in streamer if piece)

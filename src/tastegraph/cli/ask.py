@@ -56,7 +56,8 @@ def describe_command(
     to judge it. The LM reads the items through the stage-1 projector (the one trained to
     describe). About 2 s per item on 2 CPU cores, after a few seconds of loading.
     Example: tastegraph describe 0108775015 0110065001"""
-    from tastegraph.assistant.describe import open_describer, projector_embeddings
+    from tastegraph.assistant.describe import look_phrase, open_describer, projector_embeddings
+    from tastegraph.assistant.train import look_keys
     from tastegraph.encoders import item_text
 
     settings = settings_of(ctx)
@@ -66,6 +67,8 @@ def describe_command(
         raise fail(str(exc)) from None
     with open_store_of(settings) as store:
         items = {item_id: store.get_item(item_id) for item_id in item_ids}
+        keys = look_keys(settings)
+        looks = {look_phrase(*(i.attributes.get(k) for k in keys)) for i in store.iter_items()}
     for item_id, item in items.items():
         if item is None and item_id not in embeddings:
             raise fail(f"unknown item {item_id!r}: the store has no item with that id")
@@ -75,7 +78,7 @@ def describe_command(
                 "`tastegraph embed` (and `tastegraph train assistant`) first"
             )
     try:
-        describer = open_describer(settings.workdir)
+        describer = open_describer(settings.workdir, looks)
     except (FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from None
     for item_id, item in items.items():

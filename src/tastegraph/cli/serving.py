@@ -103,8 +103,10 @@ def demo(
     ] = 10,
     assistant_items: Annotated[
         int,
-        typer.Option(min=0, help="Items the assistant aligns on (5-12 min per 1,000); 0: none."),
-    ] = 2000,
+        typer.Option(
+            min=0, help="Items with text the assistant aligns on (about a minute); 0: none."
+        ),
+    ] = 8000,
     shopping_examples: Annotated[
         int,
         typer.Option(min=0, help="Purchases the assistant's stage 2 learns from (~1 s each)."),

@@ -77,11 +77,20 @@ class FusionModel(nn.Module):
         return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
 
-def load_fusion(root: Path) -> tuple[FusionModel, dict[str, Any]]:
-    """The current fusion model under `root` (see `registry`), in eval mode, and its
-    manifest with its version."""
-    missing = f"no fusion model in {root}; run `tastegraph train embeddings` first"
-    folder, manifest = registry.current_manifest(root, "fusion", missing)
+def load_fusion(root: Path, version: str | None = None) -> tuple[FusionModel, dict[str, Any]]:
+    """The current fusion model under `root` (see `registry`), or the named version, in eval
+    mode, and its manifest with its version."""
+    if version is None:
+        missing = f"no fusion model in {root}; run `tastegraph train embeddings` first"
+        folder, manifest = registry.current_manifest(root, "fusion", missing)
+    else:
+        folder = root / version
+        if not (folder / "manifest.json").is_file():
+            raise FileNotFoundError(f"fusion model {version} is gone from {root}")
+        manifest = registry.read_manifest(folder, "fusion") | {
+            "version": version,
+            "path": str(folder),
+        }
     model = FusionModel(FusionConfig(**manifest["model_config"]))
     model.load_state_dict(load_file(str(folder / "model.safetensors")))
     model.eval()

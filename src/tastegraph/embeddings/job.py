@@ -118,6 +118,24 @@ def fuse_table(model: FusionModel, table: FeatureTable, batch_size: int = 4096) 
     return np.concatenate(parts) if parts else np.zeros((0, model.config.embed_dim), np.float32)
 
 
+@torch.inference_mode()
+def photo_embeddings(
+    store: Store, settings: Settings, embeddings: EmbeddingStore
+) -> tuple[list[str], np.ndarray]:
+    """(item ids, (N, embed_dim) vectors) for every item with a photo: its embedding as if it
+    had no text, which is what a photo-only item gets. Made by the fusion model that made
+    `embeddings`, from cached tower features (only content no run encoded is encoded)."""
+    model, _ = load_fusion(fusion_root(settings.workdir), str(embeddings.manifest["fusion_model"]))
+    table = prepare_features(store, settings).table
+    rows = np.flatnonzero(table.has_image)
+    vectors = [
+        model.embed_images(torch.from_numpy(table.image[rows[start : start + 4096]])).numpy()
+        for start in range(0, len(rows), 4096)
+    ]
+    matrix = np.concatenate(vectors) if vectors else np.zeros((0, model.config.embed_dim))
+    return [table.item_ids[r] for r in rows], matrix.astype(np.float32)
+
+
 def _fingerprint(features: Features, fusion_version: str) -> str:
     """Changes with any item's content, with which of its features are encoded (a photo that
     failed once and decodes now), and with the fusion model."""

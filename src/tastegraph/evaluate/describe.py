@@ -2,7 +2,9 @@
 
 The LM describes an item from its embedding alone (`assistant/describe.py`), which is what
 it does for photo-only items. To score that, the test items are items that do have text
-and attributes, but that stage 1 did not train on: stage 1 trains on the first
+and attributes, read as photo-only items are: by the embedding of their photo alone (the
+fusion model's image side; their stored embedding has their text fused in), and that
+stage 1 did not train on: stage 1 trains on the first
 `manifest["items"]` embedded items with text, in the embedding store's id order (the stage-1
 projector's manifest names the count and the embeddings version), and every other embedded
 item with text, a colour and a type is held out. N of them are drawn at random (seeded).
@@ -245,14 +247,23 @@ def evaluate_descriptions(
     items: Mapping[str, tuple[str, str, str, str | None]],
     image_ids: Sequence[str],
     image_features: np.ndarray,
+    photo_vectors: Mapping[str, np.ndarray],
     config: DescribeEvalConfig | None = None,
     *,
     show_progress: bool = True,
 ) -> DescriptionReport:
     """items: item id -> (its text, colour, type, product), for every item in the store
     ("" where it has none; product: the variant attribute, or None). image_ids and
-    image_features: the raw image-tower features of the items that have a photo."""
-    from tastegraph.assistant.describe import alignment_manifest, describe, load_describe_lm
+    image_features: the raw image-tower features of the items that have a photo.
+    photo_vectors: item id -> its embedding from its photo alone (what the LM reads of a
+    test item, as it would of a photo-only item: its fused embedding holds its text)."""
+    from tastegraph.assistant.describe import (
+        LookConstraint,
+        alignment_manifest,
+        describe,
+        load_describe_lm,
+        look_phrase,
+    )
     from tastegraph.assistant.projector import load_projector
     from tastegraph.embeddings.store import EmbeddingStore, embeddings_root
 
@@ -300,10 +311,12 @@ def evaluate_descriptions(
     test_unit = _unit(image_features[[with_image[t.item_id] for t in tests]])
     nearest = [train_pool[j] for j in np.argmax(test_unit @ train_unit.T, axis=1)]
 
+    looks = LookConstraint(lm.tokenizer, (look_phrase(c, k) for _, c, k, _ in items.values()))
     generated = []
     with Progress(len(tests), "describing items", "items", show=show_progress) as progress:
         for test in tests:
-            generated.append(describe(lm, embeddings.vector(test.item_id), config.max_new_tokens))
+            vector = photo_vectors[test.item_id]
+            generated.append(describe(lm, vector, config.max_new_tokens, looks))
             progress.update()
 
     tokenizer, cut = lm.tokenizer, config.answer_tokens
@@ -437,7 +450,8 @@ def evaluate_store(
 ) -> DescriptionReport:
     """`evaluate_descriptions` on the store's items (colour and type from the settings'
     `colour_attribute` and `kind_attribute`) and the feature cache's image features."""
-    from tastegraph.embeddings.job import prepare_features
+    from tastegraph.assistant.describe import projector_embeddings
+    from tastegraph.embeddings.job import photo_embeddings, prepare_features
     from tastegraph.encoders import item_text
 
     table = prepare_features(store, settings).table
@@ -453,11 +467,15 @@ def evaluate_store(
         )
     rows = np.flatnonzero(table.has_image)
     image_ids = [table.item_ids[r] for r in rows]
+    photo_ids, photo_matrix = photo_embeddings(
+        store, settings, projector_embeddings(settings.workdir)
+    )
     return evaluate_descriptions(
         settings.workdir,
         items,
         image_ids,
         table.image[rows],
+        dict(zip(photo_ids, photo_matrix, strict=True)),
         config,
         show_progress=show_progress,
     )

@@ -28,10 +28,12 @@ class LiveAssistant:
     def describer(self) -> Describer:
         """Descriptions from the stage-1 projector (stage 2 forgets describing), on the
         chat's LM; loaded on first use, under the lock."""
-        from tastegraph.assistant.describe import open_describer
+        from tastegraph.assistant.describe import look_phrase, open_describer
 
         if self._describer is None:
-            self._describer = open_describer(self.service.workdir, share=self.assistant.lm)
+            facts = self.assistant.catalog.facts.values()
+            looks = {look_phrase(f.colour, f.kind) for f in facts}
+            self._describer = open_describer(self.service.workdir, looks, share=self.assistant.lm)
         return self._describer
 
     def __enter__(self) -> Assistant:
