@@ -210,7 +210,7 @@ def test_stage_two_goes_on_from_the_stage_one_projector_and_saves_its_lora(
     workdir = tmp_path / "work"
     shutil.copytree(built_workdir, workdir)
     settings = small_catalog.model_copy(update={"workdir": workdir})
-    stage_one, _ = load_projector(workdir)
+    stage_one, started_from = load_projector(workdir)
     config = ShoppingConfig(batch_size=4, holdout=2, lora_rank=4)
     with SQLiteStore(workdir / "store.db") as store:
         result, folder = shop_assistant(store, settings, config, max_examples=12)
@@ -225,6 +225,10 @@ def test_stage_two_goes_on_from_the_stage_one_projector_and_saves_its_lora(
         if not torch.equal(weight, stage_one.state_dict()[name])
     ]
     assert changed  # trained on from stage 1
+    # Its checkpoints are kept per starting projector: after a new stage 1, training
+    # starts again instead of resuming from the projector stage 1 replaced.
+    training = workdir / "models" / "shopping-training" / manifest["embeddings_version"]
+    assert [p.name for p in training.iterdir()] == [started_from["version"]]
 
     served = load_item_lm(workdir)  # what chat and the server load
     assert served.lora == manifest["lora"] and manifest["lora"]["rank"] == 4

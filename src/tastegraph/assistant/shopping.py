@@ -357,7 +357,7 @@ def shop_assistant(
             f"item); need more than {config.holdout}"
         )
     folder = cached_lm(settings.workdir, settings.language_model)
-    projector, stages = starting_projector(
+    projector, stages, start = starting_projector(
         settings.workdir, embeddings.version, settings.language_model
     )
     if projector is None:
@@ -365,7 +365,9 @@ def shop_assistant(
         projector = ItemProjector(ProjectorConfig(dim, lm_hidden_size(folder), tokens))
     stages.append("shopping")
     lm = ItemLM.load(folder, projector)
-    checkpoints = settings.workdir / "models" / "shopping-training" / embeddings.version
+    # A run resumes only training that began from the same projector: after a new stage 1,
+    # an older run's checkpoint would put back the projector it replaced.
+    checkpoints = settings.workdir / "models" / "shopping-training" / embeddings.version / start
     lookup = matrix_lookup(embeddings.ids, np.asarray(embeddings.vectors))
     requests = cache(QueryEncoder(settings.workdir, settings).encode)
     reader = ItemView(lm, SERVED_LAYOUT, catalog, lookup, requests)
@@ -392,14 +394,15 @@ def shop_assistant(
 
 def starting_projector(
     workdir: Path, embeddings_version: str, language_model: str
-) -> tuple[ItemProjector | None, list[str]]:
-    """The current projector and the stages it went through, if it was trained for these
-    embeddings and this LM; else (None, [])."""
+) -> tuple[ItemProjector | None, list[str], str]:
+    """The current projector, the stages it went through and its version, if it was trained
+    for these embeddings and this LM; else (None, [], "from-scratch")."""
     try:
         projector, manifest = load_projector(workdir)
     except FileNotFoundError:
-        return None, []
+        return None, [], "from-scratch"
     same_lm = manifest.get("lm", DEFAULT_LM) == language_model
     if manifest.get("embeddings_version") != embeddings_version or not same_lm:
-        return None, []
-    return projector, list(manifest.get("stages", [manifest.get("stage", "alignment")]))
+        return None, [], "from-scratch"
+    stages = list(manifest.get("stages", [manifest.get("stage", "alignment")]))
+    return projector, stages, str(manifest["version"])
