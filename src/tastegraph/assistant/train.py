@@ -18,6 +18,7 @@ position); a re-run resumes from the last checkpoint (the optimizer's moments re
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -345,7 +346,11 @@ def align_assistant(
     }
     lm_items = min(config.lm_items, len(ids))
     if lm_items > 0:
-        checkpoints = settings.workdir / "models" / "projector-training" / embeddings.version
+        # A run resumes only a run of the same command: another's checkpoint would replace
+        # this run's warm start with a projector trained otherwise.
+        run = f"{settings.language_model}|{len(ids)}|{lm_items}|{tokens}|{config.seed}"
+        key = hashlib.sha256(run.encode()).hexdigest()[:12]
+        checkpoints = settings.workdir / "models" / "projector-training" / embeddings.version / key
         looped = replace(config, holdout=min(config.holdout, lm_items // 5))
         result.lm = train_alignment(lm, vectors[:lm_items], texts[:lm_items], checkpoints, looped)
         manifest |= {
