@@ -23,7 +23,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -138,8 +138,13 @@ def describe_answer(item: Item, settings: Settings) -> str:
     """What stage 1 teaches the LM to say of an item: its look ("Black Dress", the settings'
     colour and kind attributes, where it has them) and then its text. The look comes first
     so that the answer's token budget keeps it and decoding says it first."""
-    text = item_text(item)
     look = look_phrase(*(item.attributes.get(key) for key in look_keys(settings)))
+    return look_then_text(look, item_text(item))
+
+
+def look_then_text(look: str, text: str) -> str:
+    """ "Black Dress. Tilly dress. ...": the answer stage 1 trains on; the text alone where
+    the item has no look, and "" where it has no text."""
     return f"{look}. {text}" if look and text else text
 
 
@@ -280,21 +285,12 @@ def resume(lm: ItemLM, folder: Path) -> int:
     return step
 
 
-def stage1_vectors(
-    ids: Sequence[str],
-    embeddings: EmbeddingStore,
-    photo: Mapping[str, np.ndarray],
-    seed: int,
-) -> np.ndarray:
+def stage1_vectors(vectors: np.ndarray, photo: np.ndarray, seed: int) -> np.ndarray:
     """(N, d): each item's embedding, or on every other item (a seeded draw) the embedding
-    of its photo alone, as a photo-only item would be read."""
-    alone = np.random.default_rng(seed).random(len(ids)) < 0.5
-    return np.stack(
-        [
-            photo[i] if read_alone and i in photo else embeddings.vector(i)
-            for i, read_alone in zip(ids, alone, strict=True)
-        ]
-    ).astype(np.float32)
+    of its photo alone, as a photo-only item would be read. `photo` holds NaN rows for
+    items without a photo; they keep their embedding."""
+    alone = (np.random.default_rng(seed).random(len(vectors)) < 0.5) & ~np.isnan(photo[:, 0])
+    return np.where(alone[:, None], photo, vectors).astype(np.float32)
 
 
 @dataclass
@@ -304,6 +300,29 @@ class AlignResult:
     error_before: float  # the warm start's relative error, before and after
     error_after: float
     lm: TrainResult | None  # the LM in the loop, where it ran
+
+
+def align_projector(
+    lm: ItemLM,
+    vectors: np.ndarray,
+    texts: Sequence[str],
+    checkpoints: Path,
+    config: AlignConfig,
+    show_progress: bool = True,
+) -> AlignResult:
+    """Stage 1 on (item vector, answer) pairs: the warm start, then, where
+    `config.lm_items` > 0, the LM in the loop on the first of them (resuming from
+    `checkpoints`)."""
+    started = time.perf_counter()
+    before, after = warm_start(lm, vectors, texts, config, show_progress)
+    result = AlignResult(len(texts), time.perf_counter() - started, before, after, None)
+    lm_items = min(config.lm_items, len(texts))
+    if lm_items > 0:
+        looped = replace(config, holdout=min(config.holdout, lm_items // 5))
+        result.lm = train_alignment(
+            lm, vectors[:lm_items], texts[:lm_items], checkpoints, looped, show_progress
+        )
+    return result
 
 
 def align_assistant(
@@ -322,7 +341,9 @@ def align_assistant(
     ids = [i for i in embeddings.ids if answers.get(i)][:max_items]
     photo_ids, photo_matrix = photo_embeddings(store, settings, embeddings)
     photo = dict(zip(photo_ids, photo_matrix, strict=True))
-    vectors = stage1_vectors(ids, embeddings, photo, config.seed)
+    fused = np.stack([embeddings.vector(i) for i in ids])
+    alone = np.stack([photo.get(i, np.full(fused.shape[1], np.nan)) for i in ids])
+    vectors = stage1_vectors(fused, alone, config.seed)
     folder = cached_lm(settings.workdir, settings.language_model)
     hidden = lm_hidden_size(folder)
     projector = ItemProjector(
@@ -331,28 +352,22 @@ def align_assistant(
         )
     )
     lm = ItemLM.load(folder, projector)
-    texts = [answers[i] for i in ids]
-    started = time.perf_counter()
-    before, after = warm_start(lm, vectors, texts, config)
-    result = AlignResult(len(ids), time.perf_counter() - started, before, after, None)
+    # A run resumes only a run of the same command: another's checkpoint would replace this
+    # run's warm start with a projector trained otherwise.
+    run = f"{settings.language_model}|{len(ids)}|{config.lm_items}|{tokens}|{config.seed}"
+    key = hashlib.sha256(run.encode()).hexdigest()[:12]
+    checkpoints = settings.workdir / "models" / "projector-training" / embeddings.version / key
+    result = align_projector(lm, vectors, [answers[i] for i in ids], checkpoints, config)
     manifest = {
         "stage": "alignment",
         "embeddings_version": embeddings.version,
         "lm": settings.language_model,
         "items": len(ids),  # the items stage 1 read: `evaluate descriptions` holds out the rest
         "warm_start_seconds": result.seconds,
-        "warm_start_error_before": before,
-        "warm_start_error_after": after,
+        "warm_start_error_before": result.error_before,
+        "warm_start_error_after": result.error_after,
     }
-    lm_items = min(config.lm_items, len(ids))
-    if lm_items > 0:
-        # A run resumes only a run of the same command: another's checkpoint would replace
-        # this run's warm start with a projector trained otherwise.
-        run = f"{settings.language_model}|{len(ids)}|{lm_items}|{tokens}|{config.seed}"
-        key = hashlib.sha256(run.encode()).hexdigest()[:12]
-        checkpoints = settings.workdir / "models" / "projector-training" / embeddings.version / key
-        looped = replace(config, holdout=min(config.holdout, lm_items // 5))
-        result.lm = train_alignment(lm, vectors[:lm_items], texts[:lm_items], checkpoints, looped)
+    if result.lm is not None:
         manifest |= {
             "lm_items": result.lm.examples,
             "steps": result.lm.steps,

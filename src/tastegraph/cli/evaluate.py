@@ -132,9 +132,11 @@ def evaluate_assistant_command(
     align_items: Annotated[
         int,
         typer.Option(
-            min=0, help="Items with text that stage 1 aligns the projectors on (0: no stage 1)."
+            min=0,
+            help="Items with text that stage 1 aligns the projectors on, as `train assistant` "
+            "does (0: no stage 1).",
         ),
-    ] = 1000,
+    ] = 8000,
     epochs: Annotated[int, typer.Option(min=1, help="Stage-2 passes over the examples.")] = 1,
     lora: Annotated[
         int,

@@ -118,7 +118,6 @@ def fuse_table(model: FusionModel, table: FeatureTable, batch_size: int = 4096) 
     return np.concatenate(parts) if parts else np.zeros((0, model.config.embed_dim), np.float32)
 
 
-@torch.inference_mode()
 def photo_embeddings(
     store: Store, settings: Settings, embeddings: EmbeddingStore
 ) -> tuple[list[str], np.ndarray]:
@@ -128,12 +127,18 @@ def photo_embeddings(
     model, _ = load_fusion(fusion_root(settings.workdir), str(embeddings.manifest["fusion_model"]))
     table = prepare_features(store, settings).table
     rows = np.flatnonzero(table.has_image)
-    vectors = [
-        model.embed_images(torch.from_numpy(table.image[rows[start : start + 4096]])).numpy()
-        for start in range(0, len(rows), 4096)
+    return [table.item_ids[r] for r in rows], embed_photos(model, table.image[rows])
+
+
+@torch.inference_mode()
+def embed_photos(model: FusionModel, image: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """(N, embed_dim) float32: the fusion model's embedding of each photo's features alone."""
+    parts = [
+        model.embed_images(torch.from_numpy(image[start : start + batch_size])).numpy()
+        for start in range(0, len(image), batch_size)
     ]
-    matrix = np.concatenate(vectors) if vectors else np.zeros((0, model.config.embed_dim))
-    return [table.item_ids[r] for r in rows], matrix.astype(np.float32)
+    matrix = np.concatenate(parts) if parts else np.zeros((0, model.config.embed_dim))
+    return matrix.astype(np.float32)
 
 
 def _fingerprint(features: Features, fusion_version: str) -> str:

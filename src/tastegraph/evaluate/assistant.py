@@ -13,8 +13,9 @@ from the shopper's history, another colour named). Candidates: the target at a r
 among negatives drawn at random from the items someone bought in the test weeks, in the
 target's slice (text or photo-only) and category. Methods, all on the same queries:
 - ours: the LM reads each item as its tokens (our fused embedding through the projector)
-  followed by its text line when it has one; stage 1 aligns the projector on item texts,
-  stage 2 trains it and the choice head on training purchases of every family. The head
+  followed by its text line when it has one; stage 1 aligns the projector on item texts
+  as `tastegraph train assistant` does (look first, half by the photo alone, the warm
+  start), stage 2 trains it and the choice head on training purchases of every family. The head
   also weighs each candidate's cosine to the shopper's items and to the request (through
   the text tower and fusion text head), with learned scales (assistant/head.py);
 - tokens_only: the same, items as tokens alone;
@@ -60,6 +61,7 @@ from tastegraph.assistant.choice import (
     padded,
     plain_request,
 )
+from tastegraph.assistant.describe import look_phrase
 from tastegraph.assistant.facts import Catalog
 from tastegraph.assistant.lm import ItemLM, lm_hidden_size
 from tastegraph.assistant.projector import ItemProjector, ProjectorConfig
@@ -73,9 +75,15 @@ from tastegraph.assistant.shopping import (
     looks,
     train_shopping,
 )
-from tastegraph.assistant.train import AlignConfig, TrainResult, train_alignment
+from tastegraph.assistant.train import (
+    AlignConfig,
+    TrainResult,
+    align_projector,
+    look_then_text,
+    stage1_vectors,
+)
 from tastegraph.embeddings.fusion import FusionModel
-from tastegraph.embeddings.job import fuse_table
+from tastegraph.embeddings.job import embed_photos, fuse_table
 from tastegraph.embeddings.table import FeatureTable
 from tastegraph.embeddings.train import TrainConfig, train_fusion
 from tastegraph.encoders import TextTower
@@ -104,7 +112,7 @@ class AssistantEvalConfig(SplitConfig):
     train_examples: int = 600  # stage-2 examples, split evenly over the families
     queries_per_family: int = 350  # test queries drawn per family (CIs of about ±0.05)
     tokens: int = 4  # soft tokens per item
-    align_items: int = 1000  # stage 1 for the projectors, on items with text; 0 skips it
+    align_items: int = 8000  # stage 1 for the projectors, on items with text; 0 skips it
     align: AlignConfig = field(default_factory=AlignConfig)
     examples: ExampleConfig = field(default_factory=ExampleConfig)
     shopping: ShoppingConfig = field(default_factory=ShoppingConfig)
@@ -144,6 +152,10 @@ def evaluate_assistant(
         table, train, replace(config.fusion, cutoff=config.cutoff), show_progress=show_progress
     ).model
     vectors = {"fused": fuse_table(fusion, table), "image": table.image}
+    # What stage 1 reads of an item by its photo alone (assistant/train.py): raw image
+    # features are that already; NaN rows have no photo.
+    photo_only = np.where(table.has_image[:, None], embed_photos(fusion, table.image), np.nan)
+    photos = {"fused": photo_only, "image": table.image}
     encode_request = fusion_text(fusion, text_tower)
     requests = cache(lambda text: encode_request([text])[0])
     training, testing = split_examples(train, in_test, catalog, config)
@@ -159,19 +171,22 @@ def evaluate_assistant(
         with tempfile.TemporaryDirectory() as checkpoints:
             if source is not None and len(aligned):
                 if source not in stage_one:
-                    texts = [item_texts[table.item_ids[row]] for row in aligned]
-                    align = replace(
-                        config.align, holdout=min(config.align.holdout, len(texts) // 5)
+                    texts = [stage1_answer(catalog, item_texts, table.item_ids[r]) for r in aligned]
+                    read = stage1_vectors(
+                        vectors[source][aligned], photos[source][aligned], config.align.seed
                     )
-                    result = train_alignment(
+                    aligned_result = align_projector(
                         lm,
-                        vectors[source][aligned],
+                        read,
                         texts,
                         Path(checkpoints) / "alignment",
-                        align,
+                        config.align,
                         show_progress,
                     )
-                    stage_one[source] = (lm.projector.state_dict(), result.seconds)
+                    seconds = aligned_result.seconds + (
+                        aligned_result.lm.seconds if aligned_result.lm else 0.0
+                    )
+                    stage_one[source] = (lm.projector.state_dict(), seconds)
                 weights, seconds = stage_one[source]
                 lm.projector.load_state_dict(weights)  # tokens_only goes on from ours' stage 1
                 figures["stage-1 seconds"] = seconds
@@ -257,6 +272,13 @@ def fresh_lm(folder: Path, embed_dim: int, config: AssistantEvalConfig) -> ItemL
     torch.manual_seed(config.seed)
     projector = ItemProjector(ProjectorConfig(embed_dim, lm_hidden_size(folder), config.tokens))
     return ItemLM.load(folder, projector)
+
+
+def stage1_answer(catalog: Catalog, item_texts: dict[str, str], item_id: str) -> str:
+    """The answer stage 1 trains on, as `tastegraph train assistant` writes it."""
+    facts = catalog.get(item_id)
+    look = look_phrase(facts.colour, facts.kind) if facts is not None else ""
+    return look_then_text(look, item_texts[item_id])
 
 
 def alignment_rows(
