@@ -25,13 +25,18 @@ QUICK = TrainConfig(content_epochs=3, taste_epochs=2, batch_size=16)
 
 
 @pytest.fixture(scope="module")
-def trained(small_catalog: Settings) -> Settings:
-    with SQLiteStore(small_catalog.workdir / "store.db") as store:
-        features = prepare_features(store, small_catalog)
+def trained(small_catalog: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A copy of the small catalog with a fusion model: the session's catalog stays bare
+    for the fixtures that build everything on it (tests/conftest.py)."""
+    workdir = tmp_path_factory.mktemp("embed-job") / "work"
+    shutil.copytree(small_catalog.workdir, workdir)
+    settings = small_catalog.model_copy(update={"workdir": workdir})
+    with SQLiteStore(workdir / "store.db") as store:
+        features = prepare_features(store, settings)
         result = train_fusion(features.table, list(store.iter_events()), QUICK, show_progress=False)
     assert result.taste_pairs > 0 and result.content_items > 0
-    save_fusion(result, fusion_root(small_catalog.workdir), features.towers, QUICK)
-    return small_catalog
+    save_fusion(result, fusion_root(workdir), features.towers, QUICK)
+    return settings
 
 
 def test_embed_publishes_unit_vectors_for_every_item(trained: Settings) -> None:
@@ -53,7 +58,7 @@ def test_photo_embeddings_read_an_item_as_if_it_had_no_text(trained: Settings) -
     with SQLiteStore(trained.workdir / "store.db") as store:
         embeddings = run_embed(store, trained).embeddings
         table = prepare_features(store, trained).table
-        ids, vectors = photo_embeddings(store, trained, embeddings)
+        ids, vectors = photo_embeddings(table, trained.workdir, embeddings)
     rows = table.index()
     assert set(ids) == {i for i in table.item_ids if table.has_image[rows[i]]}
     photo = dict(zip(ids, vectors, strict=True))

@@ -37,7 +37,7 @@ from tastegraph.assistant.lm import ItemLM, lm_hidden_size
 from tastegraph.assistant.models import cached_lm
 from tastegraph.assistant.projector import ItemProjector, ProjectorConfig, save_projector
 from tastegraph.config import Settings
-from tastegraph.embeddings.job import photo_embeddings
+from tastegraph.embeddings.job import photo_embeddings, prepare_features
 from tastegraph.embeddings.store import EmbeddingStore
 from tastegraph.encoders import item_text
 from tastegraph.progress import Progress
@@ -339,7 +339,8 @@ def align_assistant(
     embeddings = EmbeddingStore.open(settings.workdir)
     answers = {item.id: describe_answer(item, settings) for item in store.iter_items()}
     ids = [i for i in embeddings.ids if answers.get(i)][:max_items]
-    photo_ids, photo_matrix = photo_embeddings(store, settings, embeddings)
+    table = prepare_features(store, settings).table
+    photo_ids, photo_matrix = photo_embeddings(table, settings.workdir, embeddings)
     photo = dict(zip(photo_ids, photo_matrix, strict=True))
     fused = np.stack([embeddings.vector(i) for i in ids])
     alone = np.stack([photo.get(i, np.full(fused.shape[1], np.nan)) for i in ids])

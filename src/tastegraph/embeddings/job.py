@@ -119,13 +119,12 @@ def fuse_table(model: FusionModel, table: FeatureTable, batch_size: int = 4096) 
 
 
 def photo_embeddings(
-    store: Store, settings: Settings, embeddings: EmbeddingStore
+    table: FeatureTable, workdir: Path, embeddings: EmbeddingStore
 ) -> tuple[list[str], np.ndarray]:
-    """(item ids, (N, embed_dim) vectors) for every item with a photo: its embedding as if it
-    had no text, which is what a photo-only item gets. Made by the fusion model that made
-    `embeddings`, from cached tower features (only content no run encoded is encoded)."""
-    model, _ = load_fusion(fusion_root(settings.workdir), str(embeddings.manifest["fusion_model"]))
-    table = prepare_features(store, settings).table
+    """(item ids, (N, embed_dim) vectors) for every item of the table with a photo: its
+    embedding as if it had no text, which is what a photo-only item gets. Made by the
+    fusion model that made `embeddings`."""
+    model, _ = load_fusion(fusion_root(workdir), str(embeddings.manifest["fusion_model"]))
     rows = np.flatnonzero(table.has_image)
     return [table.item_ids[r] for r in rows], embed_photos(model, table.image[rows])
 

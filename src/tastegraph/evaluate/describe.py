@@ -468,7 +468,7 @@ def evaluate_store(
     rows = np.flatnonzero(table.has_image)
     image_ids = [table.item_ids[r] for r in rows]
     photo_ids, photo_matrix = photo_embeddings(
-        store, settings, projector_embeddings(settings.workdir)
+        table, settings.workdir, projector_embeddings(settings.workdir)
     )
     return evaluate_descriptions(
         settings.workdir,
