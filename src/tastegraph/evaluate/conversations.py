@@ -36,6 +36,7 @@ from tastegraph.assistant.conversation import ConversationState
 from tastegraph.assistant.facts import Catalog, ItemFacts, words
 from tastegraph.assistant.faithful import check, degenerate
 from tastegraph.evaluate.metrics import Estimate, clustered_bootstrap
+from tastegraph.recommend import Filters
 from tastegraph.store import Event
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ def run_conversation(
             answer = assistant.with_lm_reason(answer, written)
         cards = answer.items
         bad = sum(1 for i in cards if not said.holds(catalog.get(i)) or i in said.rejected)
-        ok = bad == 0 and _intent_holds(intent, assistant, said, previous, seen, cards)
+        ok = bad == 0 and intent_holds(intent, assistant, said, previous, seen, cards)
         # No card is right when the reply says why and truly nothing is left to show,
         # or when the turn points at a card and none was ever shown.
         nothing_left = not _anything_left(
@@ -202,7 +203,7 @@ def _said_after(
     return said
 
 
-def _intent_holds(
+def intent_holds(
     intent: str,
     assistant: Assistant,
     said: Said,
@@ -212,13 +213,20 @@ def _intent_holds(
 ) -> bool:
     """The turn's own intent, beyond every card meeting what was said."""
     if intent == "more like":
-        if len(previous) < 2:
+        if len(previous) < 2 or not cards:
             return False
-        recommender = assistant.recommender
-        ranked = [r.item_id for r in recommender.related(previous[1], len(recommender.index))]
-        wanted = [i for i in ranked if said.holds(assistant.catalog.get(i))]
-        wanted = [i for i in wanted if i not in said.rejected][: len(cards)]
-        return set(cards) == set(wanted)
+        # The items related to the second card among those that meet what was said. Asked
+        # with that filter, as a re-ranker orders a pool drawn from the allowed items only.
+        anchor = previous[1]
+        ids = assistant.recommender.index.ids
+        allowed = np.array(
+            [
+                said.holds(assistant.catalog.get(i)) and i not in said.rejected and i != anchor
+                for i in ids
+            ]
+        )
+        related = assistant.recommender.related(anchor, len(cards), filters=Filters(within=allowed))
+        return set(cards) == {r.item_id for r in related}
     if intent == "show me more":
         return not set(cards) & seen
     return True
