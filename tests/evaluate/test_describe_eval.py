@@ -23,6 +23,8 @@ from tastegraph.evaluate.describe import (
     NEAREST_IMAGE,
     OURS,
     OWN_TEXT,
+    PROBE_IMAGE,
+    PROBE_PHOTO,
     DescribeEvalConfig,
     DescriptionScorer,
     HeldOutItem,
@@ -30,6 +32,7 @@ from tastegraph.evaluate.describe import (
     colour_words,
     evaluate_store,
     kind_phrases,
+    probe_looks,
     stage1_training_ids,
     table,
 )
@@ -118,6 +121,19 @@ def test_chance_is_the_expected_score_of_a_draw_from_the_training_values() -> No
     assert chance["type"].tolist() == [0.75, 0.0]  # "Vest top" does not count for "Top"
 
 
+def test_a_probe_reads_the_colour_and_type_its_features_hold() -> None:
+    """Features that cluster by look: the probe names the colour and the type of unseen
+    rows."""
+    rng = np.random.default_rng(0)
+    looks = [("Red", "Dress"), ("Blue", "Dress"), ("Red", "Skirt"), ("Blue", "Skirt")]
+    centres = {look: rng.normal(size=16) * 3 for look in looks}
+    ids = [f"i{n}" for n in range(80)]
+    items = {i: ("", *looks[n % 4], None) for n, i in enumerate(ids)}
+    train_x = np.stack([centres[looks[n % 4]] + rng.normal(size=16) for n in range(80)])
+    test_x = np.stack([centres[look] for look in looks])
+    assert probe_looks(train_x, ids, items, test_x) == [f"{c}. {k}" for c, k in looks]
+
+
 def test_stage1_training_items_are_the_first_items_with_text() -> None:
     ids = ["a", "b", "c", "d", "e", "f"]
     texts = {"a": "A dress", "b": "", "c": "C top", "e": "E skirt", "f": "F coat"}
@@ -155,7 +171,15 @@ def test_the_evaluation_holds_out_what_stage_1_trained_on(
     assert not set(tested) & set(trained)
     assert all(texts[i] for i in tested)
     assert report.projector["stage1_items"] == 10
-    assert set(report.colour) == {OURS, NEAREST_IMAGE, CHANCE, MAJORITY, OWN_TEXT}
+    assert set(report.colour) == {
+        OURS,
+        NEAREST_IMAGE,
+        CHANCE,
+        MAJORITY,
+        PROBE_IMAGE,
+        PROBE_PHOTO,
+        OWN_TEXT,
+    }
     for estimates in (report.colour, report.kind):
         assert all(0.0 <= e.mean <= 1.0 and e.n == report.n for e in estimates.values())
     assert all(row["description"] for row in report.rows)

@@ -223,8 +223,10 @@ def evaluate_descriptions_command(
     describes photo-only items; a description counts when it names the item's colour
     (colour_attribute; "Dark Blue": "blue", and no other catalog colour) and type
     (kind_attribute; plurals count). Against (a) the nearest stage-1 item by raw image
-    features, (b) chance from the training distribution and (c) the most common value,
-    with 95% bootstrap intervals and the paired ratio ours / (a). Writes
+    features, (b) chance from the training distribution, (c) the most common value, and
+    linear probes fitted on the stage-1 items, reading (d) raw image features and (e) the
+    embeddings the LM reads (how much colour and type the features hold at all), with 95%
+    bootstrap intervals and the paired ratio ours / (a). Writes
     reports/descriptions.json in the workdir (descriptions-current.json with --projector
     current). About 7 minutes for 200 items on 2 CPU cores."""
     from tastegraph.assistant.describe import Which

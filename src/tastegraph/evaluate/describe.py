@@ -28,7 +28,12 @@ Baselines are scored by the same rule, reading their predicted value as their te
 (a) the nearest stage-1 training item by cosine of raw image-tower features (no fusion, no
 LM) -> its colour and type; (b) chance: the expected score of a value drawn from the
 training items' distribution of that attribute (per item, sum over values v of
-p(v) * score(v, truth); exact, no random draw); (c) the training items' most common value.
+p(v) * score(v, truth); exact, no random draw); (c) the training items' most common
+value. Two linear probes show how much colour and type the features hold at all: a
+logistic regression per attribute, fitted on the stage-1 items (standardised features,
+C = 1, not tuned), reading (d) the raw image-tower features and (e) the photo-side
+embeddings the LM reads. They are a rough bound on what any reader of those features,
+the LM included, names right.
 A reference row scores the item's own text cut as stage 1 cuts its answers (32 tokens):
 what a perfect stage-1 model would say, so the rule's ceiling.
 The LM describes with the stage-1 projector, as `tastegraph describe` does (stage 2 makes
@@ -59,6 +64,8 @@ OURS = "ours: LM describes the embedding"
 NEAREST_IMAGE = "(a) nearest training item, raw image"
 CHANCE = "(b) chance: training distribution"
 MAJORITY = "(c) most common training value"
+PROBE_IMAGE = "(d) linear probe, raw image features"
+PROBE_PHOTO = "(e) linear probe, what the LM reads"
 OWN_TEXT = "(ref) the item's own text, 32 tokens"
 NAMELESS = frozenset({"other", "unknown", "undefined", "none"})
 
@@ -242,6 +249,30 @@ def chance_scores(
     }
 
 
+def probe_looks(
+    train_x: np.ndarray,
+    train_ids: Sequence[str],
+    items: Mapping[str, tuple[str, str, str, str | None]],
+    test_x: np.ndarray,
+) -> list[str]:
+    """ "Colour. Type" for each test row, by a logistic regression per attribute fitted on
+    the training rows (standardised features, C = 1: a fixed default, not tuned)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    predicted = []
+    for column in (1, 2):  # colour, type
+        labels = [items[i][column] for i in train_ids]
+        if len(set(labels)) < 2:
+            predicted.append(labels[:1] * len(test_x))
+            continue
+        probe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=300))
+        probe.fit(train_x, labels)
+        predicted.append(list(probe.predict(test_x)))
+    return [f"{colour}. {kind}" for colour, kind in zip(*predicted, strict=True)]
+
+
 def evaluate_descriptions(
     workdir: Path,
     items: Mapping[str, tuple[str, str, str, str | None]],
@@ -311,6 +342,15 @@ def evaluate_descriptions(
     test_unit = _unit(image_features[[with_image[t.item_id] for t in tests]])
     nearest = [train_pool[j] for j in np.argmax(test_unit @ train_unit.T, axis=1)]
 
+    train_image = image_features[[with_image[i] for i in train_pool]]
+    test_image = image_features[[with_image[t.item_id] for t in tests]]
+    train_photo = np.stack([photo_vectors[i] for i in train_pool])
+    test_photo = np.stack([photo_vectors[t.item_id] for t in tests])
+    probes = {
+        PROBE_IMAGE: probe_looks(train_image, train_pool, items, test_image),
+        PROBE_PHOTO: probe_looks(train_photo, train_pool, items, test_photo),
+    }
+
     looks = LookConstraint(lm.tokenizer, (look_phrase(c, k) for _, c, k, _ in items.values()))
     generated = []
     with Progress(len(tests), "describing items", "items", show=show_progress) as progress:
@@ -331,11 +371,12 @@ def evaluate_descriptions(
         OURS: generated,
         NEAREST_IMAGE: [f"{items[i][1]}. {items[i][2]}" for i in nearest],
         MAJORITY: [f"{top_colour}. {top_kind}"] * len(tests),
+        **probes,
         OWN_TEXT: own,
     }
     values = score_descriptions(scorer, tests, said)
     values[CHANCE] = chance_scores(scorer, tests, colours, kinds)
-    order = [OURS, NEAREST_IMAGE, CHANCE, MAJORITY, OWN_TEXT]
+    order = [OURS, NEAREST_IMAGE, CHANCE, MAJORITY, PROBE_IMAGE, PROBE_PHOTO, OWN_TEXT]
 
     def estimates(rows: np.ndarray) -> tuple[dict[str, dict[str, Estimate]], dict[str, Estimate]]:
         by_attribute = {
