@@ -7,7 +7,13 @@ import pytest
 
 from tastegraph.assistant.conversation import ConversationState, TurnError, next_turn
 from tastegraph.assistant.facts import Catalog, Constraints
-from tastegraph.assistant.faithful import check, degenerate, faithful, template_reason
+from tastegraph.assistant.faithful import (
+    check,
+    degenerate,
+    faithful,
+    template_reason,
+    uninformative,
+)
 from tastegraph.assistant.understand import understand
 from tastegraph.display import PriceDisplay
 from tastegraph.graph.taste import ItemDetails
@@ -149,6 +155,16 @@ def test_degenerate_replies_are_caught(catalog: Catalog) -> None:
     assert degenerate("a black dress a black dress a black dress", dress, catalog)
     assert degenerate("dress", dress, catalog) == "too short"
     assert degenerate("A black dress for €30.00, made for parties.", dress, catalog) is None
+
+
+def test_true_but_empty_reasons_are_caught(catalog: Catalog) -> None:
+    dress = catalog.get("d1")
+    spoken_of = "The shopper is looking for a dress in the style of a classic."
+    assert faithful(spoken_of, dress, catalog)
+    assert uninformative(spoken_of, dress, catalog) == "speaks of the shopper"
+    empty = "It is a classic and popular style of the time."
+    assert uninformative(empty, dress, catalog) == "says nothing about the item"
+    assert uninformative("This black dress suits your evening out.", dress, catalog) is None
 
 
 def test_template_reasons_are_true_of_their_item(catalog: Catalog) -> None:

@@ -33,7 +33,7 @@ from tastegraph.assistant.choice import (
 )
 from tastegraph.assistant.conversation import ConversationState, Turn, TurnError, next_turn
 from tastegraph.assistant.facts import Catalog, Constraints
-from tastegraph.assistant.faithful import faithful, template_reason
+from tastegraph.assistant.faithful import faithful, template_reason, uninformative
 from tastegraph.assistant.lm import ItemLM
 from tastegraph.assistant.understand import understand
 from tastegraph.lru import LruMap
@@ -299,10 +299,13 @@ class Assistant:
 
     def with_lm_reason(self, answer: Answer, written: str) -> Answer:
         """The answer with the pick's reason replaced by the LM's first sentence, if that is
-        faithful to the item; else unchanged."""
+        faithful to the item and says something of it; else unchanged."""
         sentence = first_sentence(written)
         pick = answer.picks[0]
-        if not faithful(sentence, self.catalog.get(pick.item_id), self.catalog):
+        facts = self.catalog.get(pick.item_id)
+        if not faithful(sentence, facts, self.catalog) or uninformative(
+            sentence, facts, self.catalog
+        ):
             return answer
         better = replace(pick, reason=sentence, written_by_lm=True)
         return replace(answer, picks=[better, *answer.picks[1:]])

@@ -4,8 +4,10 @@ A reason may state the item's colour, type, pattern, material and price. `check`
 each such claim and whether the item's facts (assistant/facts.py) bear it out: the
 attribute itself, or the item's own title and description. Text in “curly quotes” names
 another item (“Strap top”, which you bought) and is not a claim about this one. `degenerate`
-catches what a small LM falls into: repetition loops and digits copied from nowhere.
-A reason that fails either check is replaced by `template_reason`, built from the facts.
+catches what a small LM falls into: repetition loops and digits copied from nowhere;
+`uninformative` what is true but empty: a sentence about "the shopper", or one that states
+nothing of the item. An LM's reason that fails any check is replaced by `template_reason`,
+built from the facts.
 """
 
 from __future__ import annotations
@@ -107,6 +109,20 @@ def faithful(text: str, facts: ItemFacts | None, catalog: Catalog) -> bool:
     if degenerate(text, facts, catalog):
         return False
     return all(claim.true for claim in check(text, facts, catalog))
+
+
+_SPOKEN_OF = re.compile(r"\bthe (?:shopper|customer|user|buyer)s?\b", re.IGNORECASE)
+
+
+def uninformative(text: str, facts: ItemFacts | None, catalog: Catalog) -> str | None:
+    """Why a true sentence still tells the shopper nothing, or None: it speaks of them
+    rather than to them ("The shopper is looking for..."), or states nothing true of the
+    item ("a classic and popular style")."""
+    if _SPOKEN_OF.search(text):
+        return "speaks of the shopper"
+    if not any(claim.true for claim in check(text, facts, catalog)):
+        return "says nothing about the item"
+    return None
 
 
 def template_reason(facts: ItemFacts | None, catalog: Catalog, taste: str | None) -> str:

@@ -293,7 +293,8 @@ def evaluate_conversations_command(
         f"{report.true_claims}; pick reason by the LM in {report.lm_written:.1%}; "
         f"degenerate replies {report.degenerate_replies}\n"
         f"the LM's reasons before the check: {report.lm_alone_true} of "
-        f"{report.lm_alone_claims} claims true, {report.lm_alone_degenerate} degenerate\n"
+        f"{report.lm_alone_claims} claims true, {report.lm_alone_degenerate} degenerate, "
+        f"{report.lm_alone_uninformative} true but empty\n"
         f"{report.seconds_per_turn:.2f} s a turn"
     )
     typer.echo(f"report: {path}")

@@ -34,7 +34,7 @@ from tqdm import tqdm
 from tastegraph.assistant.chat import Answer, Assistant, first_sentence
 from tastegraph.assistant.conversation import ConversationState
 from tastegraph.assistant.facts import Catalog, ItemFacts, words
-from tastegraph.assistant.faithful import check, degenerate
+from tastegraph.assistant.faithful import check, degenerate, uninformative
 from tastegraph.evaluate.metrics import Estimate, clustered_bootstrap
 from tastegraph.recommend import Filters
 from tastegraph.store import Event
@@ -142,7 +142,7 @@ def _script(user: str, item_id: str, catalog: Catalog) -> Script:
 
 def run_conversation(
     assistant: Assistant, number: int, script: Script, write_reasons: int = 0
-) -> tuple[list[TurnResult], list[Answer], list[dict[str, Any]], list[tuple[int, int, bool]]]:
+) -> tuple[list[TurnResult], list[Answer], list[dict[str, Any]], list[tuple[int, int, bool, bool]]]:
     """Play a script; the first `write_reasons` turns' replies get the LM's reason. Returns
     the turns' results, their answers, the transcript, and for each reason the LM wrote,
     its claims, true claims and whether it was degenerate, before the check."""
@@ -152,7 +152,7 @@ def run_conversation(
     state: ConversationState | None = None
     seen: set[str] = set()
     results, answers, transcript = [], [], []
-    raw: list[tuple[int, int, bool]] = []
+    raw: list[tuple[int, int, bool, bool]] = []
     previous: list[str] = []
     for turn, (intent, message) in enumerate(zip(INTENTS, script.messages(), strict=True)):
         said = _said_after(intent, said, script, previous, catalog)
@@ -181,11 +181,16 @@ def run_conversation(
     return results, answers, transcript, raw
 
 
-def check_written(text: str, item_id: str, catalog: Catalog) -> tuple[int, int, bool]:
-    """(claims, true claims, degenerate) of a reason as the LM wrote it."""
+def check_written(text: str, item_id: str, catalog: Catalog) -> tuple[int, int, bool, bool]:
+    """(claims, true claims, degenerate, uninformative) of a reason as the LM wrote it."""
     facts = catalog.get(item_id)
     found = check(text, facts, catalog)
-    return len(found), sum(c.true for c in found), degenerate(text, facts, catalog) is not None
+    return (
+        len(found),
+        sum(c.true for c in found),
+        degenerate(text, facts, catalog) is not None,
+        uninformative(text, facts, catalog) is not None,
+    )
 
 
 def _said_after(
@@ -280,6 +285,7 @@ class ConversationReport:
     lm_alone_claims: int
     lm_alone_true: int
     lm_alone_degenerate: int  # reasons that loop, copy ids or echo the prompt
+    lm_alone_uninformative: int  # true but empty: about the shopper, or nothing of the item
     seconds_per_turn: float
     transcript: list[dict[str, Any]]
 
@@ -294,7 +300,7 @@ def evaluate_conversations(
     `faithful_replies` replies (two per conversation) are written."""
     turns: list[TurnResult] = []
     checks: list[ReplyCheck] = []
-    written: list[tuple[int, int, bool]] = []
+    written: list[tuple[int, int, bool, bool]] = []
     transcripts = []
     start = time.perf_counter()
     for number, script in enumerate(tqdm(all_scripts, "conversations", disable=not show_progress)):
@@ -314,7 +320,7 @@ def evaluate_conversations(
 def _report(
     turns: list[TurnResult],
     checks: list[ReplyCheck],
-    written: list[tuple[int, int, bool]],
+    written: list[tuple[int, int, bool, bool]],
     transcripts: list[list[dict[str, Any]]],
     seconds: float,
     conversations: int,
@@ -350,6 +356,7 @@ def _report(
         lm_alone_claims=sum(w[0] for w in written),
         lm_alone_true=sum(w[1] for w in written),
         lm_alone_degenerate=sum(w[2] for w in written),
+        lm_alone_uninformative=sum(w[3] for w in written),
         seconds_per_turn=seconds,
         transcript=transcripts[0] if transcripts else [],
     )
