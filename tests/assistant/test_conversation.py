@@ -3,6 +3,8 @@ rules over a hand-made catalog, no language model."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tastegraph.assistant.conversation import ConversationState, TurnError, next_turn
@@ -11,6 +13,7 @@ from tastegraph.assistant.faithful import (
     check,
     degenerate,
     faithful,
+    reason_opening,
     template_reason,
     uninformative,
 )
@@ -165,6 +168,12 @@ def test_true_but_empty_reasons_are_caught(catalog: Catalog) -> None:
     empty = "It is a classic and popular style of the time."
     assert uninformative(empty, dress, catalog) == "says nothing about the item"
     assert uninformative("This black dress suits your evening out.", dress, catalog) is None
+
+
+def test_the_lm_reason_opens_with_the_items_look(catalog: Catalog) -> None:
+    assert reason_opening(catalog.get("d2")) == "This dark blue dress"
+    assert reason_opening(replace(catalog.get("d2"), kind="Shorts")) == "These dark blue shorts"
+    assert reason_opening(replace(catalog.get("d2"), kind="")) == ""
 
 
 def test_template_reasons_are_true_of_their_item(catalog: Catalog) -> None:

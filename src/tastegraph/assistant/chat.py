@@ -19,6 +19,7 @@ and reply with what is true of the items.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
@@ -33,7 +34,12 @@ from tastegraph.assistant.choice import (
 )
 from tastegraph.assistant.conversation import ConversationState, Turn, TurnError, next_turn
 from tastegraph.assistant.facts import Catalog, Constraints
-from tastegraph.assistant.faithful import faithful, template_reason, uninformative
+from tastegraph.assistant.faithful import (
+    faithful,
+    reason_opening,
+    template_reason,
+    uninformative,
+)
 from tastegraph.assistant.lm import ItemLM
 from tastegraph.assistant.understand import understand
 from tastegraph.lru import LruMap
@@ -293,9 +299,14 @@ class Assistant:
             {"role": "user", "content": "\n".join(lines)},
         ]
         ids = self.lm.chat_ids(messages)
+        # The reply starts with the item's look, so it is about the item and true of it.
+        opening = reason_opening(facts)
+        if opening:
+            said = self.lm.tokenizer(opening, add_special_tokens=False, return_tensors="pt")
+            ids = torch.cat([ids, said["input_ids"]], dim=1)
         row = self.recommender.index.row(pick.item_id)
         items = torch.from_numpy(np.ascontiguousarray(self.recommender.item_vectors[[row]]))
-        return self.lm.stream(ids, items, self.max_new_tokens)
+        return itertools.chain([opening], self.lm.stream(ids, items, self.max_new_tokens))
 
     def with_lm_reason(self, answer: Answer, written: str) -> Answer:
         """The answer with the pick's reason replaced by the LM's first sentence, if that is

@@ -125,6 +125,23 @@ def uninformative(text: str, facts: ItemFacts | None, catalog: Catalog) -> str |
     return None
 
 
+def spoken_look(facts: ItemFacts) -> str:
+    """'black dress', 'dress', 'black item': the item's colour and type as a reply says them."""
+    kind = (facts.kind or "item").lower()
+    colour = facts.colour.lower().removeprefix("other ") + " " if facts.colour else ""
+    return f"{colour}{kind}"
+
+
+def reason_opening(facts: ItemFacts | None) -> str:
+    """'This black dress', 'These blue shorts': the first words of the LM's reason, so
+    that it is about the item and true of it; empty when the item has no type."""
+    if facts is None or not facts.kind:
+        return ""
+    look = spoken_look(facts)
+    plural = look.endswith("s") and not look.endswith("ss")  # shorts, trousers; not dress
+    return f"{'These' if plural else 'This'} {look}"
+
+
 def template_reason(facts: ItemFacts | None, catalog: Catalog, taste: str | None) -> str:
     """A reason from the facts alone: 'A black dress in stripes, €24.99, close to “Strap
     top” you bought.' `taste` is a clause about the shopper's history, or None."""
@@ -133,9 +150,7 @@ def template_reason(facts: ItemFacts | None, catalog: Catalog, taste: str | None
         pattern = ""
         if facts.pattern and facts.pattern.lower() not in ("solid", "other", "unknown"):
             pattern = f" ({facts.pattern.lower()})"
-        kind = (facts.kind or "item").lower()
-        colour = facts.colour.lower().removeprefix("other ") + " " if facts.colour else ""
-        described = f"{colour}{kind}{pattern}"
+        described = f"{spoken_look(facts)}{pattern}"
         parts.append(("an " if described[0] in "aeiou" else "a ") + described)
     price = catalog.display.text(facts.price if facts else None)
     if price:
