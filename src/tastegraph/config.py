@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # Qwen2.5-Coder-0.5B-Instruct (`make qwen` installs it), a transformers folder or a
     # .gguf file (assistant/models.py).
     image_model: str = "efficientnet-lite0"
+    # What runs the default image tower: "onnx" (ONNX Runtime, several times the photos/s
+    # on CPU) or "torch" (eager PyTorch, the reference); the features are the same.
+    image_runtime: Literal["onnx", "torch"] = "onnx"
     text_model: str = "all-MiniLM-L6-v2"
     language_model: str = "SmolLM2-135M-Instruct"
     # The HTTP server. Write endpoints (events, new items) need `Authorization: Bearer

@@ -53,7 +53,7 @@ def prepare_features(
 ) -> Features:
     """Tower features for every item, encoding only content no earlier run encoded."""
     entries = load_catalog(store, settings.variant_attribute)
-    image_tower = image_tower or load_image_tower(settings.image_model)
+    image_tower = image_tower or load_image_tower(settings.image_model, settings.image_runtime)
     text_tower = text_tower or load_text_tower(settings.text_model)
     images = FeatureCache(
         cache_dir(settings.workdir, image_tower.name, image_tower.version), image_tower.dim
@@ -94,6 +94,7 @@ def _extract_on_ray(
             entries,
             settings.image_model,
             images,
+            image_runtime=settings.image_runtime,
             batch_size=settings.embed_batch_size,
             shard_size=settings.embed_shard_size,
         )

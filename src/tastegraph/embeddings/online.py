@@ -19,7 +19,7 @@ class ItemEmbedder:
     def __init__(self, workdir: Path, settings: Settings) -> None:
         self.model, manifest = load_fusion(registry.root(workdir, "fusion"))
         self.fusion_version: str = manifest["version"]
-        self.image_tower = load_image_tower(settings.image_model)
+        self.image_tower = load_image_tower(settings.image_model, settings.image_runtime)
         self.text_tower = load_text_tower(settings.text_model)
         loaded = {
             "image": f"{self.image_tower.name}@{self.image_tower.version}",

@@ -87,8 +87,8 @@ class _ImageEncoder:
     A photo that fails gets zero features and its error, rather than being dropped here, so
     the driver can log the warning where the job's user sees it."""
 
-    def __init__(self, tower_name: str) -> None:
-        self.tower = load_image_tower(tower_name)
+    def __init__(self, tower_name: str, runtime: str) -> None:
+        self.tower = load_image_tower(tower_name, runtime)
 
     def __call__(self, batch: Batch) -> Batch:
         keys, paths = batch["key"], batch["path"]
@@ -121,7 +121,7 @@ class _TextEncoder:
 def _encode_into(
     rows: list[dict[str, str]],
     encoder: type[_ImageEncoder | _TextEncoder],
-    tower_name: str,
+    tower_arguments: tuple[str, ...],
     cache: FeatureCache,
     batch_size: int,
     shard_size: int,
@@ -131,7 +131,7 @@ def _encode_into(
 
     features = ray.data.from_items(rows).map_batches(
         encoder,
-        fn_constructor_args=(tower_name,),
+        fn_constructor_args=tower_arguments,
         batch_size=batch_size,
         batch_format="numpy",
         # One CPU per actor (Ray then gives torch one thread); the pool grows from one actor
@@ -158,6 +158,7 @@ def extract_image_features_ray(
     image_model: str,
     cache: FeatureCache,
     *,
+    image_runtime: str = "onnx",
     batch_size: int = 32,
     shard_size: int = SHARD_SIZE,
 ) -> int:
@@ -168,7 +169,8 @@ def extract_image_features_ray(
     if not todo:
         return 0
     rows = [{"key": key, "path": path} for key, path in todo]
-    return _encode_into(rows, _ImageEncoder, image_model, cache, batch_size, shard_size)
+    tower = (image_model, image_runtime)
+    return _encode_into(rows, _ImageEncoder, tower, cache, batch_size, shard_size)
 
 
 def extract_text_features_ray(
@@ -184,4 +186,4 @@ def extract_text_features_ray(
     if not todo:
         return 0
     rows = [{"key": key, "text": text} for key, text in todo]
-    return _encode_into(rows, _TextEncoder, text_model, cache, batch_size, shard_size)
+    return _encode_into(rows, _TextEncoder, (text_model,), cache, batch_size, shard_size)

@@ -27,11 +27,20 @@ __all__ = [
 ]
 
 CLIP_PREFIX = "clip:"
+RUNTIMES = ("onnx", "torch")
 
 
-def load_image_tower(name: str = EfficientNetLite0Tower.name) -> ImageTower:
-    """The image tower called name: "efficientnet-lite0" or "clip:/path/to/checkpoint"."""
+def load_image_tower(name: str = EfficientNetLite0Tower.name, runtime: str = "onnx") -> ImageTower:
+    """The image tower called name: "efficientnet-lite0" or "clip:/path/to/checkpoint".
+    EfficientNet-Lite0 runs in ONNX Runtime (`runtime="onnx"`) or eager PyTorch ("torch"),
+    with the same features either way."""
     if name == EfficientNetLite0Tower.name:
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown image runtime {runtime!r}; expected one of {RUNTIMES}")
+        if runtime == "onnx":
+            from tastegraph.encoders.onnx_image import OnnxLite0Tower
+
+            return OnnxLite0Tower()
         return EfficientNetLite0Tower()
     if name.startswith(CLIP_PREFIX):
         return load_clip(_clip_directory(name))[0]
