@@ -181,3 +181,5 @@ def test_template_reasons_are_true_of_their_item(catalog: Catalog) -> None:
         reason = template_reason(facts, catalog, "close to “Vest” you bought")
         assert faithful(reason, facts, catalog), (item_id, reason)
     assert template_reason(catalog.get("d2"), catalog, None) == "A dark blue dress, €20.00."
+    shorts = replace(catalog.get("d2"), kind="Shorts")
+    assert template_reason(shorts, catalog, None) == "Dark blue shorts, €20.00."

@@ -276,7 +276,8 @@ class Assistant:
         vector = index.vector(item_id)
         scores = [float(index.vector(i) @ vector) for i, _ in named]
         item, action = named[int(np.argmax(scores))]
-        return f"close to “{self.name(item)}” you {ACTION_VERBS.get(action, 'liked')}"
+        name = self.name(item).rstrip(" .")  # “V-neck Strap Top”, not “V-neck Strap Top.”
+        return f"close to “{name}” you {ACTION_VERBS.get(action, 'liked')}"
 
     def lm_reason(self, user_id: str, message: str, answer: Answer) -> Iterator[str]:
         """The LM's reason for the pick, piece by piece as it decodes (unchecked)."""

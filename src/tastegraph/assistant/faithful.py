@@ -138,8 +138,12 @@ def reason_opening(facts: ItemFacts | None) -> str:
     if facts is None or not facts.kind:
         return ""
     look = spoken_look(facts)
-    plural = look.endswith("s") and not look.endswith("ss")  # shorts, trousers; not dress
-    return f"{'These' if plural else 'This'} {look}"
+    return f"{'These' if plural(look) else 'This'} {look}"
+
+
+def plural(look: str) -> bool:
+    """Whether a look names a plural: shorts, trousers, leggings/tights; not dress."""
+    return look.endswith("s") and not look.endswith("ss")
 
 
 def template_reason(facts: ItemFacts | None, catalog: Catalog, taste: str | None) -> str:
@@ -151,7 +155,10 @@ def template_reason(facts: ItemFacts | None, catalog: Catalog, taste: str | None
         if facts.pattern and facts.pattern.lower() not in ("solid", "other", "unknown"):
             pattern = f" ({facts.pattern.lower()})"
         described = f"{spoken_look(facts)}{pattern}"
-        parts.append(("an " if described[0] in "aeiou" else "a ") + described)
+        if plural(spoken_look(facts)):
+            parts.append(described)  # "black trousers", not "a black trousers"
+        else:
+            parts.append(("an " if described[0] in "aeiou" else "a ") + described)
     price = catalog.display.text(facts.price if facts else None)
     if price:
         parts.append(price)
