@@ -68,3 +68,10 @@ def test_the_runtime_setting_picks_the_tower() -> None:
     assert type(load_image_tower(runtime="torch")) is EfficientNetLite0Tower
     with pytest.raises(ValueError, match="unknown image runtime 'tpu'"):
         load_image_tower(runtime="tpu")
+
+
+def test_an_unwritable_cache_says_what_to_set(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.raises(OSError, match=r"TASTEGRAPH_CACHE.*TASTEGRAPH_IMAGE_RUNTIME=torch"):
+        OnnxLite0Tower(cache=blocker / "onnx")

@@ -96,7 +96,13 @@ def checked_graph(tower: EfficientNetLite0Tower, folder: Path) -> Path:
         if sha256_of(path) == sidecar.read_text().strip():
             return path
         logger.warning("%s does not match its sha256; exporting it again", path)
-    export_graph(tower, path)
+    try:
+        export_graph(tower, path)
+    except OSError as exc:
+        raise OSError(
+            f"cannot write the image tower's ONNX graph into {folder} ({exc}); set "
+            "TASTEGRAPH_CACHE to a writable folder, or TASTEGRAPH_IMAGE_RUNTIME=torch"
+        ) from exc
     return path
 
 
