@@ -154,8 +154,9 @@ def template_reason(facts: ItemFacts | None, catalog: Catalog, taste: str | None
         pattern = ""
         if facts.pattern and facts.pattern.lower() not in ("solid", "other", "unknown"):
             pattern = f" ({facts.pattern.lower()})"
-        described = f"{spoken_look(facts)}{pattern}"
-        if plural(spoken_look(facts)):
+        look = spoken_look(facts)
+        described = f"{look}{pattern}"
+        if plural(look):
             parts.append(described)  # "black trousers", not "a black trousers"
         else:
             parts.append(("an " if described[0] in "aeiou" else "a ") + described)

@@ -12,20 +12,21 @@ runtime wrote them. The eager tower stays the reference (`image_runtime = "torch
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from tastegraph.encoders.image import EfficientNetLite0Tower, _check_batch
+from tastegraph.artifacts import atomic_path
+from tastegraph.encoders.image import EfficientNetLite0Tower, _check_batch, file_digest
 
 logger = logging.getLogger(__name__)
+
+SHA256_HEX = 64  # file_digest's length for the whole sha256
 
 
 def cache_folder() -> Path:
@@ -51,23 +52,18 @@ class _Features(torch.nn.Module):
         return features
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def sidecar(graph: Path) -> Path:
+    """Where a graph's sha256 is written."""
+    return graph.with_suffix(graph.suffix + ".sha256")
 
 
 def export_graph(tower: EfficientNetLite0Tower, path: Path) -> None:
     """Write the tower's feature network to `path` as ONNX (batch size free), atomically,
-    with its sha256 in `path.sha256`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with its sha256 beside it."""
     height, width = tower.input_size
     example = torch.zeros(2, 3, height, width)
     batch = torch.export.Dim("batch")
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        written = Path(tmp) / path.name
+    with atomic_path(path) as written:
         # The exporter prints its progress; keep library output off stdout.
         with contextlib.redirect_stdout(io.StringIO()):
             torch.onnx.export(
@@ -80,10 +76,9 @@ def export_graph(tower: EfficientNetLite0Tower, path: Path) -> None:
                 dynamo=True,
                 external_data=False,
             )
-        digest = sha256_of(written)
-        written.replace(path)
-    sidecar = path.with_suffix(path.suffix + ".sha256")
-    sidecar.write_text(digest + "\n")
+        digest = file_digest([written], SHA256_HEX)
+    with atomic_path(sidecar(path)) as written:
+        written.write_text(digest + "\n")
     logger.info("exported %s to ONNX: %s (sha256 %s)", tower.name, path, digest[:12])
 
 
@@ -91,9 +86,8 @@ def checked_graph(tower: EfficientNetLite0Tower, folder: Path) -> Path:
     """The tower's exported graph in `folder`, exported first when it is missing or its
     sha256 does not match the one written beside it."""
     path = folder / f"{tower.name}-{tower.version}.onnx"
-    sidecar = path.with_suffix(path.suffix + ".sha256")
-    if path.is_file() and sidecar.is_file():
-        if sha256_of(path) == sidecar.read_text().strip():
+    if path.is_file() and sidecar(path).is_file():
+        if file_digest([path], SHA256_HEX) == sidecar(path).read_text().strip():
             return path
         logger.warning("%s does not match its sha256; exporting it again", path)
     try:
