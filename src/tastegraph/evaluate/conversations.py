@@ -87,6 +87,10 @@ class Said:
             return False
         return self.below is None or facts.price < self.below
 
+    def allows(self, item_id: str, catalog: Catalog) -> bool:
+        """The item meets what was said and was not turned down."""
+        return item_id not in self.rejected and self.holds(catalog.get(item_id))
+
 
 @dataclass
 class TurnResult:
@@ -145,7 +149,7 @@ def run_conversation(
 ) -> tuple[list[TurnResult], list[Answer], list[dict[str, Any]], list[tuple[int, int, bool, bool]]]:
     """Play a script; the first `write_reasons` turns' replies get the LM's reason. Returns
     the turns' results, their answers, the transcript, and for each reason the LM wrote,
-    its claims, true claims and whether it was degenerate, before the check."""
+    before the check, what `check_written` finds."""
     catalog = assistant.catalog
     kinds = {v for v, ws in catalog.kinds.items() if ws == words(script.kind)}
     said = Said(kinds)
@@ -162,7 +166,7 @@ def run_conversation(
             raw.append(check_written(written, answer.picks[0].item_id, catalog))
             answer = assistant.with_lm_reason(answer, written)
         cards = answer.items
-        bad = sum(1 for i in cards if not said.holds(catalog.get(i)) or i in said.rejected)
+        bad = sum(1 for i in cards if not said.allows(i, catalog))
         ok = bad == 0 and intent_holds(intent, assistant, said, previous, seen, cards)
         # No card is right when the reply says why and truly nothing is left to show,
         # or when the turn points at a card and none was ever shown.
@@ -224,12 +228,7 @@ def intent_holds(
         # with that filter, as a re-ranker orders a pool drawn from the allowed items only.
         anchor = previous[1]
         ids = assistant.recommender.index.ids
-        allowed = np.array(
-            [
-                said.holds(assistant.catalog.get(i)) and i not in said.rejected and i != anchor
-                for i in ids
-            ]
-        )
+        allowed = np.array([i != anchor and said.allows(i, assistant.catalog) for i in ids])
         related = assistant.recommender.related(anchor, len(cards), filters=Filters(within=allowed))
         return set(cards) == {r.item_id for r in related}
     if intent == "show me more":
@@ -239,10 +238,7 @@ def intent_holds(
 
 def _anything_left(assistant: Assistant, said: Said, seen: set[str]) -> bool:
     index = assistant.recommender.index
-    return any(
-        said.holds(assistant.catalog.get(i)) and i not in said.rejected and i not in seen
-        for i in index.ids
-    )
+    return any(i not in seen and said.allows(i, assistant.catalog) for i in index.ids)
 
 
 @dataclass(frozen=True)
