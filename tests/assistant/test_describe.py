@@ -15,6 +15,7 @@ from tastegraph.assistant.describe import (
     clean_description,
     describe,
     load_describe_lm,
+    look_phrase,
     open_describer,
     projector_embeddings,
 )
@@ -58,7 +59,22 @@ def test_a_photo_only_item_gets_a_description(
     text = describe(describer.lm, vector, looks=describer.looks)
     assert text.strip() and "\n" not in text and "  " not in text
     assert text.startswith(("Black Dress.", "Light Blue Trousers."))  # a look the catalog has
-    assert describer(photo_only[0]) == text  # greedy: the same words every time
+
+
+def test_stage_1_fits_a_look_head_that_opens_each_description(
+    describer: Describer, workdir: Path, photo_only: list[str]
+) -> None:
+    head = describer.head
+    assert head is not None  # stage 1 of the built workdir fitted one
+    with SQLiteStore(workdir / "store.db") as store:
+        colours = {str(i.attributes.get("colour_group")) for i in store.iter_items()}
+    assert set(head.colour.labels) <= colours and len(head.colour.labels) > 1
+    embeddings = projector_embeddings(workdir)
+    for item_id in photo_only[:3]:
+        look = look_phrase(*head.looks(embeddings.vector(item_id))[0])
+        text = describer(item_id)
+        assert text == look  # the head's look, and nothing the LM made up after it
+        assert describer(item_id) == text  # greedy: the same words every time
 
 
 def test_the_look_constraint_keeps_to_catalog_looks_then_lets_go(describer: Describer) -> None:

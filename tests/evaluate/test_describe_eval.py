@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from tastegraph.assistant.describe import look_phrase, stage1_look_head
 from tastegraph.assistant.projector import load_projector
 from tastegraph.cli import app
 from tastegraph.config import Settings
@@ -19,6 +20,7 @@ from tastegraph.embeddings.store import EmbeddingStore
 from tastegraph.encoders import item_text
 from tastegraph.evaluate.describe import (
     CHANCE,
+    LM_ALONE,
     MAJORITY,
     NEAREST_IMAGE,
     OURS,
@@ -173,6 +175,7 @@ def test_the_evaluation_holds_out_what_stage_1_trained_on(
     assert report.projector["stage1_items"] == 10
     assert set(report.colour) == {
         OURS,
+        LM_ALONE,
         NEAREST_IMAGE,
         CHANCE,
         MAJORITY,
@@ -183,6 +186,11 @@ def test_the_evaluation_holds_out_what_stage_1_trained_on(
     for estimates in (report.colour, report.kind):
         assert all(0.0 <= e.mean <= 1.0 and e.n == report.n for e in estimates.values())
     assert all(row["description"] for row in report.rows)
+    head = stage1_look_head(workdir, load_projector(workdir)[1])
+    assert head is not None  # stage 1 fitted one on the built workdir's 100 items
+    looks = {look_phrase(c, k) for c in head.colour.labels for k in head.kind.labels}
+    assert all(row["description"] in looks for row in report.rows)  # ours: the head's look
+    assert all(row["lm_alone"] for row in report.rows)
     assert report.kind[OWN_TEXT].mean > 0.5  # the real text names the type (the rule works)
     assert np.isfinite(report.colour[MAJORITY].mean)
     assert OURS in table(report)

@@ -6,8 +6,16 @@ then "key: value" attributes), cut to the first 32 tokens; half of its items are
 the embedding of their photo alone, as a photo-only item is. Asking the same question of an
 item that has no text (about half of the H&M catalog is photo-only) gives a description
 written from its embedding: the look, title and attributes the LM believes it would have.
-It is a guess, and is shown as one. `describe` is greedy, so one item always gets the same
-words from one projector.
+It is a guess, and is shown as one.
+
+Where stage 1 fitted a look head (`assistant/look.py`), the description is the look the
+head reads off the embedding, and the LM writes nothing. Measured on 200 held-out H&M
+items (`tastegraph evaluate descriptions`), the head names the right colour 0.575 and type
+0.725 of the time, the LM choosing among the catalog's looks 0.400 and 0.445. What the LM
+wrote after the look was chat-style prose that said nothing true and often something false
+("A classic, yet unassuming, piece of clothing that has become a symbol of the wearer's
+identity"; a white sweater "with a distinctive black stripe"), so it is not shown. Either
+way one item always gets the same words from one projector (the LM decodes greedily).
 
 Describing uses the stage-1 projector with the plain LM, as stage 1 trained them, not the
 current projector: stage 2 goes on training the projector to pick among candidates, and it
@@ -30,6 +38,7 @@ from safetensors.torch import load_file
 
 from tastegraph import registry
 from tastegraph.assistant.lm import ItemLM, load_item_lm
+from tastegraph.assistant.look import LookHead
 from tastegraph.assistant.models import DEFAULT_LM, cached_lm
 from tastegraph.assistant.projector import (
     ItemProjector,
@@ -110,10 +119,13 @@ def describe(
     vector: np.ndarray,
     max_new_tokens: int = DEFAULT_NEW_TOKENS,
     looks: LookConstraint | None = None,
+    head: LookHead | None = None,
 ) -> str:
-    """What the LM says an item is, reading only its embedding (d,): greedy decoding of the
-    stage-1 prompt, starting with one of `looks` where given, cleaned by
-    `clean_description`."""
+    """What an item is, read from its embedding (d,) alone: where there is a look head, the
+    look it reads ("Black Dress"); else the LM's greedy decoding of the stage-1 prompt,
+    starting with one of `looks` where given, cleaned by `clean_description`."""
+    if head is not None:
+        return look_phrase(*head.looks(np.asarray(vector, dtype=np.float32))[0])
     items = torch.tensor(np.asarray(vector, dtype=np.float32).reshape(1, -1))  # a copy
     allowed = looks if looks else None
     return clean_description(lm.generate(describe_prompt(lm), items, max_new_tokens, allowed))
@@ -131,10 +143,12 @@ class Describer:
         size: int = 1024,
         max_new_tokens: int = DEFAULT_NEW_TOKENS,
         looks: Iterable[str] = (),
+        head: LookHead | None = None,
     ) -> None:
         self.lm = lm
         self.vector_of = vector_of  # item id -> embedding; raises KeyError for unknown ids
         self.looks = LookConstraint(lm.tokenizer, looks)  # the catalog's ("Black Dress")
+        self.head = head  # where there is one, it chooses the look instead of the LM
         self.max_new_tokens = max_new_tokens
         self._cache: LruMap[str, str] = LruMap(size)
         self._lock = threading.Lock()
@@ -148,7 +162,8 @@ class Describer:
             kept = self._cache.get_many([item_id])  # another request may have made it
             if item_id in kept:
                 return kept[item_id]
-            text = describe(self.lm, self.vector_of(item_id), self.max_new_tokens, self.looks)
+            vector = self.vector_of(item_id)
+            text = describe(self.lm, vector, self.max_new_tokens, self.looks, self.head)
             self._cache.put_many({item_id: text})
         return text
 
@@ -234,8 +249,16 @@ def open_describer(
     share: ItemLM | None = None,
 ) -> Describer:
     """A Describer over the workdir's describing LM (`load_describe_lm`) and the embeddings
-    its projector reads, whose descriptions start with one of the catalog's `looks`
-    (`look_phrase` of each item's colour and kind)."""
+    its projector reads, whose descriptions start with the look stage 1's look head reads,
+    or, for a projector trained without one, one of the catalog's `looks` (`look_phrase` of
+    each item's colour and kind)."""
     embeddings = projector_embeddings(workdir)
-    lm, _ = load_describe_lm(workdir, which, share)
-    return Describer(lm, embeddings.vector, size, looks=looks)
+    lm, manifest = load_describe_lm(workdir, which, share)
+    head = stage1_look_head(workdir, manifest)
+    return Describer(lm, embeddings.vector, size, looks=looks, head=head)
+
+
+def stage1_look_head(workdir: Path, manifest: Mapping[str, Any]) -> LookHead | None:
+    """The look head fitted with the stage-1 projector behind a projector's manifest; None
+    for a projector trained before there was one."""
+    return LookHead.load(Path(alignment_manifest(workdir, manifest)["path"]))

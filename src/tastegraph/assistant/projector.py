@@ -17,6 +17,7 @@ from torch import nn
 
 from tastegraph import registry
 from tastegraph.artifacts import publish_version
+from tastegraph.assistant.look import LookHead
 
 ADAPTERS_FILE = "adapters.safetensors"  # the choice head and any LoRA weights
 
@@ -62,16 +63,19 @@ def save_projector(
     workdir: Path,
     manifest: dict[str, Any],
     adapters: dict[str, torch.Tensor] | None = None,
+    look_head: LookHead | None = None,
 ) -> Path:
     """Publish a new version: model.safetensors and a manifest that should name the
     embedding store version and the LM it was trained for (and, where the LM was adapted,
     its LoRA settings); the choice head and LoRA weights trained with the projector go to
-    adapters.safetensors."""
+    adapters.safetensors, and stage 1's look head to its own file."""
 
     def write(folder: Path) -> None:
         save_file(projector.state_dict(), str(folder / "model.safetensors"))
         if adapters:
             save_file(adapters, str(folder / ADAPTERS_FILE))
+        if look_head is not None:
+            look_head.save(folder)
         registry.write_manifest(
             folder, "projector", manifest | {"config": asdict(projector.config)}
         )

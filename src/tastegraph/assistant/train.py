@@ -11,7 +11,8 @@ parts:
   descriptions worse (`AlignConfig.lm_items`).
 Half of the items are read as a photo-only item would be, by the embedding of their photo
 alone: describing photo-only items is what the skill is for, and their embeddings lie
-elsewhere than those of items whose text was fused in.
+elsewhere than those of items whose text was fused in. Stage 1 also fits the look head
+(`assistant/look.py`) that chooses how a description opens.
 Training checkpoints the projector every `checkpoint_every` steps (safetensors plus a JSON
 position); a re-run resumes from the last checkpoint (the optimizer's moments restart).
 """
@@ -34,6 +35,7 @@ from safetensors.torch import load_file, save_file
 from tastegraph.artifacts import current_version, publish_version
 from tastegraph.assistant.describe import PROMPT, look_phrase
 from tastegraph.assistant.lm import ItemLM, lm_hidden_size
+from tastegraph.assistant.look import LookHead
 from tastegraph.assistant.models import cached_lm
 from tastegraph.assistant.projector import ItemProjector, ProjectorConfig, save_projector
 from tastegraph.config import Settings
@@ -334,10 +336,15 @@ def align_assistant(
 ) -> tuple[AlignResult, Path]:
     """Stage 1 for the default LM: the warm start on the first `max_items` embedded items
     with text, then, where `config.lm_items` > 0, the LM in the loop on the first of them
-    (resuming from its last checkpoint); publishes the projector."""
+    (resuming from its last checkpoint); publishes the projector with the look head fitted
+    on the same items' photo embeddings (`assistant/look.py`)."""
     config = config or AlignConfig()
     embeddings = EmbeddingStore.open(settings.workdir)
-    answers = {item.id: describe_answer(item, settings) for item in store.iter_items()}
+    answers: dict[str, str] = {}
+    looks: dict[str, list[str]] = {}  # item id -> [colour, kind], "" where it has none
+    for item in store.iter_items():
+        answers[item.id] = describe_answer(item, settings)
+        looks[item.id] = [str(item.attributes.get(k) or "").strip() for k in look_keys(settings)]
     ids = [i for i in embeddings.ids if answers.get(i)][:max_items]
     table = prepare_features(store, settings).table
     photo_ids, photo_matrix = photo_embeddings(table, settings.workdir, embeddings)
@@ -359,6 +366,10 @@ def align_assistant(
     key = hashlib.sha256(run.encode()).hexdigest()[:12]
     checkpoints = settings.workdir / "models" / "projector-training" / embeddings.version / key
     result = align_projector(lm, vectors, [answers[i] for i in ids], checkpoints, config)
+    with_photo = [row for row, item_id in enumerate(ids) if item_id in photo]
+    colours = [looks[ids[row]][0] for row in with_photo]
+    kinds = [looks[ids[row]][1] for row in with_photo]
+    look_head = LookHead.fit(alone[with_photo], colours, kinds)
     manifest = {
         "stage": "alignment",
         "embeddings_version": embeddings.version,
@@ -376,4 +387,6 @@ def align_assistant(
             "heldout_loss_before": result.lm.heldout_loss_before,
             "heldout_loss_after": result.lm.heldout_loss_after,
         }
-    return result, save_projector(lm.projector, settings.workdir, manifest)
+    if look_head is not None:
+        manifest["look_head_items"] = len(with_photo)
+    return result, save_projector(lm.projector, settings.workdir, manifest, look_head=look_head)

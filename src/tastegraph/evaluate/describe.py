@@ -36,8 +36,12 @@ embeddings the LM reads. They are a rough bound on what any reader of those feat
 the LM included, names right.
 A reference row scores the item's own text cut as stage 1 cuts its answers (32 tokens):
 what a perfect stage-1 model would say, so the rule's ceiling.
-The LM describes with the stage-1 projector, as `tastegraph describe` does (stage 2 makes
-the projector forget describing; `projector="current"` measures the current one).
+Ours is the description as `tastegraph describe` gives it: where stage 1 fitted a look
+head (`assistant/look.py`: fitted on every stage-1 item with a photo, C = 0.1; probe (e) is
+fitted on the usable ones, C = 1), the look it reads off the embedding. The row "LM
+alone reads the embedding" is the LM's greedy description from the stage-1
+projector, opening with one of the catalog's looks (stage 2 makes the projector forget
+describing; `projector="current"` measures the current one).
 95% percentile bootstrap intervals resample items; ours / (a) is a paired ratio.
 """
 
@@ -60,7 +64,8 @@ from tastegraph.store import Store
 
 log = logging.getLogger(__name__)
 
-OURS = "ours: LM describes the embedding"
+OURS = "ours: as tastegraph describe serves"
+LM_ALONE = "LM alone reads the embedding"
 NEAREST_IMAGE = "(a) nearest training item, raw image"
 CHANCE = "(b) chance: training distribution"
 MAJORITY = "(c) most common training value"
@@ -294,6 +299,7 @@ def evaluate_descriptions(
         describe,
         load_describe_lm,
         look_phrase,
+        stage1_look_head,
     )
     from tastegraph.assistant.projector import load_projector
     from tastegraph.embeddings.store import EmbeddingStore, embeddings_root
@@ -352,11 +358,14 @@ def evaluate_descriptions(
     }
 
     looks = LookConstraint(lm.tokenizer, (look_phrase(c, k) for _, c, k, _ in items.values()))
-    generated = []
+    head = stage1_look_head(workdir, manifest)
+    generated, lm_alone = [], []
     with Progress(len(tests), "describing items", "items", show=show_progress) as progress:
         for test in tests:
             vector = photo_vectors[test.item_id]
-            generated.append(describe(lm, vector, config.max_new_tokens, looks))
+            lm_alone.append(describe(lm, vector, config.max_new_tokens, looks))
+            served = describe(lm, vector, head=head) if head else lm_alone[-1]
+            generated.append(served)
             progress.update()
 
     tokenizer, cut = lm.tokenizer, config.answer_tokens
@@ -369,6 +378,7 @@ def evaluate_descriptions(
     top_colour, top_kind = colours.most_common(1)[0][0], kinds.most_common(1)[0][0]
     said = {
         OURS: generated,
+        LM_ALONE: lm_alone,
         NEAREST_IMAGE: [f"{items[i][1]}. {items[i][2]}" for i in nearest],
         MAJORITY: [f"{top_colour}. {top_kind}"] * len(tests),
         **probes,
@@ -376,7 +386,7 @@ def evaluate_descriptions(
     }
     values = score_descriptions(scorer, tests, said)
     values[CHANCE] = chance_scores(scorer, tests, colours, kinds)
-    order = [OURS, NEAREST_IMAGE, CHANCE, MAJORITY, PROBE_IMAGE, PROBE_PHOTO, OWN_TEXT]
+    order = [OURS, LM_ALONE, NEAREST_IMAGE, CHANCE, MAJORITY, PROBE_IMAGE, PROBE_PHOTO, OWN_TEXT]
 
     def estimates(rows: np.ndarray) -> tuple[dict[str, dict[str, Estimate]], dict[str, Estimate]]:
         by_attribute = {
@@ -407,6 +417,7 @@ def evaluate_descriptions(
             "type": t.kind,
             "product_in_training": t.product_in_training,
             "description": generated[i],
+            "lm_alone": lm_alone[i],
             "own_text": own[i],
             "nearest_image_item": nearest[i],
             "nearest_image": said[NEAREST_IMAGE][i],
