@@ -13,6 +13,7 @@ from tastegraph.evaluate.baselines import (
     EASE,
     ContentKNN,
     CoVisitation,
+    ItemKNN,
     Popularity,
     RepurchasePopularity,
     TrainingLog,
@@ -127,6 +128,21 @@ def test_ease_recommends_items_of_co_purchasers_above_unrelated_popular_ones() -
     assert EASE.fits(log)
 
 
+def test_item_knn_recommends_items_like_the_users_above_unrelated_popular_ones() -> None:
+    log = structured_log()
+    knn = ItemKNN(log, neighbours=4)
+    assert set(knn.recommend("target", 5).tolist()) == set(range(5))
+    assert knn.similarity.getnnz(axis=1).max() == 4  # each item keeps its 4 nearest
+    assert ItemKNN(log, neighbours=2).similarity.getnnz(axis=1).max() == 2
+    assert knn.recommend("nobody", 3).tolist() == Popularity(log).recommend("", 3).tolist()
+
+
+def test_the_repeat_share_counts_items_a_user_had_before() -> None:
+    log = log_of([ev("a", 1, 1), ev("a", 1, 2), ev("a", 2, 3), ev("b", 1, 4)])
+    assert log.repeat_share() == 1 / 4  # a's second event on item 1; b's first is new
+    assert log_of([]).repeat_share() == 0.0
+
+
 def test_ease_refuses_a_catalog_too_large_to_invert(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(EASE, "MAX_ITEMS", 4)
     log = structured_log()
@@ -164,6 +180,7 @@ def test_every_baseline_returns_at_most_n_distinct_rows() -> None:
         RepurchasePopularity(log),
         CoVisitation(log),
         ALS(log, factors=4),
+        ItemKNN(log),
         ContentKNN(log, vectors),
     ]
     for baseline in baselines:

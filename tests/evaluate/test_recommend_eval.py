@@ -24,7 +24,9 @@ def test_report_covers_every_method_with_intervals(small_catalog: Settings, tmp_
         events = list(store.iter_events())
         details = item_details(store, small_catalog.variant_attribute)
     cutoff = float(np.median([e.ts for e in events])) + 1  # about half the baskets after
-    config = RecommendEvalConfig(cutoff=cutoff, split="small", train=QUICK, resamples=200)
+    config = RecommendEvalConfig(
+        cutoff=cutoff, split="small", train=QUICK, resamples=200, exclude_engaged=False
+    )
     report = evaluate_recommendations(table, events, details, config, show_progress=False)
 
     feed, baskets = report.next_purchase, report.basket_completion
@@ -32,11 +34,20 @@ def test_report_covers_every_method_with_intervals(small_catalog: Settings, tmp_
         OURS,
         "time-decayed popularity",
         "repurchase + popularity",
-        "co-visitation item-kNN",
+        "co-visitation",
+        "item-kNN (cosine)",
         "implicit ALS",
         "content kNN, raw image features",
         "EASE",
     }
+    assert report.split["engaged items left out"] == "false"  # as asked
+    assert set(report.tuned) == {
+        "time-decayed popularity",
+        "item-kNN (cosine)",
+        "implicit ALS",
+        "EASE",
+    }
+    assert all(len(t["tuning_ndcg"]) > 1 for t in report.tuned.values())
     assert {"raw image cosine", "same product, then raw image cosine", "co-visitation"} < set(
         baskets.metrics
     )
@@ -53,5 +64,6 @@ def test_report_covers_every_method_with_intervals(small_catalog: Settings, tmp_
     path = reports.write(report, tmp_path)
     text = path.read_text()
     assert "MAP@12" in text and "recall@20" in text and "bootstrap" in text
+    assert "Baselines tuned on the tuning split" in text
     assert (tmp_path / "recommend-small.png").stat().st_size > 0
     assert (tmp_path / "recommend-small.json").is_file()

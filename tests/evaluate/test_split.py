@@ -39,3 +39,32 @@ def test_a_cutoff_or_other_weeks_override_the_default() -> None:
     assert (chosen.cutoff, chosen.end) == (day("2021-01-01") - WEEK, day("2021-01-01"))
     with pytest.raises(ValueError, match="no events"):
         SplitConfig.from_log([])
+
+
+def test_a_test_fraction_splits_the_log_by_its_share_of_events() -> None:
+    log = events_until("2021-03-01")  # 60 events, half a week apart
+    times = sorted(e.ts for e in log)
+    test = SplitConfig.from_log(log, test_fraction=0.1)
+    train, held_out = test.partition(log)
+    assert (len(train), len(held_out)) == (54, 6) and test.cutoff == times[54]
+    validation = SplitConfig.from_log(log, test_fraction=0.1, validation=True)
+    assert (validation.cutoff, validation.end) == (times[48], times[54])  # 10% of the 54 before
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        SplitConfig.from_log(log, test_fraction=1.5)
+
+
+def test_the_tuning_split_lies_inside_the_training_period_by_the_same_rule() -> None:
+    log = events_until("2021-03-01")
+    weeks = SplitConfig.from_log(log, test_weeks=2)
+    train, _ = weeks.partition(log)
+    tuning = weeks.tuning(train)
+    assert (tuning.cutoff, tuning.end, tuning.split) == (
+        weeks.cutoff - 2 * WEEK,
+        weeks.cutoff,
+        "tuning",
+    )
+    share = SplitConfig.from_log(log, test_fraction=0.2)
+    train, _ = share.partition(log)
+    inner, tuned_on = share.tuning(train).partition(train)
+    assert max(e.ts for e in tuned_on) < share.cutoff
+    assert (len(inner), len(tuned_on)) == (38, 10)  # the last 20% of the 48 training events

@@ -65,6 +65,19 @@ def fill(primary: Sequence[int], fallback: np.ndarray, n: int) -> np.ndarray:
     return np.array(out, dtype=np.int64)
 
 
+def first_allowed(
+    recommend: Callable[[str, int], np.ndarray], user_id: str, n: int, allowed: np.ndarray
+) -> list[int]:
+    """The first n rows of `recommend(user_id, ...)` that `allowed` (N,) bool lets through,
+    asking for more while it drops some."""
+    asked = n
+    while True:
+        rows = [int(row) for row in recommend(user_id, asked) if allowed[row]]
+        if len(rows) >= n or asked >= len(allowed):
+            return rows[:n]
+        asked = min(4 * asked, len(allowed))
+
+
 @dataclass
 class TrainingLog:
     """The positive training events, as item rows, grouped the ways the baselines need."""
@@ -109,6 +122,16 @@ class TrainingLog:
         rows = np.array([row for row, _ in pairs], dtype=np.int64)
         ts = np.array([t for _, t in pairs], dtype=np.float64)
         return users, codes, rows, ts
+
+    def repeat_share(self) -> float:
+        """The share of events whose item the same user had engaged with before: high where
+        people buy again (H&M), near 0 where nobody rates a film twice."""
+        repeats = events = 0
+        for history in self.history.values():
+            rows = [row for row, _ in history]
+            repeats += len(rows) - len(set(rows))
+            events += len(rows)
+        return repeats / events if events else 0.0
 
     def recent_first(self, user_id: str) -> tuple[np.ndarray, np.ndarray]:
         """A user's (rows, ts) most recent first; empty for an unknown user."""
@@ -209,6 +232,56 @@ class CoVisitation:
         candidates = np.flatnonzero(scores > 0)
         order = np.lexsort((self.popularity_rank[candidates], -scores[candidates]))
         return fill(candidates[order][:n].tolist(), self.popularity.ranking, n)
+
+
+class ItemKNN:
+    """Item-based kNN (Deshpande and Karypis 2004): the cosine similarity of items' columns
+    in the binary user x item matrix, each item keeping its `neighbours` most similar items;
+    a user's score for an item is the sum of its similarities to the user's items. Ties go
+    to the more popular item; popularity fills the rest; nothing is excluded."""
+
+    def __init__(
+        self, log: TrainingLog, neighbours: int = 100, popularity: Popularity | None = None
+    ) -> None:
+        self.popularity = popularity if popularity is not None else Popularity(log)
+        self.popularity_rank = np.empty(log.n_items, dtype=np.int64)
+        self.popularity_rank[self.popularity.ranking] = np.arange(log.n_items)
+        users, codes, rows, _ = log.flat()
+        self.user_code = {user: code for code, user in enumerate(users)}
+        ones = np.ones(len(rows), dtype=np.float32)
+        engaged = sparse.csr_matrix((ones, (codes, rows)), shape=(len(users), log.n_items))
+        engaged.data[:] = 1.0  # engaged at all, however often
+        self.user_items = engaged
+        scale = sparse.diags(1.0 / np.sqrt(np.maximum(engaged.sum(axis=0).A1, 1.0)))
+        similarity = (scale @ (engaged.T @ engaged) @ scale).tocsr()
+        similarity.setdiag(0.0)
+        similarity.eliminate_zeros()
+        self.similarity = _keep_largest(similarity, neighbours)
+
+    def recommend(self, user_id: str, n: int) -> np.ndarray:
+        code = self.user_code.get(user_id)
+        if code is None:
+            return self.popularity.recommend(user_id, n)
+        scores = np.asarray((self.user_items[code] @ self.similarity).todense()).ravel()
+        candidates = np.flatnonzero(scores > 0)
+        order = np.lexsort((self.popularity_rank[candidates], -scores[candidates]))
+        return fill(candidates[order][:n].tolist(), self.popularity.ranking, n)
+
+
+def _keep_largest(matrix: sparse.csr_matrix, k: int) -> sparse.csr_matrix:
+    """Each row's k largest entries (CSR in, CSR out)."""
+    data, indices, indptr = matrix.data, matrix.indices, matrix.indptr
+    keep = np.zeros(len(data), dtype=bool)
+    for row in range(matrix.shape[0]):
+        start, end = indptr[row], indptr[row + 1]
+        if end - start <= k:
+            keep[start:end] = True
+        else:
+            keep[start + np.argpartition(-data[start:end], k)[:k]] = True
+    row_of = np.repeat(np.arange(matrix.shape[0]), np.diff(indptr))
+    return sparse.csr_matrix(
+        (data[keep], (row_of[keep], indices[keep])), shape=matrix.shape, dtype=np.float32
+    )
 
 
 class ALS:
@@ -418,12 +491,7 @@ class BaselineRecommender:
         """The baseline's n best allowed rows, asking it for more while filters drop some."""
         check_n(n)
         allowed = self._allowed(filters or Filters(), user_id)
-        asked = n
-        while True:
-            rows = [int(r) for r in self.recommend(user_id, asked) if allowed[r]]
-            if len(rows) >= n or asked >= len(self.index):
-                return [self._answer(row, 0.0) for row in rows[:n]]
-            asked = min(4 * asked, len(self.index))
+        return [self._answer(r, 0.0) for r in first_allowed(self.recommend, user_id, n, allowed)]
 
     def related(
         self, item_id: str, n: int = 12, *, filters: Filters | None = None

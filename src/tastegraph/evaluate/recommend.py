@@ -2,14 +2,20 @@
 
 Everything the recommender uses (fusion model, graph, interests, profiles, popularity) and
 every baseline is fitted on events before the cut-off only; the weeks after it are held out.
+The split is the log's last weeks or its last share of events (`evaluate/split.py`), so any
+ingested catalog can be evaluated.
 
-1. Next purchases (home feed): n items per user who buys after the cut-off; MAP@n (the H&M
-   Kaggle definition), recall, NDCG, hits on cold items (never bought before the cut-off)
-   and warm ones, catalog coverage, intra-list diversity. Intervals resample users.
-2. Basket completion (related items): every basket after the cut-off with two or more
-   items; each item is a query, the rest of its basket the targets; k results from the
-   whole catalog, the query excluded; recall@k and MRR. Intervals resample whole baskets
-   (the queries of one basket are not independent).
+1. Next engagements (home feed; purchases on H&M): n items per user with a positive event
+   after the cut-off (`evaluate/engagements.py`: a weight threshold; what each user engaged
+   with before is left out where the catalog's people seldom engage twice); MAP@n (the H&M
+   Kaggle definition), recall, NDCG, hits on cold items (never engaged with before the
+   cut-off) and warm ones, catalog coverage, intra-list diversity. Intervals resample
+   users. Popularity, item-kNN, ALS and EASE are tuned on a split inside the training
+   period (`evaluate/tuning.py`); repurchase, co-visitation and content kNN keep defaults.
+2. Basket completion (related items), where the test period holds baskets: every basket
+   after the cut-off with two or more items; each item is a query, the rest of its basket
+   the targets; k results from the whole catalog, the query excluded; recall@k and MRR.
+   Intervals resample whole baskets (the queries of one basket are not independent).
 All methods are measured on the same users and baskets, with the same resamples, so ratios
 to a baseline come with paired intervals.
 """
@@ -17,10 +23,10 @@ to a baseline come with paired intervals.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -28,25 +34,33 @@ from tastegraph.embeddings.job import fuse_table
 from tastegraph.embeddings.table import FeatureTable
 from tastegraph.embeddings.train import TrainConfig, train_fusion
 from tastegraph.evaluate import baselines as base
+from tastegraph.evaluate.engagements import (
+    POSITIVE_WEIGHT,
+    FeedRows,
+    engaged_before,
+    excludes_engaged,
+    next_engagements,
+    ranked_rows,
+    ranking_metrics,
+)
 from tastegraph.evaluate.metrics import (
     Estimate,
-    average_precision_at_k,
     catalog_coverage,
     clustered_bootstrap,
     hits,
     intra_list_diversity,
-    ndcg_at_k,
     recall_at_k,
     reciprocal_rank,
     top_k,
 )
 from tastegraph.evaluate.split import SplitConfig
+from tastegraph.evaluate.tuning import POPULARITY, Tuned, fit_tuned, tune_baselines
 from tastegraph.graph.job import build_taste
 from tastegraph.graph.sage import graph_aware_embeddings, train_aggregator
 from tastegraph.graph.taste import ItemDetails
 from tastegraph.profiles import ProfileConfig
 from tastegraph.profiles.batch import build_profiles
-from tastegraph.recommend import ItemRecommender, RecommendConfig, Recommender
+from tastegraph.recommend import Filters, RecommendConfig, Recommender
 from tastegraph.recommend.assemble import assemble
 from tastegraph.recommend.rerank import RelatedReranker
 from tastegraph.recommend.rerank_job import (
@@ -71,6 +85,9 @@ class RecommendEvalConfig(SplitConfig):
     feed_k: int = 12
     related_k: int = 20
     explore: float = 0.0  # the explore dial of the measured feed
+    positive_weight: float = POSITIVE_WEIGHT  # test events at least this heavy are positives
+    # Leave out what each user engaged with before the cut-off; None: where repeats are rare.
+    exclude_engaged: bool | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
 
@@ -91,7 +108,10 @@ class TaskReport:
 class RecommendReport:
     split: dict[str, str | int | float]
     next_purchase: TaskReport
-    basket_completion: TaskReport
+    basket_completion: TaskReport | None  # None where the test period holds no basket
+    # Tuned baseline -> "params" (its chosen setting), "tuning_ndcg" (the tuning split's
+    # NDCG@feed_k of each grid setting).
+    tuned: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def evaluate_recommendations(
@@ -110,24 +130,32 @@ def evaluate_recommendations(
             "be non-empty"
         )
     index = table.index()
+    logbook = base.TrainingLog.build(train, index, config.cutoff)
+    exclude = excludes_engaged(logbook, config.exclude_engaged)
+    tuning = config.tuning(train)
+    tuned = tune_baselines(train, index, config, config.feed_k, config.positive_weight, exclude)
     recommender, vectors = fit_recommender(table, train, details, config, show_progress)
     reranker = fit_related_reranker(table, train, details, config, show_progress)
-    logbook = base.TrainingLog.build(train, index, config.cutoff)
     split: dict[str, str | int | float] = {
         "name": config.split,
         **period(config.cutoff, config.end),
         "training_events": len(train),
         "test_events": len(test),
         "explore": config.explore,
+        "positive weight at least": config.positive_weight,
+        "repeat share in training": round(logbook.repeat_share(), 4),
+        "engaged items left out": str(exclude).lower(),
+        "baselines tuned on": "{cutoff} to {end}".format(**period(tuning.cutoff, tuning.end)),
     }
     aggregator = train_aggregator(train, table.item_ids, vectors, config.cutoff)
     graph_aware = graph_aware_embeddings(aggregator, recommender.graph, vectors)
     return RecommendReport(
         split,
-        next_purchases(recommender, logbook, table, vectors, test, config),
+        next_purchases(recommender, logbook, table, vectors, test, config, tuned),
         basket_completion(
             recommender, logbook, table, vectors, test, config, graph_aware, reranker
         ),
+        {name: {"params": t.params, "tuning_ndcg": t.scores} for name, t in tuned.items()},
     )
 
 
@@ -193,7 +221,7 @@ def build_recommender(
     return assemble(index, taste, profiles, details, config.recommend)
 
 
-# -- next purchases -------------------------------------------------------------------------
+# -- next engagements (next purchases on H&M) ---------------------------------------------
 
 
 def next_purchases(
@@ -203,60 +231,104 @@ def next_purchases(
     vectors: np.ndarray,
     test: Sequence[Event],
     config: RecommendEvalConfig,
+    tuned: Mapping[str, Tuned],
 ) -> TaskReport:
-    index = table.index()
-    bought: dict[str, set[int]] = defaultdict(set)
-    for event in test:
-        if event.action == "purchase" and event.item_id in index:
-            bought[event.user_id].add(index[event.item_id])
-    users = sorted(bought)
-    relevant = [bought[u] for u in users]
+    """Our feed against every baseline's on each user's next engagements."""
+    exclude = excludes_engaged(logbook, config.exclude_engaged)
+    rows_of = table.index()
+    feeds = {OURS: _feed_rows(recommender, rows_of, config.explore, exclude)}
+    feeds |= baseline_feeds(logbook, tuned, exclude, table.image)
+    return compare_feeds(feeds, logbook, test, rows_of, config, vectors)
+
+
+def baseline_feeds(
+    logbook: base.TrainingLog,
+    tuned: Mapping[str, Tuned],
+    exclude: bool,
+    image: np.ndarray | None = None,
+) -> dict[str, FeedRows]:
+    """The baselines' feeds fitted on `logbook`: the tuned ones with their chosen settings,
+    the others at fixed defaults; repurchase only where engaged items stay in (without
+    them it is popularity again), content kNN where there are image features (N, D)."""
+    popularity = base.Popularity(logbook, **tuned[POPULARITY].params)
+    fitted = fit_tuned(tuned, logbook, popularity)
+    feeds = {POPULARITY: fitted.pop(POPULARITY)}
+    if not exclude:
+        feeds["repurchase + popularity"] = base.RepurchasePopularity(logbook, popularity).recommend
+    feeds["co-visitation"] = base.CoVisitation(logbook, popularity=popularity).recommend
+    feeds |= fitted
+    if image is not None:
+        feeds["content kNN, raw image features"] = base.ContentKNN(
+            logbook, image, popularity=popularity
+        ).recommend
+    return feeds
+
+
+def compare_feeds(
+    feeds: Mapping[str, FeedRows],
+    logbook: base.TrainingLog,
+    test: Sequence[Event],
+    index: Mapping[str, int],
+    config: RecommendEvalConfig,
+    vectors: np.ndarray | None = None,
+    reference: str = OURS,
+) -> TaskReport:
+    """Each user's next engagements (`evaluate/engagements.py`) against the first
+    `config.feed_k` items of each method's feed, with `reference`'s paired ratio to each
+    other method; intra-list diversity where item `vectors` (N, d) are given."""
+    exclude = excludes_engaged(logbook, config.exclude_engaged)
+    leave_out = engaged_before(logbook) if exclude else None
+    targets = next_engagements(test, index, config.positive_weight, leave_out)
+    if not targets.users:
+        raise ValueError(
+            f"no user has a positive event (weight at least {config.positive_weight}, not a "
+            "hide) after the cut-off on an item not engaged with before; lower the positive "
+            "weight or move the cut-off"
+        )
+    users, relevant = targets.users, targets.relevant
     seen = {row for history in logbook.history.values() for row, _ in history}
     cold = [r - seen for r in relevant]
     warm = [r & seen for r in relevant]
     k = config.feed_k
-    rows_of = {item_id: row for row, item_id in enumerate(table.item_ids)}
-
-    popularity = base.Popularity(logbook)
-    baselines: dict[str, Callable[[str, int], np.ndarray]] = {
-        "time-decayed popularity": popularity.recommend,
-        "repurchase + popularity": base.RepurchasePopularity(logbook, popularity).recommend,
-        "co-visitation item-kNN": base.CoVisitation(logbook, popularity=popularity).recommend,
-        "implicit ALS": base.ALS(logbook, popularity=popularity).recommend,
-        "content kNN, raw image features": base.ContentKNN(
-            logbook, table.image, popularity=popularity
-        ).recommend,
-    }
-    if base.EASE.fits(logbook):
-        baselines["EASE"] = base.EASE(logbook, popularity=popularity).recommend
-    else:
-        log.info("EASE left out: over %d items bought in training", base.EASE.MAX_ITEMS)
-    methods: dict[str, ItemRecommender] = {OURS: recommender} | {
-        # Related items are not measured here: popularity stands in for them.
-        name: base.BaselineRecommender(name, recommender.index, logbook, feed, popularity.score)
-        for name, feed in baselines.items()
-    }
     per_user: dict[str, dict[str, np.ndarray]] = {}
     extra: dict[str, dict[str, float]] = {}
-    for name, method in methods.items():
-        feeds = [method.feed(u, k, explore=config.explore) for u in users]
-        ranked = _pad([np.array([rows_of[r.item_id] for r in f], np.int64) for f in feeds], k)
-        per_user[name] = {
-            f"MAP@{k}": average_precision_at_k(ranked, relevant, k),
-            f"recall@{k}": recall_at_k(ranked, relevant),
-            f"NDCG@{k}": ndcg_at_k(ranked, relevant, k),
-            "intra-list diversity": np.nan_to_num(intra_list_diversity(ranked, vectors)),
-        }
+    for name, feed in feeds.items():
+        ranked = ranked_rows(feed, users, k, logbook.n_items, leave_out)
+        per_user[name] = ranking_metrics(ranked, relevant, k)
+        if vectors is not None:
+            diversity = np.nan_to_num(intra_list_diversity(ranked, vectors))
+            per_user[name]["intra-list diversity"] = diversity
         extra[name] = {
             "cold hits": float(hits(ranked, cold, k).sum()),
             "warm hits": float(hits(ranked, warm, k).sum()),
-            "catalog coverage": catalog_coverage(ranked, len(table)),
+            "catalog coverage": catalog_coverage(ranked, logbook.n_items),
         }
     pairs = {"cold pairs": float(sum(map(len, cold))), "warm pairs": float(sum(map(len, warm)))}
     extra["test set"] = pairs
     return task_report(
-        per_user, np.arange(len(users)), "users", f"MAP@{k}", extra, config.resamples, config.seed
+        per_user,
+        np.arange(len(users)),
+        "users",
+        f"MAP@{k}",
+        extra,
+        config.resamples,
+        config.seed,
+        reference,
     )
+
+
+def _feed_rows(
+    recommender: Recommender, rows_of: Mapping[str, int], explore: float, exclude: bool
+) -> FeedRows:
+    """Our home feed as item rows, as the server builds it (`exclude`: without the items
+    the user engaged with)."""
+    filters = Filters(exclude_engaged=exclude)
+
+    def feed(user_id: str, n: int) -> np.ndarray:
+        answers = recommender.feed(user_id, n, explore=explore, filters=filters)
+        return np.array([rows_of[a.item_id] for a in answers], dtype=np.int64)
+
+    return feed
 
 
 # -- basket completion ---------------------------------------------------------------------
@@ -271,11 +343,13 @@ def basket_completion(
     config: RecommendEvalConfig,
     graph_aware: np.ndarray | None = None,
     reranker: RelatedReranker | None = None,
-) -> TaskReport:
+) -> TaskReport | None:
     """graph_aware: (N, d) PinSage-style embeddings, measured as queries against the
     content embeddings of every item (an ablation; None leaves it out). reranker: ours
     re-ranks related items with it, and the hand-weighted score becomes an ablation."""
     queries, relevant, cluster = basket_queries(test, table.item_ids)
+    if len(queries) == 0:
+        return None  # no basket of two or more items after the cut-off
     k = config.related_k
     ranked: dict[str, np.ndarray] = {}
     if reranker is not None:
@@ -346,9 +420,11 @@ def task_report(
     extra: dict[str, dict[str, float]],
     resamples: int,
     seed: int,
+    reference: str = OURS,
 ) -> TaskReport:
-    """Per-query values of every method (OURS among them) as estimates with intervals that
-    resample clusters, and OURS's paired ratio to each method on the headline metric."""
+    """Per-query values of every method (`reference` among them) as estimates with
+    intervals that resample clusters, and the reference's paired ratio to each method on
+    the headline metric."""
 
     def estimate(x: np.ndarray, baseline: np.ndarray | None = None) -> Estimate:
         return clustered_bootstrap(x, clusters, resamples, seed, baseline)
@@ -357,11 +433,11 @@ def task_report(
         method: {metric: estimate(x) for metric, x in by_metric.items()}
         for method, by_metric in values.items()
     }
-    ours = values[OURS][headline]
+    ours = values[reference][headline]
     ratios = {
         method: estimate(ours, by_metric[headline])
         for method, by_metric in values.items()
-        if method != OURS and by_metric[headline].mean() > 0
+        if method != reference and by_metric[headline].mean() > 0
     }
     units = len(np.unique(clusters))
     return TaskReport(unit, units, len(clusters), metrics, ratios, headline, extra)

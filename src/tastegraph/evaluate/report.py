@@ -13,7 +13,7 @@ from tastegraph.evaluate.metrics import Estimate
 from tastegraph.evaluate.recommend import OURS, RecommendReport, TaskReport
 
 TASKS = {
-    "next_purchase": "Next purchases (home feed)",
+    "next_purchase": "Next engagements (home feed; purchases on H&M)",
     "basket_completion": "Basket completion (related items)",
 }
 
@@ -54,7 +54,17 @@ def markdown(report: RecommendReport, plot_name: str | None = None) -> str:
     split = ", ".join(f"{k} {v}" for k, v in report.split.items())
     lines = ["# Recommendation quality", "", f"Split: {split}.", ""]
     for attribute, title in TASKS.items():
-        lines += task_table(title, getattr(report, attribute))
+        task = getattr(report, attribute)
+        lines += (
+            [f"### {title}", "", "No test data.", ""] if task is None else task_table(title, task)
+        )
+    if report.tuned:
+        lines += ["Baselines tuned on the tuning split (NDCG of each grid setting, in order):", ""]
+        lines += [
+            f"- {name}: {tuned['params']}, chosen from {_scores(tuned['tuning_ndcg'])}"
+            for name, tuned in report.tuned.items()
+        ]
+        lines.append("")
     if plot_name:
         lines += [f"![headline metrics with 95% intervals]({plot_name})", ""]
     return "\n".join(lines)
@@ -62,9 +72,10 @@ def markdown(report: RecommendReport, plot_name: str | None = None) -> str:
 
 def plot(report: RecommendReport, path: Path) -> None:
     """Headline metric of every method, with its interval, one panel per task."""
-    figure = Figure(figsize=(13, 4.5))
-    axes = figure.subplots(1, 2)
-    for axis, (attribute, title) in zip(axes, TASKS.items(), strict=True):
+    tasks = {a: t for a, t in TASKS.items() if getattr(report, a) is not None}
+    figure = Figure(figsize=(6.5 * len(tasks), 4.5))
+    axes = figure.subplots(1, len(tasks), squeeze=False)[0]
+    for axis, (attribute, title) in zip(axes, tasks.items(), strict=True):
         task: TaskReport = getattr(report, attribute)
         names = list(task.metrics)
         estimates = [task.metrics[name][task.headline] for name in names]
@@ -89,6 +100,10 @@ def write(report: RecommendReport, folder: Path) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(markdown(report, f"{stem}.png"))
     return path
+
+
+def _scores(values: list[float]) -> str:
+    return "[" + ", ".join(f"{v:.4f}" for v in values) + "]" if values else "no tuning data"
 
 
 def _figure(value: float | None) -> str:
