@@ -14,6 +14,10 @@ ACTIONS = ("view", "click", "save", "purchase", "hide")
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TASTEGRAPH_", extra="ignore")
 
+    # How much the user's own items weigh in their feed; None: measured from the log (100
+    # where people engage with an item again, as on H&M; 0, and engaged items left out,
+    # where under 5% of engagements repeat one: recommend/behaviour.py).
+    repeat_weight: float | None = None
     # Where every artifact lives: the store, quarantine files, embeddings, models, indexes.
     workdir: Path = Path("tastegraph-data")
     # A dataset folder, e.g. the H&M sample; commands that need one also take --data.

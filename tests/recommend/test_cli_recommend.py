@@ -32,7 +32,8 @@ def test_graph_profiles_recommend_related_search(small_catalog: Settings, tmp_pa
     invoke("train", "embeddings", "--content-epochs", "2", "--taste-epochs", "1")
     invoke("embed")
     invoke("index")
-    assert "run `tastegraph embed`" not in invoke("graph")
+    graphed = invoke("graph")
+    assert "run `tastegraph embed`" not in graphed and "of engagements repeat an item" in graphed
     assert "published" in invoke("profiles")
     trained = invoke("train", "reranker", "--content-epochs", "2", "--taste-epochs", "1")
     assert "published the related-items re-ranker" in trained  # `related` below uses it
@@ -84,6 +85,11 @@ def test_graph_profiles_recommend_related_search(small_catalog: Settings, tmp_pa
     assert len(found) == 3 and all("Matches “black dress”" in line for line in found)
     assert "empty" in invoke("search", "   ", code=2)
     assert "--validation" in invoke("eval", "--help")
+    evaluated = invoke("eval", "--test-fraction", "0.3", "--k", "5", "--resamples", "100")
+    assert "NDCG@5" in evaluated and "item-kNN (cosine)" in evaluated
+    assert "Baselines tuned on the tuning split" in evaluated
+    assert "positive weight at least 0.7" in evaluated
+    assert "--test-fraction" in invoke("eval", "--test-fraction", "0.9", code=2)
 
     # The assistant: align a projector on the catalog, then one chat turn with the real LM.
     assert "train assistant" in invoke("chat", "--user", user, code=2)

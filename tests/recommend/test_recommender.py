@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from world import DAY, PER_STYLE, T0, World, item_id, style_of
 
+from tastegraph.graph.behaviour import event_repeat_share, repeat_share
 from tastegraph.graph.complements import Complements
 from tastegraph.recommend import Filters, RecommendConfig
+from tastegraph.recommend.behaviour import for_behaviour
 from tastegraph.store import Event
 
 SOURCES = {"interest", "walk", "popular", "repeat", "explore", "similar", "search"}
@@ -98,6 +100,29 @@ def test_filters_are_obeyed(world: World) -> None:
     with_repeats = recommender.feed("u1", 12, explore=0.0)
     leading = with_repeats[: len(bought)]  # buy-again is on by default, and comes first
     assert {r.item_id for r in leading} == bought and {r.source for r in leading} == {"repeat"}
+
+
+def test_where_nobody_engages_twice_the_feed_leaves_engaged_items_out(world: World) -> None:
+    bought = {e.item_id for e in world.events if e.user_id == "u1"}
+    films = for_behaviour(RecommendConfig(), share=0.01)  # a log where repeats are rare
+    assert (films.repeat_weight, films.leave_out_engaged) == (0.0, True)
+    feed = world.recommender(films).feed("u1", 12, explore=0.5)
+    assert len(feed) == 12 and not bought & {r.item_id for r in feed}
+    assert for_behaviour(RecommendConfig(), share=0.13) == RecommendConfig()  # H&M: as tuned
+    assert for_behaviour(RecommendConfig(), share=None) == RecommendConfig()  # not measured
+    explicit = for_behaviour(RecommendConfig(), share=0.01, repeat_weight=5.0)
+    assert (explicit.repeat_weight, explicit.leave_out_engaged) == (5.0, False)
+
+
+def test_the_repeat_share_counts_engagements_with_an_item_had_before() -> None:
+    assert repeat_share([("a", "x"), ("a", "x"), ("a", "y"), ("b", "x")]) == 0.25
+    assert repeat_share([]) == 0.0
+    events = [
+        Event("1", "a", "x", "save", 0.7, 2.0),
+        Event("2", "a", "x", "hide", -1.0, 1.0),  # a hide is no engagement
+        Event("3", "a", "x", "purchase", 1.0, 3.0),
+    ]
+    assert event_repeat_share(events) == 0.5
 
 
 def test_a_hidden_item_never_comes_back(world: World) -> None:

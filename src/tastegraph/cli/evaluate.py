@@ -99,6 +99,10 @@ def evaluate_recommendations_command(
             show_default=False,
         ),
     ] = None,
+    k: Annotated[
+        int,
+        typer.Option("--k", min=1, max=500, help="Feed length measured (MAP, recall, NDCG at k)."),
+    ] = 12,
     explore: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="The explore dial of the measured feed.")
     ] = 0.0,
@@ -134,6 +138,7 @@ def evaluate_recommendations_command(
             resamples=resamples,
             positive_weight=positive_weight,
             exclude_engaged=exclude_engaged,
+            feed_k=k,
         )
         report = evaluate_recommendations(table, events, details, config)
     except ValueError as exc:

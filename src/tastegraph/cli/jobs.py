@@ -234,6 +234,8 @@ def index_command(
 def graph_command(ctx: typer.Context) -> None:
     """Build the taste graph, its interests (labelled clusters) and fresh popular items
     over the current embeddings and all events, and publish them as a new version."""
+    from tastegraph import registry
+    from tastegraph.graph.behaviour import repeats_are_rare
     from tastegraph.graph.job import build_and_publish
 
     settings = settings_of(ctx)
@@ -242,6 +244,12 @@ def graph_command(ctx: typer.Context) -> None:
             folder = build_and_publish(store, settings.workdir, settings)
         except FileNotFoundError as exc:
             raise fail(str(exc)) from None
+    share = registry.read_manifest(folder, "graph")["repeat_share"]
+    kept = "leave" if repeats_are_rare(share) else "stay in"
+    typer.echo(
+        f"{share:.1%} of engagements repeat an item the same user had: each user's own items "
+        f"{kept} their feed (TASTEGRAPH_REPEAT_WEIGHT overrides)"
+    )
     typer.echo(f"published the taste graph: {folder}")
 
 

@@ -26,6 +26,7 @@ from scipy import sparse
 from threadpoolctl import threadpool_limits
 
 from tastegraph.evaluate.metrics import top_k
+from tastegraph.graph.behaviour import repeat_share
 from tastegraph.index import ItemIndex
 from tastegraph.recommend import Filters, Recommendation
 from tastegraph.recommend.items import check_n, passing
@@ -126,12 +127,7 @@ class TrainingLog:
     def repeat_share(self) -> float:
         """The share of events whose item the same user had engaged with before: high where
         people buy again (H&M), near 0 where nobody rates a film twice."""
-        repeats = events = 0
-        for history in self.history.values():
-            rows = [row for row, _ in history]
-            repeats += len(rows) - len(set(rows))
-            events += len(rows)
-        return repeats / events if events else 0.0
+        return repeat_share((user, row) for user, h in self.history.items() for row, _ in h)
 
     def recent_first(self, user_id: str) -> tuple[np.ndarray, np.ndarray]:
         """A user's (rows, ts) most recent first; empty for an unknown user."""

@@ -6,11 +6,12 @@ rating of 3.5 of 5 and up through the generic ingest). Users with no positive ar
 scored.
 
 What each user engaged with before the cut-off is left out, of the positives and of every
-method's feed, where the catalog's people seldom engage with an item twice: under
-`KEEP_REPEATS_FROM` of the training events repeat an item the same user had before (nobody
-rates a film twice; a feed of films already rated helps no one). Where repeats are common,
-as on H&M (people buy again), those items stay in: buying again is a real next purchase.
-The evaluation prints the measured share and the choice; an explicit choice wins.
+method's feed, where the catalog's people seldom engage with an item twice: under 5% of
+the training events repeat an item the same user had before (`graph/behaviour.py`; nobody
+rates a film twice, and a feed of films already rated helps no one). Where repeats are
+common, as on H&M (people buy again), those items stay in: buying again is a real next
+purchase. It is the rule the served feed follows (`recommend/behaviour.py`). The evaluation
+prints the measured share and the choice; an explicit choice wins.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ import numpy as np
 
 from tastegraph.evaluate.baselines import TrainingLog, first_allowed
 from tastegraph.evaluate.metrics import average_precision_at_k, ndcg_at_k, recall_at_k
+from tastegraph.graph.behaviour import repeats_are_rare
 from tastegraph.store import Event
 
 POSITIVE_WEIGHT = 0.7
-KEEP_REPEATS_FROM = 0.05  # share of training events that repeat an item of the same user
 
 # A method's feed as item rows, best first: (user id, n) -> up to n rows.
 FeedRows = Callable[[str, int], np.ndarray]
@@ -35,7 +36,7 @@ FeedRows = Callable[[str, int], np.ndarray]
 def excludes_engaged(log: TrainingLog, choice: bool | None = None) -> bool:
     """Whether items engaged with before the cut-off leave the feeds: `choice` where given,
     else whether repeats are rare in the training log."""
-    return log.repeat_share() < KEEP_REPEATS_FROM if choice is None else choice
+    return repeats_are_rare(log.repeat_share()) if choice is None else choice
 
 
 def engaged_before(log: TrainingLog) -> dict[str, set[int]]:

@@ -11,6 +11,7 @@ import numpy as np
 
 from tastegraph.config import Settings
 from tastegraph.embeddings.store import EmbeddingStore
+from tastegraph.graph.behaviour import event_repeat_share, repeats_are_rare
 from tastegraph.graph.complements import Complements
 from tastegraph.graph.freshness import Freshness
 from tastegraph.graph.graph import GraphConfig, TasteGraph
@@ -54,12 +55,16 @@ def build_taste(
         POPULAR_KEPT,
         action_weights=graph.config.action_weights,
     )
+    share = event_repeat_share(past)
     log.info(
-        "taste graph: %d items, %d nodes, %d edges; %d interests",
+        "taste graph: %d items, %d nodes, %d edges; %d interests; %.1f%% of engagements "
+        "repeat an item of the same user, so the user's own items %s the feed",
         len(graph),
         len(graph.node_ids),
         graph.item_to_node.nnz,
         len(interests),
+        100 * share,
+        "leave" if repeats_are_rare(share) else "stay in",
     )
     return TasteArtifacts(
         graph,
@@ -67,6 +72,7 @@ def build_taste(
         popular,
         Freshness.fit(past, item_ids, graph.now),
         Complements.fit(past, item_attributes(details), now),
+        share,
     )
 
 

@@ -54,6 +54,9 @@ class TasteArtifacts:
     popular: list[tuple[str, float]]  # item id, decayed purchase weight; best first
     freshness: Freshness
     complements: Complements
+    # The share of engagements that repeat an item of the same user (graph/behaviour.py);
+    # None for a graph published before it was measured.
+    repeat_share: float | None = None
 
     def publish(self, workdir: Path, extra: dict[str, Any] | None = None) -> Path:
         def write(folder: Path) -> None:
@@ -62,7 +65,9 @@ class TasteArtifacts:
             self.freshness.save(folder)
             self.complements.save(folder)
 
-        return self.graph.publish(workdir, extra, also=write)
+        return self.graph.publish(
+            workdir, (extra or {}) | {"repeat_share": self.repeat_share}, also=write
+        )
 
     @classmethod
     def open(cls, workdir: Path) -> TasteArtifacts:
@@ -76,4 +81,5 @@ class TasteArtifacts:
             popular,
             Freshness.load(folder),
             Complements.load(folder),
+            registry.read_manifest(folder, "graph").get("repeat_share"),
         )

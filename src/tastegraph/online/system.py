@@ -463,7 +463,15 @@ class OnlineSystem:
     def _assemble(
         self, index: ItemIndex, taste: TasteArtifacts, profiles: ProfileStore
     ) -> Recommender:
-        return assemble(index, taste, profiles, self.details, self.config, self.reranker)
+        return assemble(
+            index,
+            taste,
+            profiles,
+            self.details,
+            self.config,
+            self.reranker,
+            self.settings.repeat_weight,
+        )
 
 
 def _warmed(recommender: Recommender) -> Recommender:

@@ -14,6 +14,7 @@ from tastegraph.config import Settings
 from tastegraph.graph.taste import ItemDetails, TasteArtifacts, item_attributes, item_details
 from tastegraph.index import ItemIndex, open_index
 from tastegraph.profiles import ProfileConfig, ProfileStore
+from tastegraph.recommend.behaviour import for_behaviour
 from tastegraph.recommend.config import RecommendConfig
 from tastegraph.recommend.recommender import Recommender
 from tastegraph.recommend.rerank import RelatedReranker, open_reranker
@@ -36,6 +37,7 @@ def open_recommender(
         item_details(store, settings.variant_attribute),
         config,
         open_reranker(workdir),
+        settings.repeat_weight,
     )
 
 
@@ -69,9 +71,12 @@ def assemble(
     details: dict[str, ItemDetails],
     config: RecommendConfig | None = None,
     reranker: RelatedReranker | None = None,
+    repeat_weight: float | None = None,
 ) -> Recommender:
     """A Recommender from its parts, with titles and products taken from item details and
-    the re-ranker laid over the index's items."""
+    the re-ranker laid over the index's items; its buy-again settings fitted to the log the
+    taste graph measured (`recommend/behaviour.py`), unless `repeat_weight` is given."""
+    config = for_behaviour(config or RecommendConfig(), taste.repeat_share, repeat_weight)
     return Recommender(
         index,
         taste.graph,

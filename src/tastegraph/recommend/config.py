@@ -29,6 +29,9 @@ class RecommendConfig:
     # the other sources unless long decayed: on validation that beat 10 by 1.08x MAP@12
     # [0.92, 1.37], as did 30 and 1000 alike.
     repeat_weight: float = 100.0
+    # Leave the user's engaged items out of the feed whatever the request's filters: for
+    # catalogs where nobody engages twice (recommend/behaviour.py sets it from the log).
+    leave_out_engaged: bool = False
     # Diversification (MMR): 1.0 ranks by score alone; lower trades score for variety.
     mmr_lambda: float = 0.95
     mmr_pool: int = 5  # MMR picks among the best mmr_pool * n candidates

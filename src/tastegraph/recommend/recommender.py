@@ -8,6 +8,7 @@ parts live in their own modules: the shared item rows (items), candidate sources
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -127,7 +128,10 @@ class Recommender:
         check_n(n)
         explore = check_explore(self.config.explore if explore is None else explore)
         profile = self.profiles.get(user_id)
-        allowed = self.items.allowed(filters or Filters(), profile)
+        filters = filters or Filters()
+        if self.config.leave_out_engaged:
+            filters = replace(filters, exclude_engaged=True)
+        allowed = self.items.allowed(filters, profile)
         ranked = rank(self.items, self.sources.gather(profile, allowed), n, self.config)
         explore_slots = round(explore * n)
         self._take(ranked[: n - explore_slots], allowed)
