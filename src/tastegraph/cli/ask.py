@@ -50,12 +50,12 @@ def describe_command(
     ctx: typer.Context,
     item_ids: Annotated[list[str], typer.Argument(help="The items to describe.")],
 ) -> None:
-    """Print what the assistant's LM says each item is, reading only its embedding (the
-    question stage 1 of `tastegraph train assistant` trains: "Describe this item"). This is
-    how photo-only items get words; items with text show their real words beside the guess,
-    to judge it. The LM reads the items through the stage-1 projector (the one trained to
-    describe). About 2 s per item on 2 CPU cores, after a few seconds of loading.
-    Example: tastegraph describe 0108775015 0110065001"""
+    """Print what each item is, read from its embedding alone: the look ("Light Pink
+    Dress") stage 1 of `tastegraph train assistant` fitted a look head to read, or, for a
+    projector trained before the head existed, the LM's answer to "Describe this item"
+    through the stage-1 projector (about 2 s per item on 2 CPU cores). This is how
+    photo-only items get words; items with text show their real words beside the guess, to
+    judge it. Example: tastegraph describe 0108775015 0110065001"""
     from tastegraph.assistant.describe import look_phrase, open_describer, projector_embeddings
     from tastegraph.assistant.train import look_keys
     from tastegraph.encoders import item_text
