@@ -63,5 +63,17 @@ def test_a_vector_of_the_wrong_size_is_refused() -> None:
     x, colours, kinds = clusters()
     head = LookHead.fit(x, colours, kinds)
     assert head is not None
-    with pytest.raises(ValueError):
-        head.looks(np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match="8 numbers"):
+        head.looks(np.zeros((2, 4), np.float32))
+    with pytest.raises(ValueError, match="8 numbers"):
+        head.looks(np.zeros(16, np.float32))  # two vectors' worth is not two vectors
+
+
+def test_a_file_that_is_not_a_look_head_is_refused(tmp_path: Path) -> None:
+    x, colours, kinds = clusters()
+    head = LookHead.fit(x, colours, kinds)
+    assert head is not None
+    head.colour.weights = head.colour.weights[:, :4]  # widths that disagree
+    head.save(tmp_path)
+    with pytest.raises(ValueError, match="not a look head"):
+        LookHead.load(tmp_path)

@@ -137,12 +137,6 @@ def test_item_knn_recommends_items_like_the_users_above_unrelated_popular_ones()
     assert knn.recommend("nobody", 3).tolist() == Popularity(log).recommend("", 3).tolist()
 
 
-def test_the_repeat_share_counts_items_a_user_had_before() -> None:
-    log = log_of([ev("a", 1, 1), ev("a", 1, 2), ev("a", 2, 3), ev("b", 1, 4)])
-    assert log.repeat_share() == 1 / 4  # a's second event on item 1; b's first is new
-    assert log_of([]).repeat_share() == 0.0
-
-
 def test_ease_refuses_a_catalog_too_large_to_invert(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(EASE, "MAX_ITEMS", 4)
     log = structured_log()

@@ -16,7 +16,7 @@ from tastegraph.evaluate.engagements import (
     ranked_rows,
 )
 from tastegraph.evaluate.recommend import RecommendEvalConfig, baseline_feeds, compare_feeds
-from tastegraph.evaluate.tuning import ALS, EASE, ITEM_KNN, POPULARITY, tune_baselines
+from tastegraph.evaluate.tuning import ALS, EASE, GRIDS, ITEM_KNN, POPULARITY, tune_baselines
 from tastegraph.store import Event
 
 DAY = 24 * 3600.0
@@ -45,17 +45,19 @@ def test_positives_are_heavy_enough_not_hidden_and_new_where_asked() -> None:
 
 
 def test_engaged_items_leave_every_feed_where_repeats_are_rare() -> None:
-    log = TrainingLog.build([event("a", 1, 1), event("a", 2, 2)], INDEX, 10 * DAY)
-    assert log.repeat_share() == 0.0 and excludes_engaged(log)
-    assert not excludes_engaged(log, choice=False)  # an explicit choice wins
-    again = TrainingLog.build([event("a", 1, 1), event("a", 1, 2)], INDEX, 10 * DAY)
+    once = [event(f"u{u}", r, r) for u in range(30) for r in (1, 2)]
+    assert excludes_engaged(once)  # 30 users, two items each, none twice
+    assert not excludes_engaged(once, choice=False)  # an explicit choice wins
+    again = [event(f"u{u}", 1, d) for u in range(30) for d in (1, 2)]
     assert not excludes_engaged(again)
+    assert not excludes_engaged(once[:10])  # too few users to tell: kept, as tuned on H&M
+    log = TrainingLog.build(once, INDEX, 10 * DAY)
 
     def feed(user: str, n: int) -> np.ndarray:
         return np.arange(n, dtype=np.int64)  # 0, 1, 2, ...
 
-    ranked = ranked_rows(feed, ["a", "z"], 3, ITEMS, engaged_before(log))
-    assert ranked.tolist() == [[0, 3, 4], [0, 1, 2]]  # a's items 1 and 2 skipped
+    ranked = ranked_rows(feed, ["u0", "z"], 3, ITEMS, engaged_before(log))
+    assert ranked.tolist() == [[0, 3, 4], [0, 1, 2]]  # u0's items 1 and 2 skipped
 
 
 def taste_world(seed: int = 0) -> list[Event]:
@@ -104,11 +106,12 @@ def evaluate(events: list[Event]) -> tuple[dict[str, float], dict[str, dict[str,
     config = RecommendEvalConfig(cutoff=90 * DAY, test_weeks=10 / 7, resamples=200)
     train, test = config.partition(events)
     logbook = TrainingLog.build(train, INDEX, config.cutoff)
-    exclude = excludes_engaged(logbook)
+    exclude = excludes_engaged(train)
     tuned = tune_baselines(train, INDEX, config, config.feed_k, config.positive_weight, exclude)
     feeds = baseline_feeds(logbook, tuned, exclude)
-    report = compare_feeds(feeds, logbook, test, INDEX, config, reference=POPULARITY)
+    report = compare_feeds(feeds, logbook, test, INDEX, config, exclude, reference=POPULARITY)
     ndcg = {name: m["NDCG@12"].mean for name, m in report.metrics.items()}
+    assert all(len(t.scores) == len(GRIDS[name]) for name, t in tuned.items())  # all tried
     return ndcg, {name: t.params for name, t in tuned.items()}
 
 

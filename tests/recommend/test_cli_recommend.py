@@ -33,7 +33,7 @@ def test_graph_profiles_recommend_related_search(small_catalog: Settings, tmp_pa
     invoke("embed")
     invoke("index")
     graphed = invoke("graph")
-    assert "run `tastegraph embed`" not in graphed and "of engagements repeat an item" in graphed
+    assert "run `tastegraph embed`" not in graphed and "engagements that repeat an item" in graphed
     assert "published" in invoke("profiles")
     trained = invoke("train", "reranker", "--content-epochs", "2", "--taste-epochs", "1")
     assert "published the related-items re-ranker" in trained  # `related` below uses it

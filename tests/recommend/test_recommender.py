@@ -6,11 +6,16 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from world import DAY, PER_STYLE, T0, World, item_id, style_of
+from world import DAY, PER_STYLE, T0, World, details_of, item_id, style_of
 
 from tastegraph.graph.behaviour import event_repeat_share, repeat_share
 from tastegraph.graph.complements import Complements
+from tastegraph.graph.job import build_taste
+from tastegraph.index import ItemIndex
+from tastegraph.profiles import ProfileConfig
+from tastegraph.profiles.batch import build_profiles
 from tastegraph.recommend import Filters, RecommendConfig
+from tastegraph.recommend.assemble import assemble
 from tastegraph.recommend.behaviour import for_behaviour
 from tastegraph.store import Event
 
@@ -114,15 +119,34 @@ def test_where_nobody_engages_twice_the_feed_leaves_engaged_items_out(world: Wor
     assert (explicit.repeat_weight, explicit.leave_out_engaged) == (5.0, False)
 
 
-def test_the_repeat_share_counts_engagements_with_an_item_had_before() -> None:
-    assert repeat_share([("a", "x"), ("a", "x"), ("a", "y"), ("b", "x")]) == 0.25
-    assert repeat_share([]) == 0.0
-    events = [
-        Event("1", "a", "x", "save", 0.7, 2.0),
-        Event("2", "a", "x", "hide", -1.0, 1.0),  # a hide is no engagement
-        Event("3", "a", "x", "purchase", 1.0, 3.0),
-    ]
+def test_the_repeat_share_counts_strong_engagements_with_an_item_had_before() -> None:
+    users = [f"u{k}" for k in range(20)]
+    pairs = [(u, "x") for u in users] + [(u, "y") for u in users] + [("u0", "x")] * 2
+    assert repeat_share(pairs) == 2 / 42  # u0's second and third "x"
+    assert repeat_share([*pairs[:-2], ("u0", "x")]) == 1 / 41
+    assert repeat_share([("a", "x"), ("a", "x")]) is None  # too few users to tell
+    events = [Event(f"s{u}", u, "x", "save", 0.7, 2.0) for u in users]
+    events += [Event(f"p{u}", u, "x", "purchase", 1.0, 3.0) for u in users]  # bought again
+    events += [Event(f"v{u}", u, "y", "view", 0.1, 1.0) for u in users]  # a view is no repeat
+    events += [Event(f"h{u}", u, "y", "hide", -1.0, 4.0) for u in users]
     assert event_repeat_share(events) == 0.5
+
+
+def test_the_recommender_is_assembled_with_the_buy_again_its_log_shows(world: World) -> None:
+    index = ItemIndex.build(world.ids, world.vectors, world.categories, world.prices)
+    taste = build_taste(world.events, world.ids, world.vectors, details_of(world))
+    profiles = build_profiles(world.events, index, ProfileConfig())
+
+    def built(share: float | None, repeat_weight: float | None = None) -> RecommendConfig:
+        shown = replace(taste, repeat_share=share)
+        return assemble(index, shown, profiles, details_of(world), None, None, repeat_weight).config
+
+    assert built(0.01).leave_out_engaged and built(0.01).repeat_weight == 0.0  # films
+    assert built(0.13) == built(None) == RecommendConfig()  # H&M, or not measured: as tuned
+    assert (built(0.01, repeat_weight=5.0).repeat_weight, built(0.01, 5.0).leave_out_engaged) == (
+        5.0,
+        False,
+    )
 
 
 def test_a_hidden_item_never_comes_back(world: World) -> None:

@@ -11,7 +11,7 @@ It is a guess, and is shown as one.
 Where stage 1 fitted a look head (`assistant/look.py`), the description is the look the
 head reads off the embedding, and the LM writes nothing. Measured on 200 held-out H&M
 items (`tastegraph evaluate descriptions`), the head names the right colour 0.575 and type
-0.725 of the time, the LM choosing among the catalog's looks 0.400 and 0.445. What the LM
+0.725 of the time, the LM choosing among the catalog's looks 0.405 and 0.465. What the LM
 wrote after the look was chat-style prose that said nothing true and often something false
 ("A classic, yet unassuming, piece of clothing that has become a symbol of the wearer's
 identity"; a white sweater "with a distinctive black stripe"), so it is not shown. Either

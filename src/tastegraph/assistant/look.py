@@ -5,9 +5,8 @@ LM reads the look back from its item tokens poorly: on H&M's held-out photos it 
 right colour 0.40 of the time, while a linear classifier on the very embedding the LM
 reads named it 0.585 (`tastegraph evaluate descriptions`, probe (e)). So stage 1 also fits
 that classifier, one logistic regression per attribute on the embeddings of the stage-1
-items' photos alone (as a photo-only item is read), and the describer opens every
-description with the look it reads; the LM writes the rest. Like the item tokens, the head
-reads only the embedding.
+items' photos alone (as a photo-only item is read), and a description is the look it reads
+(`assistant/describe.py`). Like the item tokens, the head reads only the embedding.
 
 The head is saved beside the stage-1 projector as safetensors (weights, standardisation,
 labels in the metadata): nothing is unpickled.
@@ -95,8 +94,11 @@ class LookHead:
         )
 
     def looks(self, vectors: np.ndarray) -> list[tuple[str, str]]:
-        """(colour, kind) of each row of (n, d) vectors."""
-        x = np.asarray(vectors, dtype=np.float32).reshape(-1, self.colour.mean.shape[0])
+        """(colour, kind) of each row of (n, d) vectors, or of one vector (d,)."""
+        x = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+        d = self.colour.mean.shape[0]
+        if x.ndim != 2 or x.shape[1] != d:
+            raise ValueError(f"the look head reads vectors of {d} numbers, not {x.shape[1:]}")
         return list(zip(self.colour.predict(x), self.kind.predict(x), strict=True))
 
     def save(self, folder: Path) -> None:
@@ -117,11 +119,27 @@ class LookHead:
         from safetensors import safe_open
 
         with safe_open(str(path), framework="numpy") as handle:
-            labels = json.loads((handle.metadata() or {})["labels"])
+            labels = json.loads((handle.metadata() or {}).get("labels", "{}"))
         tensors = load_file(str(path))
 
         def head(name: str) -> AttributeHead:
-            parts = (tensors[f"{name}.{p}"] for p in ("mean", "scale", "weights", "bias"))
-            return AttributeHead(list(labels[name]), *parts)
+            try:
+                mean, scale, weights, bias = (
+                    tensors[f"{name}.{p}"] for p in ("mean", "scale", "weights", "bias")
+                )
+                names = [str(label) for label in labels[name]]
+            except KeyError as missing:
+                raise ValueError(f"{path} is not a look head: {missing} is missing") from None
+            d = len(mean)
+            if (
+                scale.shape != (d,)
+                or weights.shape != (len(names), d)
+                or bias.shape != (len(names),)
+            ):
+                raise ValueError(f"{path} is not a look head: its {name} shapes disagree")
+            return AttributeHead(names, mean, scale, weights, bias)
 
-        return cls(head("colour"), head("kind"))
+        colour, kind = head("colour"), head("kind")
+        if len(colour.mean) != len(kind.mean):
+            raise ValueError(f"{path} is not a look head: colour and kind read different sizes")
+        return cls(colour, kind)

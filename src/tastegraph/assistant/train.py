@@ -388,5 +388,5 @@ def align_assistant(
             "heldout_loss_after": result.lm.heldout_loss_after,
         }
     if look_head is not None:
-        manifest["look_head_items"] = len(with_photo)
+        manifest["look_head_items"] = sum(1 for c, k in zip(colours, kinds, strict=True) if c and k)
     return result, save_projector(lm.projector, settings.workdir, manifest, look_head=look_head)

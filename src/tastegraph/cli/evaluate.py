@@ -122,6 +122,8 @@ def evaluate_recommendations_command(
     from tastegraph.evaluate.recommend import RecommendEvalConfig, evaluate_recommendations
     from tastegraph.graph.taste import item_details
 
+    if cutoff is not None and test_fraction is not None:
+        raise fail("--cutoff and --test-fraction both place the test split; give one of them")
     settings = settings_of(ctx)
     with open_store_of(settings) as store:
         table = prepare_features(store, settings).table

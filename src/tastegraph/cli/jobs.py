@@ -245,10 +245,11 @@ def graph_command(ctx: typer.Context) -> None:
         except FileNotFoundError as exc:
             raise fail(str(exc)) from None
     share = registry.read_manifest(folder, "graph")["repeat_share"]
+    measured = "too few users engaged twice to tell" if share is None else f"{share:.1%}"
     kept = "leave" if repeats_are_rare(share) else "stay in"
     typer.echo(
-        f"{share:.1%} of engagements repeat an item the same user had: each user's own items "
-        f"{kept} their feed (TASTEGRAPH_REPEAT_WEIGHT overrides)"
+        f"engagements that repeat an item the same user had: {measured}; each user's own "
+        f"items {kept} their feed (TASTEGRAPH_REPEAT_WEIGHT overrides)"
     )
     typer.echo(f"published the taste graph: {folder}")
 

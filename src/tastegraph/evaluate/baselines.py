@@ -4,13 +4,15 @@ Two interfaces, one per task:
 - next purchase: `recommend(user_id, n)` gives up to n distinct item rows, best first;
 - basket completion (item to item): `score(rows)` gives a (Q, N) score matrix, higher better.
 `BaselineRecommender` puts a pair of them behind the recommender's own interface
-(`ItemRecommender`: feed and related items, with filters), so the evaluation asks every
-method the same way and the contract tests hold baselines to the same promises as ours.
+(`ItemRecommender`: feed and related items, with filters), so the contract tests hold
+baselines to the same promises as ours; the evaluation asks every method's feed the same
+way through `evaluate/engagements.ranked_rows`.
 
 Items are rows 0..N-1 of an index chosen by the caller. Every baseline is fitted only on the
 events the caller passes, all of them before the cut-off `now`: `TrainingLog.build` refuses
 a later one, so a leak from the test period fails loudly instead of flattering a baseline.
-Hyperparameters are fixed defaults, never tuned on the test period.
+The defaults below are library-typical values; popularity, item-kNN, ALS and EASE are tuned
+inside the training period by `evaluate/tuning.py`, never on the test period.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from scipy import sparse
 from threadpoolctl import threadpool_limits
 
 from tastegraph.evaluate.metrics import top_k
-from tastegraph.graph.behaviour import repeat_share
 from tastegraph.index import ItemIndex
 from tastegraph.recommend import Filters, Recommendation
 from tastegraph.recommend.items import check_n, passing
@@ -123,11 +124,6 @@ class TrainingLog:
         rows = np.array([row for row, _ in pairs], dtype=np.int64)
         ts = np.array([t for _, t in pairs], dtype=np.float64)
         return users, codes, rows, ts
-
-    def repeat_share(self) -> float:
-        """The share of events whose item the same user had engaged with before: high where
-        people buy again (H&M), near 0 where nobody rates a film twice."""
-        return repeat_share((user, row) for user, h in self.history.items() for row, _ in h)
 
     def recent_first(self, user_id: str) -> tuple[np.ndarray, np.ndarray]:
         """A user's (rows, ts) most recent first; empty for an unknown user."""
@@ -284,8 +280,8 @@ class ALS:
     """Implicit-feedback matrix factorisation (implicit's CPU ALS, Hu et al. 2008) on the
     user x item matrix of purchase counts (confidence 1 + alpha * count). Counts rather
     than decayed weights, so an older customer's taste still counts; recency is the other
-    baselines' job. Hyperparameters are fixed library-typical values, not tuned on the test
-    period; one thread and a fixed seed keep runs reproducible."""
+    baselines' job. The defaults are library-typical values (`evaluate/tuning.py` tunes
+    them); one thread and a fixed seed keep runs reproducible."""
 
     def __init__(
         self,
@@ -336,8 +332,8 @@ class EASE:
     on all the others (its own weight held at 0), over the binary user x item matrix; a
     user's scores are their items' rows of weights summed. It needs the inverse of an
     (A, A) matrix over the A items bought in training, so catalogs with more than
-    MAX_ITEMS such items are refused (`fits`). The regularisation is a fixed typical value,
-    not tuned on the test period."""
+    MAX_ITEMS such items are refused (`fits`). The default regularisation is a typical
+    value (`evaluate/tuning.py` tunes it)."""
 
     MAX_ITEMS = 20_000
 

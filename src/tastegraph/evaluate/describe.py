@@ -37,11 +37,11 @@ the LM included, names right.
 A reference row scores the item's own text cut as stage 1 cuts its answers (32 tokens):
 what a perfect stage-1 model would say, so the rule's ceiling.
 Ours is the description as `tastegraph describe` gives it: where stage 1 fitted a look
-head (`assistant/look.py`: fitted on every stage-1 item with a photo, C = 0.1; probe (e) is
-fitted on the usable ones, C = 1), the look it reads off the embedding. The row "LM
-alone reads the embedding" is the LM's greedy description from the stage-1
-projector, opening with one of the catalog's looks (stage 2 makes the projector forget
-describing; `projector="current"` measures the current one).
+head (`assistant/look.py`: fitted on every stage-1 item with a photo, a colour and a type,
+C = 0.1; probe (e) on those whose colour and type the rule can name, C = 1), the look it
+reads off the embedding. The row "LM alone reads the embedding" is the LM's greedy
+description from the stage-1 projector, opening with one of the catalog's looks (stage 2
+makes the projector forget describing; `projector="current"` measures the current one).
 95% percentile bootstrap intervals resample items; ours / (a) is a paired ratio.
 """
 

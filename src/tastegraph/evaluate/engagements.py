@@ -7,7 +7,7 @@ scored.
 
 What each user engaged with before the cut-off is left out, of the positives and of every
 method's feed, where the catalog's people seldom engage with an item twice: under 5% of
-the training events repeat an item the same user had before (`graph/behaviour.py`; nobody
+the strong training engagements repeat an item the same user had (`graph/behaviour.py`; nobody
 rates a film twice, and a feed of films already rated helps no one). Where repeats are
 common, as on H&M (people buy again), those items stay in: buying again is a real next
 purchase. It is the rule the served feed follows (`recommend/behaviour.py`). The evaluation
@@ -17,14 +17,14 @@ prints the measured share and the choice; an explicit choice wins.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from tastegraph.evaluate.baselines import TrainingLog, first_allowed
 from tastegraph.evaluate.metrics import average_precision_at_k, ndcg_at_k, recall_at_k
-from tastegraph.graph.behaviour import repeats_are_rare
+from tastegraph.graph.behaviour import event_repeat_share, repeats_are_rare
 from tastegraph.store import Event
 
 POSITIVE_WEIGHT = 0.7
@@ -33,10 +33,10 @@ POSITIVE_WEIGHT = 0.7
 FeedRows = Callable[[str, int], np.ndarray]
 
 
-def excludes_engaged(log: TrainingLog, choice: bool | None = None) -> bool:
+def excludes_engaged(train: Iterable[Event], choice: bool | None = None) -> bool:
     """Whether items engaged with before the cut-off leave the feeds: `choice` where given,
-    else whether repeats are rare in the training log."""
-    return repeats_are_rare(log.repeat_share()) if choice is None else choice
+    else whether repeats are rare among the training events (as the served feed decides)."""
+    return repeats_are_rare(event_repeat_share(train)) if choice is None else choice
 
 
 def engaged_before(log: TrainingLog) -> dict[str, set[int]]:

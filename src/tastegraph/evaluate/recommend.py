@@ -22,7 +22,6 @@ to a baseline come with paired intervals.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -55,6 +54,7 @@ from tastegraph.evaluate.metrics import (
 )
 from tastegraph.evaluate.split import SplitConfig
 from tastegraph.evaluate.tuning import POPULARITY, Tuned, fit_tuned, tune_baselines
+from tastegraph.graph.behaviour import event_repeat_share
 from tastegraph.graph.job import build_taste
 from tastegraph.graph.sage import graph_aware_embeddings, train_aggregator
 from tastegraph.graph.taste import ItemDetails
@@ -72,8 +72,6 @@ from tastegraph.recommend.rerank_job import (
     item_index,
 )
 from tastegraph.store import Event
-
-log = logging.getLogger(__name__)
 
 OURS = "tastegraph"
 HAND_WEIGHTED = "tastegraph, hand-weighted related score"
@@ -131,11 +129,12 @@ def evaluate_recommendations(
         )
     index = table.index()
     logbook = base.TrainingLog.build(train, index, config.cutoff)
-    exclude = excludes_engaged(logbook, config.exclude_engaged)
+    exclude = excludes_engaged(train, config.exclude_engaged)
     tuning = config.tuning(train)
     tuned = tune_baselines(train, index, config, config.feed_k, config.positive_weight, exclude)
-    recommender, vectors = fit_recommender(table, train, details, config, show_progress)
+    recommender, vectors = fit_recommender(table, train, details, config, exclude, show_progress)
     reranker = fit_related_reranker(table, train, details, config, show_progress)
+    share = event_repeat_share(train)
     split: dict[str, str | int | float] = {
         "name": config.split,
         **period(config.cutoff, config.end),
@@ -143,7 +142,7 @@ def evaluate_recommendations(
         "test_events": len(test),
         "explore": config.explore,
         "positive weight at least": config.positive_weight,
-        "repeat share in training": round(logbook.repeat_share(), 4),
+        "repeat share in training": "not measured" if share is None else round(share, 4),
         "engaged items left out": str(exclude).lower(),
         "baselines tuned on": "{cutoff} to {end}".format(**period(tuning.cutoff, tuning.end)),
     }
@@ -151,7 +150,7 @@ def evaluate_recommendations(
     graph_aware = graph_aware_embeddings(aggregator, recommender.graph, vectors)
     return RecommendReport(
         split,
-        next_purchases(recommender, logbook, table, vectors, test, config, tuned),
+        next_purchases(recommender, logbook, table, vectors, test, config, tuned, exclude),
         basket_completion(
             recommender, logbook, table, vectors, test, config, graph_aware, reranker
         ),
@@ -173,6 +172,7 @@ def fit_recommender(
     train: Sequence[Event],
     details: dict[str, ItemDetails],
     config: RecommendEvalConfig,
+    exclude: bool,
     show_progress: bool,
 ) -> tuple[Recommender, np.ndarray]:
     """The full pipeline on training events: fusion model, index, graph, profiles."""
@@ -180,7 +180,7 @@ def fit_recommender(
         table, train, replace(config.train, cutoff=config.cutoff), show_progress=show_progress
     )
     vectors = fuse_table(trained.model, table)  # (N, d) float32, L2-normalised
-    return build_recommender(table, vectors, train, details, config), vectors
+    return build_recommender(table, vectors, train, details, config, exclude), vectors
 
 
 def fit_related_reranker(
@@ -213,12 +213,16 @@ def build_recommender(
     train: Sequence[Event],
     details: dict[str, ItemDetails],
     config: RecommendEvalConfig,
+    exclude: bool,
 ) -> Recommender:
-    """Index, graph, interests and profiles over item vectors (N, d) and training events."""
+    """Index, graph, interests and profiles over item vectors (N, d) and training events;
+    buy-again as the evaluation decided (`exclude`: off, the feeds leave engaged items
+    out), which is what the served feed decides from the same log unless told otherwise."""
     index = item_index(table.item_ids, vectors, details)
     taste = build_taste(train, table.item_ids, vectors, details, now=config.cutoff)
     profiles = build_profiles(train, index, ProfileConfig())
-    return assemble(index, taste, profiles, details, config.recommend)
+    weight = 0.0 if exclude else config.recommend.repeat_weight
+    return assemble(index, taste, profiles, details, config.recommend, repeat_weight=weight)
 
 
 # -- next engagements (next purchases on H&M) ---------------------------------------------
@@ -232,13 +236,15 @@ def next_purchases(
     test: Sequence[Event],
     config: RecommendEvalConfig,
     tuned: Mapping[str, Tuned],
+    exclude: bool,
 ) -> TaskReport:
-    """Our feed against every baseline's on each user's next engagements."""
-    exclude = excludes_engaged(logbook, config.exclude_engaged)
+    """Our feed against every baseline's on each user's next engagements (`exclude`: what
+    each user engaged with before is left out)."""
     rows_of = table.index()
     feeds = {OURS: _feed_rows(recommender, rows_of, config.explore, exclude)}
-    feeds |= baseline_feeds(logbook, tuned, exclude, table.image)
-    return compare_feeds(feeds, logbook, test, rows_of, config, vectors)
+    image = table.image if table.has_image.any() else None  # a catalog without photos
+    feeds |= baseline_feeds(logbook, tuned, exclude, image)
+    return compare_feeds(feeds, logbook, test, rows_of, config, exclude, vectors)
 
 
 def baseline_feeds(
@@ -251,12 +257,11 @@ def baseline_feeds(
     the others at fixed defaults; repurchase only where engaged items stay in (without
     them it is popularity again), content kNN where there are image features (N, D)."""
     popularity = base.Popularity(logbook, **tuned[POPULARITY].params)
-    fitted = fit_tuned(tuned, logbook, popularity)
-    feeds = {POPULARITY: fitted.pop(POPULARITY)}
+    feeds: dict[str, FeedRows] = {POPULARITY: popularity.recommend}
     if not exclude:
         feeds["repurchase + popularity"] = base.RepurchasePopularity(logbook, popularity).recommend
     feeds["co-visitation"] = base.CoVisitation(logbook, popularity=popularity).recommend
-    feeds |= fitted
+    feeds |= fit_tuned({k: t for k, t in tuned.items() if k != POPULARITY}, logbook, popularity)
     if image is not None:
         feeds["content kNN, raw image features"] = base.ContentKNN(
             logbook, image, popularity=popularity
@@ -270,13 +275,14 @@ def compare_feeds(
     test: Sequence[Event],
     index: Mapping[str, int],
     config: RecommendEvalConfig,
+    exclude: bool,
     vectors: np.ndarray | None = None,
     reference: str = OURS,
 ) -> TaskReport:
     """Each user's next engagements (`evaluate/engagements.py`) against the first
     `config.feed_k` items of each method's feed, with `reference`'s paired ratio to each
-    other method; intra-list diversity where item `vectors` (N, d) are given."""
-    exclude = excludes_engaged(logbook, config.exclude_engaged)
+    other method; `exclude`: every user's engaged items leave the positives and every feed
+    alike; intra-list diversity where item `vectors` (N, d) are given."""
     leave_out = engaged_before(logbook) if exclude else None
     targets = next_engagements(test, index, config.positive_weight, leave_out)
     if not targets.users:
@@ -403,13 +409,6 @@ def _text_then_image(table: FeatureTable) -> Callable[[np.ndarray], np.ndarray]:
 
 
 # -- summaries ------------------------------------------------------------------------------
-
-
-def _pad(lists: Sequence[np.ndarray], k: int) -> np.ndarray:
-    out = np.full((len(lists), k), -1, dtype=np.int64)
-    for i, rows in enumerate(lists):
-        out[i, : min(k, len(rows))] = rows[:k]
-    return out
 
 
 def task_report(

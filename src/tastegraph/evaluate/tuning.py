@@ -4,10 +4,10 @@ Each tuned baseline has a small grid (`GRIDS`). Every setting is fitted on the t
 events before the tuning cut-off (`SplitConfig.tuning`: the test split's rule applied to
 the training events alone) and scored by NDCG@k on the next engagements of the tuning
 split, with the same positives and exclusions as the reported split. The best setting (the
-first of equals) is then refitted on all training events. Each grid holds the baseline's
-fixed default from before tuning (popularity 7 days, ALS 64 factors at 0.05, EASE 500). A
-baseline that cannot be fitted on a catalog (EASE beyond its item limit) is left out, with
-a log line.
+first of equals) is then refitted on all training events. Each grid starts with the
+baseline's default (popularity 7 days, item-kNN 100 neighbours, ALS 64 factors at 0.05, EASE
+500), kept where there is nothing to tune on and on ties. A baseline that cannot be fitted
+on a catalog (EASE beyond its item limit) is left out, with a log line.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from tastegraph.evaluate.engagements import (
 from tastegraph.evaluate.split import SplitConfig
 from tastegraph.store import Event
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 POPULARITY = "time-decayed popularity"
 ITEM_KNN = "item-kNN (cosine)"
@@ -40,15 +40,21 @@ EASE = "EASE"
 
 Params = dict[str, Any]
 
-GRIDS: dict[str, list[Params]] = {
-    POPULARITY: [{"half_life_days": days} for days in (1.0, 7.0, 30.0, 365.0)],
-    ITEM_KNN: [{"neighbours": k} for k in (20, 100, 500)],
+GRIDS: dict[str, list[Params]] = {  # each grid's first setting is the baseline's default
+    POPULARITY: [{"half_life_days": days} for days in (7.0, 1.0, 30.0, 365.0)],
+    ITEM_KNN: [{"neighbours": k} for k in (100, 20, 500)],
     ALS: [
         {"factors": factors, "regularization": regularization}
-        for factors in (32, 64, 128)
-        for regularization in (0.01, 0.05)
+        for factors, regularization in (
+            (64, 0.05),
+            (32, 0.01),
+            (32, 0.05),
+            (64, 0.01),
+            (128, 0.01),
+            (128, 0.05),
+        )
     ],
-    EASE: [{"regularization": value} for value in (50.0, 500.0, 2000.0)],
+    EASE: [{"regularization": value} for value in (500.0, 50.0, 2000.0)],
 }
 
 
@@ -85,11 +91,11 @@ def tune_baselines(
 ) -> dict[str, Tuned]:
     """The best setting of each baseline in GRIDS on the tuning split inside `train` (the
     events before `split.cutoff`). A baseline that cannot be fitted there is left out; with
-    no tuning events or no positives among them, each baseline keeps its first setting."""
+    no tuning events or no positives among them, each keeps its default (its grid's first)."""
     tuning = split.tuning(train)
     inner, held = tuning.partition(train)
     if not inner:
-        log.info("no events before the tuning cut-off: baselines keep their first setting")
+        logger.info("no events before the tuning cut-off: baselines keep their defaults")
         return {name: Tuned(grid[0]) for name, grid in GRIDS.items()}
     logbook = base.TrainingLog.build(inner, dict(index), tuning.cutoff)
     leave_out = engaged_before(logbook) if exclude else None
@@ -98,7 +104,7 @@ def tune_baselines(
     popularity = base.Popularity(logbook)
     for name, grid in GRIDS.items():
         if not fits(name, logbook):
-            log.info("%s left out: it cannot be fitted on this catalog", name)
+            logger.info("%s left out: it cannot be fitted on this catalog", name)
             continue
         if not targets.users:
             chosen[name] = Tuned(grid[0])
@@ -109,7 +115,7 @@ def tune_baselines(
         ]
         best = int(np.argmax(scores))
         chosen[name] = Tuned(grid[best], scores)
-        log.info(
+        logger.info(
             "%s tuned: %s (NDCG@%d %.4f on %d tuning users)",
             name,
             grid[best],
@@ -136,8 +142,10 @@ def fit_tuned(
 ) -> dict[str, Callable[[str, int], np.ndarray]]:
     """Each tuned baseline refitted with its chosen setting on `log` (all training events);
     a baseline the training log cannot hold (EASE) is left out."""
-    return {
-        name: fit(name, log, chosen.params, popularity)
-        for name, chosen in tuned.items()
-        if fits(name, log)
-    }
+    fitted = {}
+    for name, chosen in tuned.items():
+        if fits(name, log):
+            fitted[name] = fit(name, log, chosen.params, popularity)
+        else:
+            logger.info("%s left out: it cannot be fitted on all the training events", name)
+    return fitted

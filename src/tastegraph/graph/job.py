@@ -11,7 +11,7 @@ import numpy as np
 
 from tastegraph.config import Settings
 from tastegraph.embeddings.store import EmbeddingStore
-from tastegraph.graph.behaviour import event_repeat_share, repeats_are_rare
+from tastegraph.graph.behaviour import event_repeat_share
 from tastegraph.graph.complements import Complements
 from tastegraph.graph.freshness import Freshness
 from tastegraph.graph.graph import GraphConfig, TasteGraph
@@ -57,14 +57,12 @@ def build_taste(
     )
     share = event_repeat_share(past)
     log.info(
-        "taste graph: %d items, %d nodes, %d edges; %d interests; %.1f%% of engagements "
-        "repeat an item of the same user, so the user's own items %s the feed",
+        "taste graph: %d items, %d nodes, %d edges; %d interests; repeat share %s",
         len(graph),
         len(graph.node_ids),
         graph.item_to_node.nnz,
         len(interests),
-        100 * share,
-        "leave" if repeats_are_rare(share) else "stay in",
+        "not measured (too few users engaged twice)" if share is None else f"{share:.1%}",
     )
     return TasteArtifacts(
         graph,
