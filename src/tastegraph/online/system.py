@@ -304,9 +304,9 @@ class OnlineSystem:
         return Media(item_id, str(target), digest, check.width, check.height)
 
     def generated_description(self, item_id: str) -> str | None:
-        """What the assistant's LM says an item without text is, from its embedding alone
-        (kept per item); None for an item with text or attributes, or while no assistant is
-        ready."""
+        """What an item without text is, read from its embedding alone (`assistant/
+        describe.py`: the look head's look, kept per item); None for an item with text or
+        attributes, or while no assistant is ready."""
         facts = self.catalog.get(item_id)
         if facts is None or facts.title or facts.label or item_id not in self.current().index:
             return None

@@ -102,8 +102,9 @@ class ItemOut(Card):
     )
     generated_description: str | None = Field(
         default=None,
-        description="For an item with no text: what the assistant's LM reads in its "
-        "embedding. Generated, and a guess; null for items with text.",
+        description="For an item with no text: its look (colour and type) read off its "
+        "embedding by stage 1's look head, or, without a head, the assistant's LM's "
+        "description. Generated, and a guess; null for items with text.",
     )
 
 
