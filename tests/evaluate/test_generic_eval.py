@@ -107,7 +107,8 @@ def evaluate(events: list[Event]) -> tuple[dict[str, float], dict[str, dict[str,
     train, test = config.partition(events)
     logbook = TrainingLog.build(train, INDEX, config.cutoff)
     exclude = excludes_engaged(train)
-    tuned = tune_baselines(train, INDEX, config, config.feed_k, config.positive_weight, exclude)
+    tuning = config.tuning(train)
+    tuned = tune_baselines(train, INDEX, tuning, config.feed_k, config.positive_weight, exclude)
     feeds = baseline_feeds(logbook, tuned, exclude)
     report = compare_feeds(feeds, logbook, test, INDEX, config, exclude, reference=POPULARITY)
     ndcg = {name: m["NDCG@12"].mean for name, m in report.metrics.items()}

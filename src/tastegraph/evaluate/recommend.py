@@ -131,7 +131,7 @@ def evaluate_recommendations(
     logbook = base.TrainingLog.build(train, index, config.cutoff)
     exclude = excludes_engaged(train, config.exclude_engaged)
     tuning = config.tuning(train)
-    tuned = tune_baselines(train, index, config, config.feed_k, config.positive_weight, exclude)
+    tuned = tune_baselines(train, index, tuning, config.feed_k, config.positive_weight, exclude)
     recommender, vectors = fit_recommender(table, train, details, config, exclude, show_progress)
     reranker = fit_related_reranker(table, train, details, config, show_progress)
     share = event_repeat_share(train)

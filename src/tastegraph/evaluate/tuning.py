@@ -84,15 +84,15 @@ class Tuned:
 def tune_baselines(
     train: Sequence[Event],
     index: Mapping[str, int],
-    split: SplitConfig,
+    tuning: SplitConfig,
     k: int,
     threshold: float,
     exclude: bool,
 ) -> dict[str, Tuned]:
-    """The best setting of each baseline in GRIDS on the tuning split inside `train` (the
-    events before `split.cutoff`). A baseline that cannot be fitted there is left out; with
-    no tuning events or no positives among them, each keeps its default (its grid's first)."""
-    tuning = split.tuning(train)
+    """The best setting of each baseline in GRIDS on the `tuning` split inside `train` (the
+    events before the reported split's cut-off; `SplitConfig.tuning` places it). A baseline
+    that cannot be fitted there is left out; with no tuning events or no positives among
+    them, each keeps its default (its grid's first)."""
     inner, held = tuning.partition(train)
     if not inner:
         logger.info("no events before the tuning cut-off: baselines keep their defaults")
