@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     # where people engage with an item again, as on H&M; 0, and engaged items left out,
     # where under 5% of engagements repeat one: recommend/behaviour.py).
     repeat_weight: float | None = None
+    # How much popular items weigh in the feed (interests and walks weigh 1); None: the
+    # weight `tastegraph train feed` fitted to the log, else 0.3 (evaluate/feed_weights.py).
+    popular_weight: float | None = Field(default=None, ge=0.0)
     # Where every artifact lives: the store, quarantine files, embeddings, models, indexes.
     workdir: Path = Path("tastegraph-data")
     # A dataset folder, e.g. the H&M sample; commands that need one also take --data.

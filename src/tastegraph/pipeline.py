@@ -1,10 +1,10 @@
-"""The main job end to end: ingest, train embeddings, embed, index, graph, profiles, train
-the related-items re-ranker, train the assistant.
+"""The main job end to end: ingest, train embeddings, embed, index, graph, profiles, fit the
+feed's weights, train the related-items re-ranker, train the assistant.
 
 Each step is skipped while its artifact is current (built from the current version of its
 inputs), so a second run only checks and takes seconds. Every step is also a command of
 its own (`tastegraph ingest hm`, `train embeddings`, `embed`, `index`, `graph`, `profiles`,
-`train reranker`, `train assistant`).
+`train feed`, `train reranker`, `train assistant`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class PipelineConfig:
 # What a server needs before it can answer feeds, related items and search; the steps
 # after them improve it, and a running server swaps their artifacts in.
 SERVING_STEPS = ("ingest", "train embeddings", "embed", "index", "graph", "profiles")
-IMPROVING_STEPS = ("train reranker", "train assistant")
+IMPROVING_STEPS = ("train feed", "train reranker", "train assistant")
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,7 @@ class Pipeline:
             "index": self.index,
             "graph": self.graph,
             "profiles": self.profiles,
+            "train feed": self.train_feed,
             "train reranker": self.train_reranker,
             "train assistant": self.train_assistant,
         }
@@ -173,6 +174,17 @@ class Pipeline:
             return None
         folder, profiles = publish_profiles(self.store, index, self.settings)
         return f"{len(profiles):,} users, version {folder.name}"
+
+    def train_feed(self) -> str | None:
+        from tastegraph.evaluate.feed_weights import train_and_publish
+
+        current = _manifest(registry.root(self.workdir, "feed"))
+        if current and current.get("embeddings_version") == self._embeddings_version():
+            return None
+        fit, folder = train_and_publish(self.store, self.settings)
+        if fit is None or folder is None:
+            return "left out: the log's last tenth holds no engagement to learn from"
+        return f"{fit.summary()}, version {folder.name}"
 
     def train_reranker(self) -> str | None:
         from tastegraph.recommend.rerank_job import HOLDOUT_DAYS, train_and_publish

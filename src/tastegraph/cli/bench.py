@@ -271,6 +271,20 @@ def bench_assistant_command(
         raise fail(str(exc)) from None
 
 
+@bench_app.command("fusion")
+def bench_fusion_command(
+    items: Annotated[int, typer.Option(min=2, help="Items in the synthetic catalog.")] = 1700,
+    ratings: Annotated[int, typer.Option(min=2, help="Ratings in the synthetic log.")] = 90_000,
+    seed: Annotated[int, typer.Option(help="Random seed of the log and the training.")] = 0,
+) -> None:
+    """Time fusion training on a synthetic dense log (MovieLens-sized by default: users rate
+    dozens of items per sitting) with the training budget, against training every pair of
+    every epoch at the same time per batch. Target: 5 minutes on 2 cores."""
+    from tastegraph.bench.fusion import run
+
+    run(items, ratings, seed)
+
+
 @bench_app.command("embed")
 def bench_embed_command(
     data: DataOption = None,

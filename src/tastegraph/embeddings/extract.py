@@ -2,7 +2,7 @@
 
 Photos are read and decoded by DataLoader workers while the main process runs the image
 tower, and features are flushed to the cache shard by shard: a killed job loses at most
-the shard in flight.
+the shard in flight. A terminal shows a bar; a log gets a line every 30 s with the time left.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from tastegraph.embeddings.catalog import CatalogEntry, photos_by_key, texts_by_key
 from tastegraph.embeddings.features import FeatureCache
 from tastegraph.encoders.base import ImageTower, TextTower
+from tastegraph.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +94,7 @@ def extract_image_features(
         _Photos(todo, tower), batch_size=batch_size, collate_fn=_collate, **loader_options
     )
     writer = ShardWriter(cache, shard_size)
-    with tqdm(
-        total=len(todo), desc=f"encoding photos ({tower.name})", unit="img", disable=None
-    ) as bar:
+    with Progress(len(todo), f"encoding photos ({tower.name})", "photos") as bar:
         for keys, batch, asked in loader:
             if keys:
                 writer.add(keys, tower.encode(batch))
@@ -116,9 +114,7 @@ def extract_text_features(
     """Encode every item text not cached yet; returns how many were encoded."""
     todo = cache.missing_content(texts_by_key(entries))
     writer = ShardWriter(cache, shard_size)
-    with tqdm(
-        total=len(todo), desc=f"encoding texts ({tower.name})", unit="text", disable=None
-    ) as bar:
+    with Progress(len(todo), f"encoding texts ({tower.name})", "texts") as bar:
         for start in range(0, len(todo), batch_size):
             keys, texts = zip(*todo[start : start + batch_size], strict=True)
             writer.add(list(keys), tower.encode(texts))

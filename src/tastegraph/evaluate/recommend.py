@@ -42,6 +42,7 @@ from tastegraph.evaluate.engagements import (
     ranked_rows,
     ranking_metrics,
 )
+from tastegraph.evaluate.feed_weights import FeedFit, fit_popular_weight, served_feed
 from tastegraph.evaluate.metrics import (
     Estimate,
     catalog_coverage,
@@ -60,7 +61,7 @@ from tastegraph.graph.sage import graph_aware_embeddings, train_aggregator
 from tastegraph.graph.taste import ItemDetails
 from tastegraph.profiles import ProfileConfig
 from tastegraph.profiles.batch import build_profiles
-from tastegraph.recommend import Filters, RecommendConfig, Recommender
+from tastegraph.recommend import RecommendConfig, Recommender
 from tastegraph.recommend.assemble import assemble
 from tastegraph.recommend.rerank import RelatedReranker
 from tastegraph.recommend.rerank_job import (
@@ -110,6 +111,9 @@ class RecommendReport:
     # Tuned baseline -> "params" (its chosen setting), "tuning_ndcg" (the tuning split's
     # NDCG@feed_k of each grid setting).
     tuned: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Our feed's popular weight as `tastegraph train feed` fits it on the training events;
+    # None where it kept its default for want of tuning users.
+    feed_fit: FeedFit | None = None
 
 
 def evaluate_recommendations(
@@ -132,7 +136,9 @@ def evaluate_recommendations(
     exclude = excludes_engaged(train, config.exclude_engaged)
     tuning = config.tuning(train)
     tuned = tune_baselines(train, index, tuning, config.feed_k, config.positive_weight, exclude)
-    recommender, vectors = fit_recommender(table, train, details, config, exclude, show_progress)
+    recommender, vectors, fitted = fit_recommender(
+        table, train, details, config, exclude, show_progress
+    )
     reranker = fit_related_reranker(table, train, details, config, show_progress)
     share = event_repeat_share(train)
     split: dict[str, str | int | float] = {
@@ -155,6 +161,7 @@ def evaluate_recommendations(
             recommender, logbook, table, vectors, test, config, graph_aware, reranker
         ),
         {name: {"params": t.params, "tuning_ndcg": t.scores} for name, t in tuned.items()},
+        fitted,
     )
 
 
@@ -174,13 +181,15 @@ def fit_recommender(
     config: RecommendEvalConfig,
     exclude: bool,
     show_progress: bool,
-) -> tuple[Recommender, np.ndarray]:
-    """The full pipeline on training events: fusion model, index, graph, profiles."""
+) -> tuple[Recommender, np.ndarray, FeedFit | None]:
+    """The full pipeline on training events: fusion model, index, graph, profiles, and the
+    feed's popular weight fitted on them (None: kept at its default)."""
     trained = train_fusion(
         table, train, replace(config.train, cutoff=config.cutoff), show_progress=show_progress
     )
     vectors = fuse_table(trained.model, table)  # (N, d) float32, L2-normalised
-    return build_recommender(table, vectors, train, details, config, exclude), vectors
+    recommender, fit = build_recommender(table, vectors, train, details, config, exclude)
+    return recommender, vectors, fit
 
 
 def fit_related_reranker(
@@ -214,15 +223,25 @@ def build_recommender(
     details: dict[str, ItemDetails],
     config: RecommendEvalConfig,
     exclude: bool,
-) -> Recommender:
+) -> tuple[Recommender, FeedFit | None]:
     """Index, graph, interests and profiles over item vectors (N, d) and training events;
     buy-again as the evaluation decided (`exclude`: off, the feeds leave engaged items
-    out), which is what the served feed decides from the same log unless told otherwise."""
+    out), which is what the served feed decides from the same log unless told otherwise;
+    popular items weighed as `tastegraph train feed` would fit them on these events."""
     index = item_index(table.item_ids, vectors, details)
     taste = build_taste(train, table.item_ids, vectors, details, now=config.cutoff)
     profiles = build_profiles(train, index, ProfileConfig())
-    weight = 0.0 if exclude else config.recommend.repeat_weight
-    return assemble(index, taste, profiles, details, config.recommend, repeat_weight=weight)
+    fit = fit_popular_weight(index, train, details, config.recommend)
+    recommender = assemble(
+        index,
+        taste,
+        profiles,
+        details,
+        config.recommend,
+        repeat_weight=0.0 if exclude else config.recommend.repeat_weight,
+        popular_weight=None if fit is None else fit.popular_weight,
+    )
+    return recommender, fit
 
 
 # -- next engagements (next purchases on H&M) ---------------------------------------------
@@ -241,7 +260,7 @@ def next_purchases(
     """Our feed against every baseline's on each user's next engagements (`exclude`: what
     each user engaged with before is left out)."""
     rows_of = table.index()
-    feeds = {OURS: _feed_rows(recommender, rows_of, config.explore, exclude)}
+    feeds = {OURS: served_feed(recommender, rows_of, exclude, config.explore)}
     image = table.image if table.has_image.any() else None  # a catalog without photos
     feeds |= baseline_feeds(logbook, tuned, exclude, image)
     return compare_feeds(feeds, logbook, test, rows_of, config, exclude, vectors)
@@ -321,20 +340,6 @@ def compare_feeds(
         config.seed,
         reference,
     )
-
-
-def _feed_rows(
-    recommender: Recommender, rows_of: Mapping[str, int], explore: float, exclude: bool
-) -> FeedRows:
-    """Our home feed as item rows, as the server builds it (`exclude`: without the items
-    the user engaged with)."""
-    filters = Filters(exclude_engaged=exclude)
-
-    def feed(user_id: str, n: int) -> np.ndarray:
-        answers = recommender.feed(user_id, n, explore=explore, filters=filters)
-        return np.array([rows_of[a.item_id] for a in answers], dtype=np.int64)
-
-    return feed
 
 
 # -- basket completion ---------------------------------------------------------------------

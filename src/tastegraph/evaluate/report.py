@@ -65,6 +65,12 @@ def markdown(report: RecommendReport, plot_name: str | None = None) -> str:
             for name, tuned in report.tuned.items()
         ]
         lines.append("")
+    if report.feed_fit:
+        lines += [
+            "Our feed, fitted on the training events' last tenth as `tastegraph train feed` "
+            f"fits it: {report.feed_fit.summary()}.",
+            "",
+        ]
     if plot_name:
         lines += [f"![headline metrics with 95% intervals]({plot_name})", ""]
     return "\n".join(lines)

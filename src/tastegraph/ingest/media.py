@@ -13,7 +13,8 @@ from functools import partial
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
-from tqdm import tqdm
+
+from tastegraph.progress import Progress
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 # Below this many photos a process pool costs more than it saves.
@@ -78,7 +79,7 @@ def check_photos(
     use_pool = workers > 1 and len(paths) >= _POOL_THRESHOLD
     results = []
     with (
-        tqdm(total=len(paths), desc=desc, unit="photo", disable=None) as progress,
+        Progress(len(paths), desc, "photos") as progress,
         ProcessPoolExecutor(max_workers=workers) if use_pool else nullcontext() as pool,
     ):
         checked = pool.map(check, paths, chunksize=128) if pool else map(check, paths)

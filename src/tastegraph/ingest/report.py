@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from tqdm import tqdm
-
 from tastegraph.ingest.quarantine import Quarantine
+from tastegraph.progress import Progress
 from tastegraph.store import WriteResult
 
 T = TypeVar("T")
@@ -43,7 +42,7 @@ class IngestReport:
 
 def in_batches(rows: Sequence[T], size: int, desc: str) -> Iterator[Sequence[T]]:
     """Slices of `rows` of at most `size`, with a progress bar counted in rows."""
-    with tqdm(total=len(rows), desc=desc, unit="row", disable=None) as progress:
+    with Progress(len(rows), desc, "rows") as progress:
         for start in range(0, len(rows), size):
             batch = rows[start : start + size]
             yield batch

@@ -32,7 +32,7 @@ from tastegraph.ingest.media import check_photo
 from tastegraph.online.assistant import LiveAssistant
 from tastegraph.online.training import Training
 from tastegraph.profiles import ProfileStore
-from tastegraph.recommend.assemble import assemble, open_profiles
+from tastegraph.recommend.assemble import assemble, open_profiles, popular_weight
 from tastegraph.recommend.config import RecommendConfig
 from tastegraph.recommend.recommender import Recommender
 from tastegraph.recommend.rerank import open_reranker
@@ -418,8 +418,8 @@ class OnlineSystem:
             log.info("loading newly published %s", ", ".join(sorted(changed)))
             if changed & {"embeddings", "index", "graph", "profiles"}:
                 self._swap_all(changed)
-            elif "reranker" in changed:
-                self._swap_reranker()
+            elif changed & {"reranker", "feed"}:
+                self._swap_ranking()
             with self._state_lock:
                 self.versions = versions
             with self._models_lock:
@@ -449,9 +449,10 @@ class OnlineSystem:
             if item_id not in index:
                 self._pending.put(item_id)
 
-    def _swap_reranker(self) -> None:
+    def _swap_ranking(self) -> None:
         """The same index, graph and profiles (items added here included) with the newly
-        published re-ranker; the walks and neighbours found so far still hold."""
+        published re-ranker or feed weights; the walks and neighbours found so far still
+        hold."""
         reranker = open_reranker(self.workdir)
         with self._state_lock:
             before = self.recommender
@@ -471,6 +472,7 @@ class OnlineSystem:
             self.config,
             self.reranker,
             self.settings.repeat_weight,
+            popular_weight(self.workdir, self.settings),
         )
 
 

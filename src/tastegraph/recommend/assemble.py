@@ -8,8 +8,10 @@ and the published profiles brought up to date with the events stored after them.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
+from tastegraph import registry
 from tastegraph.config import Settings
 from tastegraph.graph.taste import ItemDetails, TasteArtifacts, item_attributes, item_details
 from tastegraph.index import ItemIndex, open_index
@@ -38,7 +40,20 @@ def open_recommender(
         config,
         open_reranker(workdir),
         settings.repeat_weight,
+        popular_weight(workdir, settings),
     )
+
+
+def popular_weight(workdir: Path, settings: Settings) -> float | None:
+    """How much popular items weigh in the feed: the setting where given, else the weight
+    `tastegraph train feed` fitted to the log (`evaluate/feed_weights.py`), else None (the
+    RecommendConfig's)."""
+    if settings.popular_weight is not None:
+        return settings.popular_weight
+    folder = registry.current(workdir, "feed")
+    if folder is None:
+        return None
+    return float(registry.read_manifest(folder, "feed")["popular_weight"])
 
 
 def open_profiles(
@@ -72,11 +87,15 @@ def assemble(
     config: RecommendConfig | None = None,
     reranker: RelatedReranker | None = None,
     repeat_weight: float | None = None,
+    popular_weight: float | None = None,
 ) -> Recommender:
     """A Recommender from its parts, with titles and products taken from item details and
     the re-ranker laid over the index's items; its buy-again settings fitted to the log the
-    taste graph measured (`recommend/behaviour.py`), unless `repeat_weight` is given."""
+    taste graph measured (`recommend/behaviour.py`), unless `repeat_weight` is given, and
+    popular items weighed by `popular_weight` where given."""
     config = for_behaviour(config or RecommendConfig(), taste.repeat_share, repeat_weight)
+    if popular_weight is not None:
+        config = replace(config, popular_weight=popular_weight)
     return Recommender(
         index,
         taste.graph,
