@@ -14,6 +14,13 @@ from tastegraph.encoders import (
     ImageDecodeError,
     load_image_tower,
 )
+from tastegraph.encoders.image import (
+    LITE_MEAN,
+    LITE_STD,
+    decode_rgb,
+    scale_pixels,
+    to_normalised_tensor,
+)
 
 PHOTO_A = "images/011/0111565001.jpg"
 PHOTO_B = "images/011/0110065001.jpg"
@@ -40,19 +47,20 @@ def solid_jpeg(colour: tuple[int, int, int]) -> bytes:
     return buffer.getvalue()
 
 
-def test_preprocess_gives_a_224_square_float_tensor(
+def test_preprocess_gives_224_square_uint8_pixels(
     tower: EfficientNetLite0Tower, photos: tuple[bytes, bytes]
 ) -> None:
     pixels = tower.preprocess(photos[0])
     assert pixels.shape == (3, 224, 224)
-    assert pixels.dtype == torch.float32
+    assert pixels.dtype == torch.uint8
     assert pixels.is_contiguous()
 
 
-def test_preprocess_scales_pixels_like_the_tf_lite_training(tower: EfficientNetLite0Tower) -> None:
+def test_pixels_are_scaled_like_the_tf_lite_training(tower: EfficientNetLite0Tower) -> None:
     # EfficientNet-Lite was trained on (pixel - 127) / 128: white is ~1, black is ~-1.
-    white = tower.preprocess(solid_jpeg((255, 255, 255)))
-    black = tower.preprocess(solid_jpeg((0, 0, 0)))
+    white = scale_pixels(tower.preprocess(solid_jpeg((255, 255, 255)))[None])
+    black = scale_pixels(tower.preprocess(solid_jpeg((0, 0, 0)))[None])
+    assert white.dtype == torch.float32
     assert torch.allclose(white, torch.full_like(white, 128 / 128), atol=0.02)
     assert torch.allclose(black, torch.full_like(black, -127 / 128), atol=0.02)
 
@@ -114,12 +122,26 @@ def test_a_truncated_photo_raises_a_clear_error(
         tower.preprocess(photos[0][: len(photos[0]) // 2])
 
 
-def test_encode_rejects_a_batch_of_the_wrong_shape(tower: EfficientNetLite0Tower) -> None:
+def test_encode_rejects_a_batch_of_the_wrong_shape_or_type(tower: EfficientNetLite0Tower) -> None:
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
-        tower.encode(torch.zeros(3, 224, 224))
+        tower.encode(torch.zeros(3, 224, 224, dtype=torch.uint8))
+    with pytest.raises(TypeError, match="uint8 pixels"):
+        tower.encode(torch.zeros(1, 3, 224, 224))  # floats: scaled already, or not at all
 
 
 def test_factory_loads_the_default_and_refuses_unknown_names() -> None:
     assert isinstance(load_image_tower(), EfficientNetLite0Tower)
     with pytest.raises(ValueError, match=r"efficientnet-lite0.*clip:"):
         load_image_tower("resnet50")
+
+
+def test_bytes_scaled_in_encode_give_the_features_of_float_preprocessing(
+    tower: EfficientNetLite0Tower, photos: tuple[bytes, bytes]
+) -> None:
+    # Feature caches written when preprocess scaled to floats itself stay valid.
+    images = [decode_rgb(p).resize((224, 224), Image.Resampling.BILINEAR) for p in photos]
+    floats = torch.stack([to_normalised_tensor(i, LITE_MEAN, LITE_STD) for i in images])
+    with torch.inference_mode():
+        before = tower.model.extract_features(floats).mean((2, 3)).numpy()
+    now = tower.encode(torch.stack([tower.preprocess(p) for p in photos]))
+    np.testing.assert_allclose(now, before, rtol=1e-4, atol=1e-4)

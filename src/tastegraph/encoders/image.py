@@ -133,17 +133,20 @@ class EfficientNetLite0Tower:
         self.version = f"{file_digest([path])}-{shape}"
 
     def preprocess(self, image_bytes: bytes) -> torch.Tensor:
-        """Decode one photo -> (3, H, W) float32, scaled to about [-1, 1] like in training."""
+        """Decode one photo -> (3, H, W) uint8 pixels at the input size; `encode` scales them.
+
+        Pixels stay bytes until the forward pass: a quarter of the float tensor's size to
+        hand from the decoding workers to the tower, and no float pass over them here."""
         height, width = self.input_size
         image = decode_rgb(image_bytes).resize((width, height), Image.Resampling.BILINEAR)
-        return to_normalised_tensor(image, LITE_MEAN, LITE_STD)
+        return torch.from_numpy(np.ascontiguousarray(np.asarray(image).transpose(2, 0, 1)))
 
     def encode(self, batch: torch.Tensor) -> np.ndarray:
-        """(B, 3, H, W) preprocessed photos -> (B, 1280) float32 features."""
+        """(B, 3, H, W) uint8 pixels from `preprocess` -> (B, 1280) float32 features."""
         _check_batch(batch)
-        batch = batch.to(torch.float32).contiguous(memory_format=torch.channels_last)
+        photos = scale_pixels(batch).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            features = self.model.extract_features(batch).mean((2, 3))  # (B, 1280)
+            features = self.model.extract_features(photos).mean((2, 3))  # (B, 1280)
         return np.asarray(features.numpy(), dtype=np.float32)
 
     def encode_images(
@@ -159,11 +162,20 @@ class EfficientNetLite0Tower:
         return np.concatenate(parts) if parts else np.zeros((0, self.dim), dtype=np.float32)
 
 
+def scale_pixels(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels -> float32 scaled as in training, (pixel / 255 - LITE_MEAN) / LITE_STD."""
+    mean = torch.tensor(LITE_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(LITE_STD, dtype=torch.float32).view(1, 3, 1, 1)
+    return (pixels.to(torch.float32) / 255.0 - mean) / std
+
+
 def _check_batch(batch: torch.Tensor) -> None:
     if not isinstance(batch, torch.Tensor):
         raise TypeError(f"expected a torch.Tensor batch, got {type(batch).__name__}")
     if batch.ndim != 4 or batch.shape[1] != 3:
         raise ValueError(f"expected a (B, 3, H, W) batch, got shape {tuple(batch.shape)}")
+    if batch.dtype != torch.uint8:
+        raise TypeError(f"expected uint8 pixels from preprocess(), got {batch.dtype}")
 
 
 def _read(photo: str | Path | bytes) -> bytes:

@@ -23,7 +23,12 @@ import numpy as np
 import torch
 
 from tastegraph.artifacts import atomic_path
-from tastegraph.encoders.image import EfficientNetLite0Tower, _check_batch, file_digest
+from tastegraph.encoders.image import (
+    EfficientNetLite0Tower,
+    _check_batch,
+    file_digest,
+    scale_pixels,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,16 +45,21 @@ def cache_folder() -> Path:
     return Path(base) / "tastegraph"
 
 
+# The graph's input: uint8 pixels, scaled inside the graph. Part of the file name, so a
+# graph exported for another input is never loaded.
+GRAPH_INPUT = "u8"
+
+
 class _Features(torch.nn.Module):
-    """The tower's forward pass as one module: last conv map, mean-pooled."""
+    """The tower's forward pass as one module: pixels scaled, last conv map, mean-pooled."""
 
     def __init__(self, model: Any) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, photos: torch.Tensor) -> torch.Tensor:
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         extract: Any = self.model.extract_features
-        features: torch.Tensor = extract(photos).mean((2, 3))
+        features: torch.Tensor = extract(scale_pixels(pixels)).mean((2, 3))
         return features
 
 
@@ -62,7 +72,7 @@ def export_graph(tower: EfficientNetLite0Tower, path: Path) -> None:
     """Write the tower's feature network to `path` as ONNX (batch size free), atomically,
     with its sha256 beside it."""
     height, width = tower.input_size
-    example = torch.zeros(2, 3, height, width)
+    example = torch.zeros(2, 3, height, width, dtype=torch.uint8)
     batch = torch.export.Dim("batch")
     with atomic_path(path) as written:
         # The exporter prints its progress; keep library output off stdout.
@@ -71,9 +81,9 @@ def export_graph(tower: EfficientNetLite0Tower, path: Path) -> None:
                 _Features(tower.model).eval(),
                 (example,),
                 str(written),
-                input_names=["photos"],
+                input_names=["pixels"],
                 output_names=["features"],
-                dynamic_shapes={"photos": {0: batch}},
+                dynamic_shapes={"pixels": {0: batch}},
                 dynamo=True,
                 external_data=False,
             )
@@ -86,7 +96,7 @@ def export_graph(tower: EfficientNetLite0Tower, path: Path) -> None:
 def checked_graph(tower: EfficientNetLite0Tower, folder: Path) -> Path:
     """The tower's exported graph in `folder`, exported first when it is missing or its
     sha256 does not match the one written beside it."""
-    path = folder / f"{tower.name}-{tower.version}.onnx"
+    path = folder / f"{tower.name}-{tower.version}-{GRAPH_INPUT}.onnx"
     if path.is_file() and sidecar(path).is_file():
         if file_digest([path], SHA256_HEX) == sidecar(path).read_text().strip():
             return path
@@ -118,8 +128,8 @@ class OnnxLite0Tower(EfficientNetLite0Tower):
         )
 
     def encode(self, batch: torch.Tensor) -> np.ndarray:
-        """(B, 3, H, W) preprocessed photos -> (B, 1280) float32 features."""
+        """(B, 3, H, W) uint8 pixels from `preprocess` -> (B, 1280) float32 features."""
         _check_batch(batch)
-        photos = np.ascontiguousarray(batch.to(torch.float32).numpy())
-        outputs: list[Any] = self.session.run(["features"], {"photos": photos})
+        pixels = np.ascontiguousarray(batch.numpy())
+        outputs: list[Any] = self.session.run(["features"], {"pixels": pixels})
         return np.asarray(outputs[0], dtype=np.float32)
