@@ -179,11 +179,12 @@ class Pipeline:
         from tastegraph.evaluate.feed_weights import train_and_publish
 
         current = _manifest(registry.root(self.workdir, "feed"))
-        if current and current.get("embeddings_version") == self._embeddings_version():
+        index = registry.current(self.workdir, "index")
+        if current and index and current.get("index_version") == index.name:
             return None
         fit, folder = train_and_publish(self.store, self.settings)
         if fit is None or folder is None:
-            return "left out: the log's last tenth holds no engagement to learn from"
+            return "left out: the log is too short to fit on; the feed keeps its default"
         return f"{fit.summary()}, version {folder.name}"
 
     def train_reranker(self) -> str | None:

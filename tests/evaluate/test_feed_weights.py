@@ -8,10 +8,12 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tastegraph.config import Settings
 from tastegraph.evaluate.feed_weights import POPULAR_WEIGHTS, fit_popular_weight
 from tastegraph.index import ItemIndex
+from tastegraph.pipeline import Pipeline, PipelineConfig
 from tastegraph.recommend.assemble import open_recommender, popular_weight
 from tastegraph.registry import current, read_manifest
 from tastegraph.store import Event, SQLiteStore
@@ -100,3 +102,17 @@ def test_the_job_publishes_what_serves_and_a_setting_wins(
         assert open_recommender(workdir, store, settings).config.popular_weight == fitted
         chosen = settings.model_copy(update={"popular_weight": 7.5})
         assert open_recommender(workdir, store, chosen).config.popular_weight == 7.5
+        [again] = Pipeline(store, settings, PipelineConfig()).run(None, only=["train feed"])
+    assert not again.ran  # fitted over the current index already
+
+
+def test_an_unreadable_fit_serves_the_default(
+    built_workdir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    workdir = tmp_path / "work"
+    shutil.copytree(built_workdir, workdir)
+    folder = current(workdir, "feed")
+    assert folder is not None
+    (folder / "manifest.json").write_text("{}")  # no kind, no weight
+    assert popular_weight(workdir, Settings(workdir=workdir)) is None
+    assert "train the feed again" in caplog.text

@@ -32,6 +32,7 @@ def test_serves_first_then_swaps_in_what_trains_beside(built_workdir: Path, tmp_
     shutil.copytree(built_workdir, workdir)
     shutil.rmtree(workdir / "reranker")
     shutil.rmtree(workdir / "models" / "projector")
+    shutil.rmtree(workdir / "models" / "feed")
     settings: Settings = serve_settings(workdir).model_copy(update={"serve_watch_seconds": 1.0})
     assistant_may_train = threading.Event()
 
@@ -45,7 +46,7 @@ def test_serves_first_then_swaps_in_what_trains_beside(built_workdir: Path, tmp_
     app = create_app(settings, train_beside=(IMPROVING_STEPS, run_step))
     with TestClient(app) as client:
         health = client.get("/healthz").json()
-        assert health["versions"]["reranker"] is None and health["versions"]["projector"] is None
+        assert {health["versions"][name] for name in ("feed", "reranker", "projector")} == {None}
         assert set(health["training"]) == set(IMPROVING_STEPS)
         user = client.get("/v1/users").json()["users"][0]["id"]
         assert client.get(f"/v1/users/{user}/feed", params={"n": 4}).status_code == 200
@@ -58,7 +59,9 @@ def test_serves_first_then_swaps_in_what_trains_beside(built_workdir: Path, tmp_
             return client.get("/healthz").json()["versions"]["reranker"] is not None
 
         wait_until(reranker_served)
-        assert client.get("/healthz").json()["training"]["train reranker"]["state"] == "done"
+        health = client.get("/healthz").json()
+        assert health["versions"]["feed"] is not None  # fitted first, then swapped in
+        assert health["training"]["train reranker"]["state"] == "done"
         assistant_may_train.set()
 
         def assistant_done() -> bool:

@@ -140,6 +140,7 @@ def evaluate_recommendations_command(
             resamples=resamples,
             positive_weight=positive_weight,
             exclude_engaged=exclude_engaged,
+            popular_weight=settings.popular_weight,
             feed_k=k,
         )
         report = evaluate_recommendations(table, events, details, config)

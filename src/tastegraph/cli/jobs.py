@@ -105,9 +105,10 @@ def train_feed_command(ctx: typer.Context) -> None:
     items, their own items). Each popular weight in 0.3 (the default), 0.1, 1, 3, 10 is
     scored by NDCG@12 on the next engagements of up to 2,000 users in the log's last tenth
     of events, with the taste graph and profiles rebuilt from the events before it; another
-    value replaces the default only where it is clearly better. The server and
-    `tastegraph recommend` use the published weight; TASTEGRAPH_POPULAR_WEIGHT wins over it.
-    Needs the index (`tastegraph index`); takes a minute or two on the H&M sample.
+    value replaces the default only where it beats it by more than one paired standard
+    error and by 5%. The server and `tastegraph recommend` use the published weight;
+    TASTEGRAPH_POPULAR_WEIGHT wins over it. Needs the index (`tastegraph index`); takes
+    about 10 s on the H&M sample.
     """
     from tastegraph.evaluate.feed_weights import train_and_publish
 
@@ -119,8 +120,8 @@ def train_feed_command(ctx: typer.Context) -> None:
             raise fail(str(exc)) from None
     if fit is None:
         raise fail(
-            "the log's last tenth holds no user with an engagement to foresee; the feed keeps "
-            "its default popular weight",
+            "the log is too short to fit on (no events before its last tenth, or no user with "
+            "an engagement of weight 0.7 or more in it); the feed keeps its default",
             code=1,
         )
     typer.echo(f"{fit.summary()}\npublished {folder}")

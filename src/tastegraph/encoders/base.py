@@ -15,13 +15,14 @@ class ImageTower(Protocol):
     dim: int  # feature width
 
     def preprocess(self, image_bytes: bytes) -> torch.Tensor:
-        """Decode one photo into the tower's input, (3, H, W) float32.
+        """Decode one photo into the tower's input, (3, H, W): uint8 pixels for
+        EfficientNet-Lite0 (encode scales them), float32 for CLIP.
 
         Runs in DataLoader workers, so decoding overlaps the forward pass."""
         ...
 
     def encode(self, batch: torch.Tensor) -> np.ndarray:
-        """(B, 3, H, W) preprocessed photos -> (B, dim) float32 features."""
+        """(B, 3, H, W) photos from `preprocess`, stacked -> (B, dim) float32 features."""
         ...
 
 

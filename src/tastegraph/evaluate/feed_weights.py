@@ -9,8 +9,8 @@ graph, interests, profiles) rebuilt from the events before it, and each grid val
 by NDCG@`FIT_K` on the next engagements of up to `MAX_USERS` users, as the evaluation
 scores feeds (`evaluate/engagements.py`).
 
-The default (the grid's first) is kept unless another value beats it by more than twice
-its paired standard error, so noise on a small log does not move it. The item embeddings
+The default (the grid's first) is kept unless another value beats it by more than one
+paired standard error (`Z`) and by 5% (`MIN_GAIN`), so noise does not move it. The item embeddings
 are the published ones, trained on the whole log, tuning tenth included: their taste stage
 has seen those weeks, which if anything favours the interest and walk sources over
 popularity.
@@ -43,6 +43,7 @@ from tastegraph.evaluate.engagements import (
     ranking_metrics,
 )
 from tastegraph.evaluate.split import share_cutoff
+from tastegraph.graph.graph import GraphConfig
 from tastegraph.graph.job import build_taste
 from tastegraph.graph.taste import ItemDetails, item_details
 from tastegraph.index import ItemIndex, open_index
@@ -58,7 +59,12 @@ POPULAR_WEIGHTS = (0.3, 0.1, 1.0, 3.0, 10.0)  # the first is RecommendConfig's d
 TUNING_FRACTION = 0.1
 FIT_K = 12
 MAX_USERS = 2000  # users scored per grid value: the fit's cost does not grow with the log
-Z = 2.0  # a value must beat the default by this many paired standard errors
+# Another value must beat the default by more than this many paired standard errors: the
+# one-standard-error rule of model selection, with the default in the simple model's place.
+Z = 1.0
+# ... and by this share of the default's NDCG: where hits are rare (H&M: a few users in a
+# thousand differ), a gain of 1% can pass one standard error and still mean nothing.
+MIN_GAIN = 0.05
 
 
 @dataclass(frozen=True)
@@ -80,8 +86,9 @@ class FeedFit:
 def served_feed(
     recommender: Recommender, rows_of: Mapping[str, int], exclude: bool, explore: float = 0.0
 ) -> FeedRows:
-    """The home feed as item rows, as the server builds it (`exclude`: without the items
-    the user engaged with; `explore`: the explore dial)."""
+    """The home feed as item rows, as the server builds it for a request with this
+    `explore` dial (measured at 0: the ranking alone; `exclude`: without the items the user
+    engaged with)."""
     filters = Filters(exclude_engaged=exclude)
 
     def feed(user_id: str, n: int) -> np.ndarray:
@@ -91,40 +98,68 @@ def served_feed(
     return feed
 
 
+@dataclass(frozen=True)
+class ServedAs:
+    """How the served feed is built, so the fit scores that feed: buy-again (None: decided
+    from the log, `recommend/behaviour.py`), the graph's action weights, the profiles."""
+
+    exclude_engaged: bool | None = None
+    repeat_weight: float | None = None
+    graph: GraphConfig | None = None
+    profiles: ProfileConfig | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ServedAs:
+        return cls(
+            repeat_weight=settings.repeat_weight,
+            graph=GraphConfig(action_weights=dict(settings.action_weights)),
+            profiles=ProfileConfig.from_settings(settings),
+        )
+
+
 def fit_popular_weight(
     index: ItemIndex,
     events: Sequence[Event],
     details: dict[str, ItemDetails],
     config: RecommendConfig | None = None,
+    served: ServedAs | None = None,
     *,
     seed: int = 0,
 ) -> FeedFit | None:
     """The popular-item weight that best foresees the log's last tenth from the events
-    before it; None where that tenth holds no user with a positive to foresee."""
-    config = config or RecommendConfig()
+    before it, for the feed built as `served` says; None where the log is too short or that
+    tenth holds no user with a positive to foresee."""
+    config, served = config or RecommendConfig(), served or ServedAs()
+    if not events:
+        return None
     cutoff = share_cutoff(events, TUNING_FRACTION)
     past = [e for e in events if e.ts < cutoff]
     if not past:
         return None
     rows_of = {item_id: row for row, item_id in enumerate(index.ids)}
-    exclude = excludes_engaged(past)
+    exclude = excludes_engaged(past, served.exclude_engaged)
     leave_out = engaged_before(TrainingLog.build(past, rows_of, cutoff)) if exclude else None
     targets = next_engagements(
         [e for e in events if e.ts >= cutoff], rows_of, POSITIVE_WEIGHT, leave_out
     )
     if not targets.users:
         return None
-    chosen = np.random.default_rng(seed).permutation(len(targets.users))[:MAX_USERS]
-    users = [targets.users[i] for i in sorted(chosen)]
-    relevant = [targets.relevant[i] for i in sorted(chosen)]
+    chosen = sorted(np.random.default_rng(seed).permutation(len(targets.users))[:MAX_USERS])
+    users = [targets.users[i] for i in chosen]
+    relevant = [targets.relevant[i] for i in chosen]
     vectors = index.index.reconstruct_n(0, len(index))
-    taste = build_taste(past, index.ids, vectors, details, now=cutoff)
-    profiles = build_profiles(past, index, ProfileConfig())
+    taste = build_taste(past, index.ids, vectors, details, now=cutoff, graph_config=served.graph)
+    profiles = build_profiles(past, index, served.profiles)
     per_user = []
     before: Recommender | None = None
     for weight in POPULAR_WEIGHTS:
         recommender = assemble(
-            index, taste, profiles, details, replace(config, popular_weight=weight)
+            index,
+            taste,
+            profiles,
+            details,
+            replace(config, popular_weight=weight),
+            repeat_weight=0.0 if exclude else served.repeat_weight,
         )
         if before is not None:  # same graph and index: the walks found so far still hold
             recommender.take_over_caches(before, nearest=True)
@@ -145,23 +180,29 @@ def fit_popular_weight(
 
 def _best(scores: np.ndarray) -> int:
     """The grid value (row of `scores`, (G, U) per user) with the best mean, where it beats
-    the default (row 0) by more than Z paired standard errors; else the default."""
-    best = int(np.argmax(scores.mean(axis=1)))
+    the default (row 0) by more than Z paired standard errors and by MIN_GAIN; else the
+    default."""
+    means = scores.mean(axis=1)
+    best = int(np.argmax(means))
     gain = scores[best] - scores[0]
     spread = gain.std(ddof=1) / np.sqrt(len(gain)) if len(gain) > 1 else np.inf
-    return best if gain.mean() > Z * spread else 0
+    clear = gain.mean() > Z * spread and means[best] >= (1.0 + MIN_GAIN) * means[0]
+    return best if clear else 0
 
 
 def train_and_publish(store: Store, settings: Settings) -> tuple[FeedFit | None, Path | None]:
-    """Fit the popular weight over the current index and publish it (None, None where the
-    log's last tenth has nothing to learn from)."""
+    """Fit the popular weight over the current index, for the feed these settings serve,
+    and publish it (None, None where the log has nothing to learn from)."""
     index = open_index(settings.workdir)
     fit = fit_popular_weight(
-        index, list(store.iter_events()), item_details(store, settings.variant_attribute)
+        index,
+        list(store.iter_events()),
+        item_details(store, settings.variant_attribute),
+        served=ServedAs.from_settings(settings),
     )
     if fit is None:
         return None, None
-    content = asdict(fit) | {"embeddings_version": index.version, "fit_k": FIT_K}
+    content = asdict(fit) | {"index_version": index.version, "fit_k": FIT_K}
 
     def write(folder: Path) -> None:
         registry.write_manifest(folder, "feed", content)

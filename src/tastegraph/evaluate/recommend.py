@@ -12,6 +12,8 @@ ingested catalog can be evaluated.
    cut-off) and warm ones, catalog coverage, intra-list diversity. Intervals resample
    users. Popularity, item-kNN, ALS and EASE are tuned on a split inside the training
    period (`evaluate/tuning.py`); repurchase, co-visitation and content kNN keep defaults.
+   Our feed's popular weight is fitted on the training events' last tenth, as `tastegraph
+   train feed` fits it on the whole log (`evaluate/feed_weights.py`).
 2. Basket completion (related items), where the test period holds baskets: every basket
    after the cut-off with two or more items; each item is a query, the rest of its basket
    the targets; k results from the whole catalog, the query excluded; recall@k and MRR.
@@ -42,7 +44,7 @@ from tastegraph.evaluate.engagements import (
     ranked_rows,
     ranking_metrics,
 )
-from tastegraph.evaluate.feed_weights import FeedFit, fit_popular_weight, served_feed
+from tastegraph.evaluate.feed_weights import FeedFit, ServedAs, fit_popular_weight, served_feed
 from tastegraph.evaluate.metrics import (
     Estimate,
     catalog_coverage,
@@ -87,6 +89,8 @@ class RecommendEvalConfig(SplitConfig):
     positive_weight: float = POSITIVE_WEIGHT  # test events at least this heavy are positives
     # Leave out what each user engaged with before the cut-off; None: where repeats are rare.
     exclude_engaged: bool | None = None
+    # Popular items' weight in our feed; None: fitted as `tastegraph train feed` fits it.
+    popular_weight: float | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
 
@@ -231,7 +235,10 @@ def build_recommender(
     index = item_index(table.item_ids, vectors, details)
     taste = build_taste(train, table.item_ids, vectors, details, now=config.cutoff)
     profiles = build_profiles(train, index, ProfileConfig())
-    fit = fit_popular_weight(index, train, details, config.recommend)
+    fit = None
+    if config.popular_weight is None:
+        served = ServedAs(exclude, config.recommend.repeat_weight)
+        fit = fit_popular_weight(index, train, details, config.recommend, served)
     recommender = assemble(
         index,
         taste,
@@ -239,7 +246,7 @@ def build_recommender(
         details,
         config.recommend,
         repeat_weight=0.0 if exclude else config.recommend.repeat_weight,
-        popular_weight=None if fit is None else fit.popular_weight,
+        popular_weight=config.popular_weight if fit is None else fit.popular_weight,
     )
     return recommender, fit
 

@@ -98,6 +98,7 @@ class OnlineSystem:
             profiles = open_profiles(self.workdir, store, settings, index)
         self.taste = TasteArtifacts.open(self.workdir)
         self.reranker = open_reranker(self.workdir)
+        self.served_popular_weight = popular_weight(self.workdir, settings)
         self.recommender = _warmed(self._assemble(index, self.taste, profiles))
         self._stop = threading.Event()
         self._threads = [
@@ -433,6 +434,7 @@ class OnlineSystem:
         taste = TasteArtifacts.open(self.workdir)
         index = open_index(self.workdir)
         reranker = open_reranker(self.workdir) if "reranker" in changed else self.reranker
+        weight = popular_weight(self.workdir, self.settings)
         with self._write_lock:  # no event lands between the profiles' replay and the swap
             profiles = (
                 open_profiles(self.workdir, self.store, self.settings, index)
@@ -442,6 +444,7 @@ class OnlineSystem:
             with self._state_lock:
                 live = profiles or self.recommender.profiles
                 self.taste, self.reranker = taste, reranker
+                self.served_popular_weight = weight
                 self.recommender = self._assemble(index, taste, live)
                 embedded_here, self.live_items = self.live_items, []
             _warmed(self.recommender)  # events wait: warming reads every profile
@@ -454,9 +457,10 @@ class OnlineSystem:
         published re-ranker or feed weights; the walks and neighbours found so far still
         hold."""
         reranker = open_reranker(self.workdir)
+        weight = popular_weight(self.workdir, self.settings)
         with self._state_lock:
             before = self.recommender
-            self.reranker = reranker
+            self.reranker, self.served_popular_weight = reranker, weight
             updated = self._assemble(before.index, self.taste, before.profiles)
             updated.take_over_caches(before, nearest=True)
             self.recommender = updated
@@ -472,7 +476,7 @@ class OnlineSystem:
             self.config,
             self.reranker,
             self.settings.repeat_weight,
-            popular_weight(self.workdir, self.settings),
+            self.served_popular_weight,
         )
 
 

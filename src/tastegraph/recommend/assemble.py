@@ -53,7 +53,13 @@ def popular_weight(workdir: Path, settings: Settings) -> float | None:
     folder = registry.current(workdir, "feed")
     if folder is None:
         return None
-    return float(registry.read_manifest(folder, "feed")["popular_weight"])
+    try:
+        return float(registry.read_manifest(folder, "feed")["popular_weight"])
+    except (OSError, ValueError, KeyError) as exc:  # an unreadable fit: serve the default
+        log.warning(
+            "ignoring the feed weights in %s (%s); run `tastegraph train feed`", folder, exc
+        )
+        return None
 
 
 def open_profiles(

@@ -23,7 +23,7 @@ class RecommendConfig:
     # summed with these weights.
     interest_weight: float = 1.0
     walk_weight: float = 1.0
-    popular_weight: float = 0.3
+    popular_weight: float = 0.3  # H&M's; `tastegraph train feed` fits it to a catalog
     # The user's own items back in the feed (in fashion people buy a liked item again, in
     # another size or for someone else); off with exclude_engaged. At 100 they come before
     # the other sources unless long decayed: on validation that beat 10 by 1.08x MAP@12

@@ -479,10 +479,15 @@ function wireEvents() {
 // ---- what still trains beside the server ------------------------------------
 
 const TRAINING_POLL_MS = 15000;
-const STEP_NAMES = { "train reranker": "related-items re-ranker", "train assistant": "assistant" };
+const STEP_NAMES = {
+  "train feed": "feed weights",
+  "train reranker": "related-items re-ranker",
+  "train assistant": "assistant",
+};
 
-/** A line under the header while the re-ranker or the assistant still train; hidden once
- * everything is served. Polls /healthz, which the server answers from memory. */
+/** A line under the header while the feed weights, the re-ranker or the assistant still
+ * train; hidden once everything is served. Polls /healthz, which the server answers from
+ * memory. */
 async function showTraining() {
   let health;
   try {
