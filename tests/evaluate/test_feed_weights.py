@@ -115,4 +115,4 @@ def test_an_unreadable_fit_serves_the_default(
     assert folder is not None
     (folder / "manifest.json").write_text("{}")  # no kind, no weight
     assert popular_weight(workdir, Settings(workdir=workdir)) is None
-    assert "train the feed again" in caplog.text
+    assert "run `tastegraph train feed`" in caplog.text

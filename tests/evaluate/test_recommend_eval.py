@@ -11,6 +11,7 @@ from tastegraph.config import Settings
 from tastegraph.embeddings.job import prepare_features
 from tastegraph.embeddings.train import TrainConfig
 from tastegraph.evaluate import report as reports
+from tastegraph.evaluate.feed_weights import POPULAR_WEIGHTS
 from tastegraph.evaluate.recommend import OURS, RecommendEvalConfig, evaluate_recommendations
 from tastegraph.graph.taste import item_details
 from tastegraph.store import SQLiteStore
@@ -48,6 +49,9 @@ def test_report_covers_every_method_with_intervals(small_catalog: Settings, tmp_
         "EASE",
     }
     assert all(len(t["tuning_ndcg"]) > 1 for t in report.tuned.values())
+    assert report.feed_fit is not None  # our feed, fitted as `tastegraph train feed` fits it
+    assert report.feed_fit.popular_weight in POPULAR_WEIGHTS
+    assert "Our feed, fitted on the training events' last tenth" in reports.markdown(report)
     assert {"raw image cosine", "same product, then raw image cosine", "co-visitation"} < set(
         baskets.metrics
     )
