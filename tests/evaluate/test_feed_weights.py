@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tastegraph.config import Settings
-from tastegraph.evaluate.feed_weights import POPULAR_WEIGHTS, fit_popular_weight
+from tastegraph.evaluate.feed_weights import POPULAR_WEIGHTS, ServedAs, fit_popular_weight
 from tastegraph.index import ItemIndex
 from tastegraph.pipeline import Pipeline, PipelineConfig
 from tastegraph.recommend.assemble import open_recommender, popular_weight
@@ -116,3 +116,13 @@ def test_an_unreadable_fit_serves_the_default(
     (folder / "manifest.json").write_text("{}")  # no kind, no weight
     assert popular_weight(workdir, Settings(workdir=workdir)) is None
     assert "run `tastegraph train feed`" in caplog.text
+
+
+def test_the_fit_builds_the_feed_the_settings_serve() -> None:
+    measured = ServedAs.from_settings(Settings())
+    assert measured.exclude_engaged is None  # decided from the log, as served
+    weights = Settings().action_weights | {"save": 0.5}
+    chosen = ServedAs.from_settings(Settings(repeat_weight=5.0, action_weights=weights))
+    assert chosen.exclude_engaged is False  # an explicit repeat weight keeps engaged items in
+    assert chosen.repeat_weight == 5.0
+    assert chosen.graph is not None and chosen.graph.action_weights["save"] == 0.5

@@ -110,7 +110,9 @@ class ServedAs:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServedAs:
+        # An explicit repeat weight keeps engaged items in the feed (recommend/behaviour.py).
         return cls(
+            exclude_engaged=False if settings.repeat_weight is not None else None,
             repeat_weight=settings.repeat_weight,
             graph=GraphConfig(action_weights=dict(settings.action_weights)),
             profiles=ProfileConfig.from_settings(settings),
