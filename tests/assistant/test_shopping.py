@@ -81,7 +81,7 @@ HISTORY = [
 def test_examples_come_in_families_with_negatives_from_the_targets_slice() -> None:
     ids, shop = catalog()
     pool = CandidatePool(ids, shop)
-    config = ExampleConfig(candidates=6, recent_items=2)
+    config = ExampleConfig(candidates=6, recent_items=2, history_items=3)
     examples = build_examples(HISTORY, lambda e: True, shop, pool, config)
 
     found = sorted((e.family, e.user_id, e.bought) for e in examples)
@@ -110,6 +110,10 @@ def test_examples_come_in_families_with_negatives_from_the_targets_slice() -> No
             assert facts.category == target.category  # and its category
     like = next(e for e in examples if e.family == "like_this_but" and e.user_id == "ann")
     assert like.reference == "i01" and "i01" not in like.recent
+    assert like.history == ("i41", "i40", "i01")  # what the head's cosines read: the reference too
+    late = next(e for e in examples if e.family == "for_me" and e.bought == "i41")
+    assert late.recent == ("i06", "i40")  # the rest of the basket, then newest first
+    assert late.history == ("i06", "i40", "i01")  # deeper than the prompt shows
     assert "red" in like.request and "shirt" not in like.request.lower()
     attribute = next(e for e in examples if e.family == "attribute" and e.bought == "i15")
     assert "blue" in attribute.request and "dress" in attribute.request
@@ -249,31 +253,54 @@ def test_the_head_weighs_each_candidates_cosine_to_the_shoppers_items_and_the_re
     vectors = np.random.default_rng(2).standard_normal((len(ids), EMBED)).astype(np.float32)
     wanted = vectors[3] / np.linalg.norm(vectors[3])  # the request points at i03
     view = ItemView(lm, "tokens_text", shop, matrix_lookup(ids, vectors), lambda text: wanted)
-    prompt, items = view.prompt("A blue coat?", ["i01", "i02", "i03"], ["i02"])
+    # i02 is shown; i01 is further back in the shopper's history, which only the head reads
+    prompt, items = view.prompt(
+        "A blue coat?", ["i01", "i02", "i03"], ["i02"], history=["i02", "i05", "i01"]
+    )
+    assert "Item 5" not in lm.tokenizer.decode(prompt.ids)
 
-    assert prompt.affinity is not None and prompt.affinity.shape == (3, 2)
+    assert prompt.affinity is not None and prompt.affinity.shape == (3, 3)
     assert prompt.affinity[1, 0] == pytest.approx(1.0)  # i02 is the shopper's own item
     assert prompt.affinity[2, 1] == pytest.approx(1.0)  # i03 is what the request asks for
+    assert prompt.affinity[0, 2] == pytest.approx(1.0)  # i01 is in the history
+    assert prompt.affinity[1, 2] == pytest.approx(1.0)
     assert np.abs(prompt.affinity[[0, 2], 0]).max() < 0.99
+    assert prompt.affinity[2, 2] < 0.99
+    scales = np.array([1.0, 3.0, 2.0], dtype=np.float32)
     with torch.no_grad():  # the LM's term off: the scores are the weighted cosines
         lm.head.query.weight.zero_()
         lm.head.query.bias.zero_()
-        lm.head.affinity.copy_(torch.tensor([1.0, 3.0]))
+        lm.head.affinity.copy_(torch.from_numpy(scales))
         scores = choice_scores(lm, [prompt], items)[0]
-    expected = torch.from_numpy(prompt.affinity @ np.array([1.0, 3.0], dtype=np.float32))
-    torch.testing.assert_close(scores, expected)
+    torch.testing.assert_close(scores, torch.from_numpy(prompt.affinity @ scales))
     assert int(scores.argmax()) == 2
+    with torch.no_grad():  # the request's gate shut: the history decides
+        lm.head.gate.bias.copy_(torch.tensor([0.0, -30.0, 0.0]))
+        gated = choice_scores(lm, [prompt], items)[0]
+    torch.testing.assert_close(
+        gated, torch.from_numpy(prompt.affinity @ (scales * np.float32([1, 0, 1])))
+    )
+    assert int(gated.argmax()) != 2
+
+    without_history, _ = view.prompt("A blue coat?", ["i01", "i02", "i03"], ["i02"])
+    assert without_history.affinity is not None  # the items shown stand in for the history
+    np.testing.assert_allclose(without_history.affinity[:, 2], without_history.affinity[:, 0])
 
     text_prompt, _ = ItemView(lm, "text", shop).prompt("A blue coat?", ["i01", "i03"])
     assert text_prompt.affinity is None  # no vectors to compare: that term is 0
 
 
-def test_a_head_trained_before_the_cosines_loads_with_their_scales_at_zero(
-    default_lm_dir: Path,
-) -> None:
+def test_an_older_head_loads_so_that_it_scores_as_it_was_trained(default_lm_dir: Path) -> None:
     trained = tiny_lm(default_lm_dir)
-    older = {k: v for k, v in trained.trainable_state().items() if k != "head.affinity"}
+    state = trained.trainable_state()
+    before_cosines = {k: v for k, v in state.items() if not k.startswith(("head.aff", "head.gate"))}
     lm = tiny_lm(default_lm_dir)
-    lm.load_trainable_state(older)
-    assert torch.equal(lm.head.affinity, torch.zeros(2))
+    lm.load_trainable_state(before_cosines)
+    assert torch.equal(lm.head.affinity, torch.zeros(3))
     assert torch.equal(lm.head.key.weight, trained.head.key.weight)
+
+    two_cosines = before_cosines | {"head.affinity": torch.tensor([4.0, 6.0])}  # format 2
+    lm.load_trainable_state(two_cosines)
+    assert torch.equal(lm.head.affinity, torch.tensor([4.0, 6.0, 0.0]))
+    assert torch.equal(lm.head.gate.weight, torch.zeros_like(lm.head.gate.weight))
+    assert torch.equal(lm.head.gate.bias, torch.zeros(3))  # a gate of 1: the scales as saved

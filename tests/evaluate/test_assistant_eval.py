@@ -32,6 +32,16 @@ from tastegraph.graph.taste import ItemDetails
 from tastegraph.store import SQLiteStore
 
 
+def test_the_methods_to_run_are_a_choice_and_ours_always_runs() -> None:
+    assert AssistantEvalConfig(cutoff=0.0, methods=("text", "cosine")).methods == (
+        OURS,
+        "text",
+        "cosine",
+    )
+    with pytest.raises(ValueError, match=r"unknown methods.*'vision'"):
+        AssistantEvalConfig(cutoff=0.0, methods=("vision",))
+
+
 @pytest.mark.slow  # trains stage 2 for every LM method: minutes on 2 cores
 def test_every_method_is_measured_on_held_out_shoppers(
     small_catalog: Settings, default_lm_dir: Path, tmp_path: Path

@@ -50,6 +50,7 @@ from tastegraph.recommend.search import QueryEncoder
 
 NEED_CACHE = 1024  # needs whose embedding is kept
 RECENT_ITEMS = 3  # the user's latest items the LM sees, as in stage-2 training
+HISTORY_ITEMS = 10  # the latest items the choice head's closest-item cosine reads, as there
 REASON_SYSTEM = (
     "You are a shopping assistant. In one short sentence, tell the shopper, as 'you', why "
     "this item suits what they asked for. Use only the facts given about the item."
@@ -216,11 +217,16 @@ class Assistant:
     def choose(self, user_id: str, message: str, candidates: Sequence[str]) -> Choice:
         """Show the candidates to the LM and rank them by its choice head's scores (in the
         given order while the head is untrained)."""
-        recent = self.recent_items(user_id)
+        history = self.recent_items(user_id, HISTORY_ITEMS)
+        recent = history[:RECENT_ITEMS]
         requests = self.need_vector if self.encoder is not None else None
         view = ItemView(self.lm, SERVED_LAYOUT, self.catalog, self.vectors_of, requests)
         prompt, items = view.prompt(
-            message, candidates, [i for i, _ in recent], recent_actions=[a for _, a in recent]
+            message,
+            candidates,
+            [i for i, _ in recent],
+            recent_actions=[a for _, a in recent],
+            history=[i for i, _ in history],
         )
         order = list(range(len(candidates)))
         if self.lm.head_trained:
@@ -233,16 +239,16 @@ class Assistant:
         rows = [self.recommender.index.row(i) for i in item_ids]
         return np.ascontiguousarray(self.recommender.item_vectors[rows], dtype=np.float32)
 
-    def recent_items(self, user_id: str) -> list[tuple[str, str]]:
-        """The shopper's latest engagements by time, newest first, one per item, as (item,
-        action): what the prompt calls bought, saved or viewed."""
+    def recent_items(self, user_id: str, n: int = RECENT_ITEMS) -> list[tuple[str, str]]:
+        """The shopper's n latest engagements by time, newest first, one per item, as
+        (item, action): what the prompt calls bought, saved or viewed."""
         profile = self.recommender.profiles.get(user_id)
         events = reversed(profile.recent) if profile is not None else []
         latest: dict[str, str] = {}
         for item_id, action, _ in events:
             if item_id in self.recommender.index and item_id not in latest:
                 latest[item_id] = action
-        return list(latest.items())[:RECENT_ITEMS]
+        return list(latest.items())[:n]
 
     # -- the reply -------------------------------------------------------------------------
 

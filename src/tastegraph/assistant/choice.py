@@ -4,8 +4,9 @@ Chat, stage-2 training and the assistant evaluation all ask the LM the same ques
 same words. Each item appears in the prompt as a description: k item tokens for a model that
 reads embeddings, or a line of text for the text-only baseline. The LM's choice is read by
 its choice head (assistant/head.py) from its hidden states at the prompt's end and at each
-candidate's last token, and from the candidates' cosines to the shopper's items and to the
-request in the item space, so an answer always names a candidate.
+candidate's last token, and from the candidates' cosines to the shopper's items, to the
+request and to the closest item of the shopper's history in the item space, so an answer
+always names a candidate.
 """
 
 from __future__ import annotations
@@ -48,10 +49,13 @@ class ChoicePrompt:
 
 class ChoiceQuery(Protocol):
     """What one choice shows: the shopper's recent items, a request (holding REFERENCE
-    where it points at an item), and the candidates in label order."""
+    where it points at an item), and the candidates in label order; and the shopper's
+    longer history, newest first, which only the choice head's cosines read."""
 
     @property
     def recent(self) -> Sequence[str]: ...
+    @property
+    def history(self) -> Sequence[str]: ...
     @property
     def request(self) -> str: ...
     @property
@@ -163,9 +167,14 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     return np.asarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
-def affinity(mine: np.ndarray, candidates: np.ndarray, request: np.ndarray | None) -> np.ndarray:
-    """(N, 2) each candidate's cosine to the mean direction of the shopper's items (m, d)
-    and to the request's vector (0 without one, or without items of the shopper's)."""
+def affinity(
+    mine: np.ndarray, history: np.ndarray, candidates: np.ndarray, request: np.ndarray | None
+) -> np.ndarray:
+    """(N, 3) each candidate's cosine to the mean direction of the shopper's items shown
+    (m, d), to the request's vector, and to the closest item of the shopper's history (h,
+    d); 0 where there is none. The closest item finds a shopper's several tastes, which the
+    mean blurs; on the validation split's history-only requests it found the bought item
+    more often from 10 items than from the 3 shown (no LM; 0.379 against 0.343)."""
     shown = unit_rows(candidates)
     out = np.zeros((len(shown), AFFINITIES), dtype=np.float32)
     if len(mine):
@@ -173,6 +182,8 @@ def affinity(mine: np.ndarray, candidates: np.ndarray, request: np.ndarray | Non
         out[:, 0] = shown @ taste
     if request is not None:
         out[:, 1] = shown @ request
+    if len(history):
+        out[:, 2] = (shown @ unit_rows(history).T).max(axis=1)
     return out
 
 
@@ -211,9 +222,11 @@ class ItemView:
         recent: Sequence[str] = (),
         reference: str | None = None,
         recent_actions: Sequence[str] | None = None,
+        history: Sequence[str] = (),
     ) -> tuple[ChoicePrompt, torch.Tensor]:
         """The choice prompt and the embeddings of its item tokens in prompt order: the
-        recent items, the reference, the candidates."""
+        recent items, the reference, the candidates. `history` (newest first; the items
+        shown when empty) reaches only the head's closest-item cosine."""
         shown = request
         if reference is not None:
             shown = request.replace(REFERENCE, self.describe(reference))
@@ -229,12 +242,16 @@ class ItemView:
         mine = [*recent, *([reference] if reference else [])]
         vectors = self.vectors([*mine, *candidates])
         wanted = self.requests(plain_request(request)) if self.requests else None
-        cosines = affinity(vectors[: len(mine)], vectors[len(mine) :], wanted)
+        past = self.vectors(history) if history else vectors[: len(mine)]
+        cosines = affinity(vectors[: len(mine)], past, vectors[len(mine) :], wanted)
         return replace(prompt, affinity=cosines), torch.from_numpy(vectors)
 
     def batch(self, queries: Sequence[ChoiceQuery]) -> tuple[list[ChoicePrompt], torch.Tensor]:
         """The prompts of several queries and their item embeddings, in prompt order."""
-        pairs = [self.prompt(q.request, q.candidates, q.recent, q.reference) for q in queries]
+        pairs = [
+            self.prompt(q.request, q.candidates, q.recent, q.reference, history=q.history)
+            for q in queries
+        ]
         prompts, items = zip(*pairs, strict=True)
         return list(prompts), torch.cat(items)
 
@@ -290,6 +307,6 @@ def head_scores(lm: ItemLM, hidden: torch.Tensor, prompts: Sequence[ChoicePrompt
     rows = torch.arange(len(prompts))
     ends = hidden[rows, torch.tensor([len(p.ids) - 1 for p in prompts])]  # (B, H)
     candidates = hidden[rows[:, None], torch.tensor([p.candidate_ends for p in prompts])]
-    cosines = torch.from_numpy(np.stack([p.affinities() for p in prompts]))  # (B, N, 2)
+    cosines = torch.from_numpy(np.stack([p.affinities() for p in prompts]))  # (B, N, 3)
     scores: torch.Tensor = lm.head(ends, candidates, cosines)
     return scores

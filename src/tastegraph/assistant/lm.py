@@ -104,9 +104,8 @@ class ItemLM:
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
         for prefix, module in (("projector.", self.projector), ("head.", self.head)):
             weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-            if prefix == "head." and weights and "affinity" not in weights:
-                # A head trained before it read the cosines: it scores as it was trained.
-                weights["affinity"] = torch.zeros_like(self.head.affinity)
+            if prefix == "head." and weights:
+                weights = self.head.upgraded_state(weights)
             if weights:
                 module.load_state_dict(weights)
         lm = {k[3:]: v for k, v in state.items() if k.startswith("lm.")}

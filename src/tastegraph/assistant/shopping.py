@@ -91,6 +91,9 @@ REQUESTS: dict[Family, tuple[str, ...]] = {
 class ExampleConfig:
     candidates: int = 8
     recent_items: int = 3
+    # What the head's closest-item cosine reads: on the validation split's history-only
+    # requests 10 found the bought item more often than 3 (0.379 against 0.343; 50: 0.380).
+    history_items: int = 10
     families: tuple[Family, ...] = FAMILIES
     seed: int = 0
 
@@ -115,6 +118,7 @@ class ShoppingExample:
     answer: int  # position of the bought item among the candidates
     reason: str
     reference: str | None = None  # the item a "like this, but" request points at
+    history: tuple[str, ...] = ()  # newest first, the reference included; the head's cosines
 
     @property
     def bought(self) -> str:
@@ -259,6 +263,7 @@ def make_example(
         answer,
         reason_for(target, catalog),
         reference,
+        history[: config.history_items],
     )
 
 

@@ -188,6 +188,14 @@ def evaluate_assistant_command(
         ),
     ] = 0,
     resamples: Annotated[int, typer.Option(min=100, help="Bootstrap resamples.")] = 1000,
+    methods: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated methods to run (ours always runs): ours, tokens_only, text, "
+            "generic_vision, cosine, random, keyword, off_the_shelf. Each LM method "
+            "trains its own stage 2 (about 15 minutes on 2 cores), so fewer cost less.",
+        ),
+    ] = "all",
 ) -> None:
     """Does reading item embeddings help the LM pick what the shopper bought, where text
     cannot tell? On a temporal split of the log (the last 8 weeks by default: on the H&M
@@ -227,6 +235,8 @@ def evaluate_assistant_command(
         "examples": ExampleConfig(candidates=candidates),
         "shopping": ShoppingConfig(epochs=epochs, lora_rank=lora),
     }
+    if methods != "all":
+        options["methods"] = tuple(m.strip() for m in methods.split(",") if m.strip())
     try:
         config = AssistantEvalConfig.from_log(
             events,

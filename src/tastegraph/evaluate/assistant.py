@@ -117,6 +117,14 @@ class AssistantEvalConfig(SplitConfig):
     examples: ExampleConfig = field(default_factory=ExampleConfig)
     shopping: ShoppingConfig = field(default_factory=ShoppingConfig)
     fusion: TrainConfig = field(default_factory=TrainConfig)
+    methods: tuple[str, ...] = METHODS  # ours always runs; fewer LM methods cost less
+
+    def __post_init__(self) -> None:
+        unknown = set(self.methods) - set(METHODS)
+        if unknown:
+            raise ValueError(f"unknown methods {sorted(unknown)}; choose from {list(METHODS)}")
+        if OURS not in self.methods:
+            self.methods = (OURS, *self.methods)
 
 
 @dataclass
@@ -166,6 +174,8 @@ def evaluate_assistant(
     aligned = alignment_rows(table, item_texts, config.align_items, config.seed)
     stage_one: dict[str, tuple[dict[str, torch.Tensor], float]] = {}  # vectors -> weights, s
     for name, (layout, source) in TRAINED.items():
+        if name not in config.methods:
+            continue
         lm = fresh_lm(lm_folder, vectors[source or "fused"].shape[1], config)
         figures = {"stage-1 seconds": 0.0}
         with tempfile.TemporaryDirectory() as checkpoints:
@@ -198,18 +208,8 @@ def evaluate_assistant(
         trained[name] = {**training_figures(result), **figures}
         scores[name] = lm_scores(reader, testing, show_progress)
         del lm.model  # one LM in memory at a time is enough
-    scores["cosine"] = cosine_scores(table, vectors["fused"], requests, testing)
-    scores["random"] = np.random.default_rng(config.seed).random(
-        (len(testing), config.examples.candidates)
-    )
-    # Below one keyword: random tie-breaks only order candidates that name as many words.
-    scores["keyword"] = keyword_scores(catalog, testing) + 0.5 * scores["random"]
-    if config.examples.candidates <= 9:
-        reader = ItemView(fresh_lm(lm_folder, 1, config), "text", catalog)
-        scores["off_the_shelf"] = label_scores(reader, testing, show_progress)
-        del reader.lm.model
-    else:
-        log.info("off_the_shelf left out: its labels are one token each up to 9 candidates")
+    scores |= untrained_scores(table, vectors["fused"], requests, catalog, testing, config)
+    scores |= off_the_shelf_scores(lm_folder, catalog, testing, config, show_progress)
     ranks = {name: answer_ranks(s, testing) for name, s in scores.items()}
     split: dict[str, str | int | float] = {
         "name": config.split,
@@ -227,6 +227,44 @@ def evaluate_assistant(
         hit_by_position(ranks, testing, config.examples.candidates),
         trained,
     )
+
+
+def untrained_scores(
+    table: FeatureTable,
+    vectors: np.ndarray,
+    requests: TextLookup,
+    catalog: Catalog,
+    testing: Sequence[ShoppingExample],
+    config: AssistantEvalConfig,
+) -> dict[str, np.ndarray]:
+    """The cosine, random and keyword methods' scores, those of them asked for."""
+    noise = np.random.default_rng(config.seed).random((len(testing), config.examples.candidates))
+    scores = {}
+    if "cosine" in config.methods:
+        scores["cosine"] = cosine_scores(table, vectors, requests, testing)
+    scores["random"] = noise
+    if "keyword" in config.methods:
+        # Below one keyword: random tie-breaks only order candidates naming as many words.
+        scores["keyword"] = keyword_scores(catalog, testing) + 0.5 * noise
+    return {name: values for name, values in scores.items() if name in config.methods}
+
+
+def off_the_shelf_scores(
+    lm_folder: Path,
+    catalog: Catalog,
+    testing: Sequence[ShoppingExample],
+    config: AssistantEvalConfig,
+    show_progress: bool,
+) -> dict[str, np.ndarray]:
+    if "off_the_shelf" not in config.methods:
+        return {}
+    if config.examples.candidates > 9:
+        log.info("off_the_shelf left out: its labels are one token each up to 9 candidates")
+        return {}
+    reader = ItemView(fresh_lm(lm_folder, 1, config), "text", catalog)
+    scores = label_scores(reader, testing, show_progress)
+    del reader.lm.model
+    return {"off_the_shelf": scores}
 
 
 def split_examples(
@@ -358,15 +396,19 @@ def cosine_scores(
     examples: Sequence[ShoppingExample],
 ) -> np.ndarray:
     """(Q, n) cosine of each candidate to the mean of the shopper's items (recent and
-    reference) plus cosine to the request's words: ours' head's affinities, unweighted."""
+    reference), to the request's words and to the closest item of the shopper's history:
+    ours' head's affinities, unweighted."""
     row = table.index()
+
+    def rows(item_ids: Sequence[str]) -> np.ndarray:
+        return vectors[[row[i] for i in item_ids]]
+
     scores = np.zeros((len(examples), len(examples[0].candidates)))
     for q, example in enumerate(examples):
         mine = [*example.recent, *([example.reference] if example.reference else [])]
         request = requests(plain_request(example.request))
-        cosines = affinity(
-            vectors[[row[i] for i in mine]], vectors[[row[i] for i in example.candidates]], request
-        )
+        history = rows(example.history or mine)
+        cosines = affinity(rows(mine), history, rows(example.candidates), request)
         scores[q] = cosines.sum(axis=1)
     return scores
 
