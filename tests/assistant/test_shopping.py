@@ -274,13 +274,6 @@ def test_the_head_weighs_each_candidates_cosine_to_the_shoppers_items_and_the_re
         scores = choice_scores(lm, [prompt], items)[0]
     torch.testing.assert_close(scores, torch.from_numpy(prompt.affinity @ scales))
     assert int(scores.argmax()) == 2
-    with torch.no_grad():  # the request's gate shut: the history decides
-        lm.head.gate.bias.copy_(torch.tensor([0.0, -30.0, 0.0]))
-        gated = choice_scores(lm, [prompt], items)[0]
-    torch.testing.assert_close(
-        gated, torch.from_numpy(prompt.affinity @ (scales * np.float32([1, 0, 1])))
-    )
-    assert int(gated.argmax()) != 2
 
     without_history, _ = view.prompt("A blue coat?", ["i01", "i02", "i03"], ["i02"])
     assert without_history.affinity is not None  # the items shown stand in for the history
@@ -293,7 +286,7 @@ def test_the_head_weighs_each_candidates_cosine_to_the_shoppers_items_and_the_re
 def test_an_older_head_loads_so_that_it_scores_as_it_was_trained(default_lm_dir: Path) -> None:
     trained = tiny_lm(default_lm_dir)
     state = trained.trainable_state()
-    before_cosines = {k: v for k, v in state.items() if not k.startswith(("head.aff", "head.gate"))}
+    before_cosines = {k: v for k, v in state.items() if k != "head.affinity"}
     lm = tiny_lm(default_lm_dir)
     lm.load_trainable_state(before_cosines)
     assert torch.equal(lm.head.affinity, torch.zeros(3))
@@ -302,5 +295,3 @@ def test_an_older_head_loads_so_that_it_scores_as_it_was_trained(default_lm_dir:
     two_cosines = before_cosines | {"head.affinity": torch.tensor([4.0, 6.0])}  # format 2
     lm.load_trainable_state(two_cosines)
     assert torch.equal(lm.head.affinity, torch.tensor([4.0, 6.0, 0.0]))
-    assert torch.equal(lm.head.gate.weight, torch.zeros_like(lm.head.gate.weight))
-    assert torch.equal(lm.head.gate.bias, torch.zeros(3))  # a gate of 1: the scales as saved
