@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from tastegraph.embeddings.pairs import co_engaged_pairs, variant_pairs
+from tastegraph.embeddings.pairs import (
+    TastePairs,
+    co_engaged_pairs,
+    engagement_groups,
+    taste_pairs,
+    variant_groups,
+    variant_pairs,
+)
 from tastegraph.store import Event
 
 DAY = 86_400.0
@@ -50,3 +57,45 @@ def test_variants_of_one_product_pair_up_unless_held_out() -> None:
     trainable = np.array([True, True, True, True, False, True])
     pairs = variant_pairs(variant_of, trainable)
     assert sorted(map(tuple, pairs.tolist())) == [(0, 1), (2, 5)]
+
+
+def _weight_of(pairs: TastePairs, rows: tuple[int, int]) -> float:
+    weight_of = dict(zip(map(tuple, pairs.rows.tolist()), pairs.weights, strict=True))
+    return float(weight_of[rows])
+
+
+def test_a_dense_user_weighs_the_square_root_of_their_pairs() -> None:
+    """One user with 6 pairs in a sitting (4 items) and one with a single pair: with
+    owner_power 0.5 they weigh sqrt(6) to 1; with 1 every pair weighs alike."""
+    dense = [ev(i, "dense", item, i) for i, item in enumerate("abcd")]
+    events = [*dense, ev(9, "light", "e", 0), ev(10, "light", "f", 1)]
+    groups = engagement_groups(events, INDEX)
+    damped, flat = taste_pairs(groups, owner_power=0.5), taste_pairs(groups, owner_power=1.0)
+    assert len(damped) == len(flat) == 7
+    dense_share = sum(
+        _weight_of(damped, p) for p in [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+    )
+    assert np.isclose(dense_share / _weight_of(damped, (4, 5)), np.sqrt(6))
+    assert np.allclose(flat.weights, 1 / 7)
+    assert np.isclose(damped.weights.sum(), 1.0)
+
+
+def test_a_pair_two_owners_hold_weighs_for_both() -> None:
+    events = [ev(1, "u", "a", 0), ev(2, "u", "b", 1), ev(3, "v", "a", 0), ev(4, "v", "b", 1)]
+    groups = engagement_groups(events, INDEX)
+    groups |= variant_groups(["p", None, "p", None, None, None], np.ones(6, dtype=bool))
+    pairs = taste_pairs(groups)
+    assert _weight_of(pairs, (0, 1)) == 2 * _weight_of(pairs, (0, 2))
+
+
+def test_batches_are_drawn_by_weight_without_repeats() -> None:
+    dense = [ev(i, "dense", item, i) for i, item in enumerate("abcd")]
+    pairs = taste_pairs(
+        engagement_groups([*dense, ev(9, "light", "e", 0), ev(10, "light", "f", 1)], INDEX)
+    )
+    rng = np.random.default_rng(0)
+    batches = [pairs.sample(4, rng) for _ in range(4000)]
+    assert all(len(np.unique(b, axis=0)) == len(b) for b in batches)
+    light = np.mean([any(tuple(p) == (4, 5) for p in b.tolist()) for b in batches])
+    single_draw = _weight_of(pairs, (4, 5))
+    assert abs(light - (1 - (1 - single_draw) ** 4)) < 0.03  # drawn 4 times per batch

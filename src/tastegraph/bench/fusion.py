@@ -5,7 +5,8 @@ A film-ratings log is dense: people rate dozens of films in one sitting, so one-
 sessions yield hundreds of thousands of co-engaged pairs from under 100,000 ratings, and
 training every pair for every taste epoch took 54 minutes on MovieLens-sized data. The
 budget (`TrainConfig.max_content_steps`, `max_taste_steps`) caps the batches whatever the
-log. The bench builds such a log synthetically (items in taste clusters, users rating in
+log; taste batches are drawn by weight, dense users damped (`TrainConfig.owner_power`).
+The bench builds such a log synthetically (items in taste clusters, users rating in
 sittings), trains with the budget, and sets the time against the batches the unbudgeted
 schedule would run at this run's time per batch (the pairing, timed on its own, counted
 once).
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tastegraph.embeddings.pairs import co_engaged_pairs
+from tastegraph.embeddings.pairs import engagement_groups, taste_pairs
 from tastegraph.embeddings.table import FeatureTable
 from tastegraph.embeddings.train import TrainConfig, train_fusion
 from tastegraph.store import Event
@@ -90,7 +91,7 @@ def run(items: int = 1700, ratings: int = 90_000, seed: int = 0) -> dict[str, fl
     config = TrainConfig(seed=seed)
     index = {item: row for row, item in enumerate(log.table.item_ids)}
     start = time.perf_counter()
-    co_engaged_pairs(log.events, index, seed=seed)  # what training does before its batches
+    taste_pairs(engagement_groups(log.events, index), seed=seed)  # training's first step
     pairing = time.perf_counter() - start
     start = time.perf_counter()
     result = train_fusion(log.table, log.events, config)

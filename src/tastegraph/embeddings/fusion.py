@@ -65,9 +65,17 @@ class FusionModel(nn.Module):
         has_text: torch.Tensor,  # (B,) bool
     ) -> torch.Tensor:
         """(B, E) item embeddings: the normalised sum of the modalities each item has."""
-        image_part = self.embed_images(image) * has_image[:, None]
-        text_part = self.embed_texts(text) * has_text[:, None]
-        return F.normalize(image_part + text_part, dim=-1)
+        return self.combine(self.embed_images(image), self.embed_texts(text), has_image, has_text)
+
+    @staticmethod
+    def combine(
+        image_side: torch.Tensor,
+        text_side: torch.Tensor,
+        has_image: torch.Tensor,
+        has_text: torch.Tensor,
+    ) -> torch.Tensor:
+        """The normalised sum of the embedded modalities each item has."""
+        return F.normalize(image_side * has_image[:, None] + text_side * has_text[:, None], dim=-1)
 
     def contrastive_loss(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Symmetric InfoNCE: row i of `a` matches row i of `b`; other rows are negatives."""

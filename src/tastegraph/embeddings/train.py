@@ -10,8 +10,9 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from safetensors.torch import save_file
 from tastegraph import registry
 from tastegraph.artifacts import publish_version
 from tastegraph.embeddings.fusion import FusionConfig, FusionModel
-from tastegraph.embeddings.pairs import co_engaged_pairs, variant_pairs
+from tastegraph.embeddings.pairs import TastePairs, engagement_groups, taste_pairs, variant_groups
 from tastegraph.embeddings.table import FeatureTable
 from tastegraph.progress import Progress
 from tastegraph.store import Event
@@ -33,9 +34,11 @@ log = logging.getLogger(__name__)
 @dataclass
 class TrainConfig:
     content_epochs: int = 30  # passes over the items that have both a photo and text
-    taste_epochs: int = 10  # passes over the co-engaged pairs
+    # Taste batches: this many times (distinct co-engaged pairs / batch size), each batch
+    # drawn by weight (see owner_power), not enumerated.
+    taste_epochs: int = 10
     # The budget: at most this many batches per stage, whatever the size of the catalog or
-    # the log (the H&M sample takes 720 and 1,980; a denser log stops early, mid-epoch).
+    # the log (the H&M sample takes 720 and 1,980; a denser log stops early).
     max_content_steps: int = 1000
     max_taste_steps: int = 2500
     batch_size: int = 512
@@ -45,6 +48,9 @@ class TrainConfig:
     cutoff: float | None = None  # unix seconds; only events before it are used
     session_window_s: float = 3600.0  # same user within this window = engaged together
     variant_pairs: bool = True  # variants of one product are positives in the taste stage too
+    # A user (or collection) with n pairs weighs n ** owner_power in the taste batches: 1
+    # weighs every pair alike, so dense users dominate; 0 weighs every user alike.
+    owner_power: float = 0.5
     # Keep the text tower's neighbourhoods: items whose texts are alike stay alike in the
     # fused space (soft targets from raw text cosine), weighted into the content loss.
     text_structure_weight: float = 1.0
@@ -62,19 +68,24 @@ class TrainResult:
     steps: dict[str, int] = field(default_factory=dict)  # batches trained per stage
 
 
-def _batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    order = rng.permutation(n)
-    for start in range(0, n - 1, batch_size):  # a batch of one has no negatives
-        yield order[start : start + batch_size]
+def _epochs_of_batches(
+    n: int, epochs: int, batch_size: int, rng: np.random.Generator
+) -> Iterator[np.ndarray]:
+    """Each epoch a fresh order of the n rows, in batches (a batch of one has no negatives)."""
+    for _ in range(epochs):
+        order = rng.permutation(n)
+        for start in range(0, n - 1, batch_size):
+            yield order[start : start + batch_size]
 
 
 def _content_loss(
     model: FusionModel, table: FeatureTable, rows: np.ndarray, config: TrainConfig
 ) -> torch.Tensor:
     image, text, has_image, has_text = table.tensors(rows)
-    loss = model.contrastive_loss(model.embed_images(image), model.embed_texts(text))
+    image_side, text_side = model.embed_images(image), model.embed_texts(text)
+    loss = model.contrastive_loss(image_side, text_side)
     if config.text_structure_weight > 0:
-        fused = model.fuse(image, text, has_image, has_text)
+        fused = model.combine(image_side, text_side, has_image, has_text)
         loss = loss + config.text_structure_weight * _structure_loss(
             fused, text, config.text_structure_temperature
         )
@@ -90,10 +101,6 @@ def _structure_loss(fused: torch.Tensor, text: torch.Tensor, temperature: float)
     return -(target * log_p).sum(-1).mean()
 
 
-def _fused(model: FusionModel, table: FeatureTable, rows: np.ndarray) -> torch.Tensor:
-    return model.fuse(*table.tensors(rows))
-
-
 def _taste_loss(
     model: FusionModel,
     table: FeatureTable,
@@ -103,13 +110,20 @@ def _taste_loss(
     rng: np.random.Generator,
 ) -> torch.Tensor:
     """Co-engaged items close, plus the content loss on a random batch so text keeps meaning."""
-    loss = model.contrastive_loss(
-        _fused(model, table, pairs[:, 0]), _fused(model, table, pairs[:, 1])
-    )
+    rows, inverse = np.unique(pairs, return_inverse=True)  # each item through the heads once
+    fused = model.fuse(*table.tensors(rows))[torch.from_numpy(inverse.reshape(pairs.shape))]
+    loss = model.contrastive_loss(fused[:, 0], fused[:, 1])
     if len(content_rows) > 1:
         sample = rng.choice(content_rows, min(config.batch_size, len(content_rows)), replace=False)
         loss = loss + config.content_weight * _content_loss(model, table, sample, config)
     return loss
+
+
+def _taste_batches(
+    pairs: TastePairs, steps: int, batch_size: int, rng: np.random.Generator
+) -> Iterator[np.ndarray]:
+    for _ in range(steps):
+        yield pairs.sample(batch_size, rng)
 
 
 def train_fusion(
@@ -129,59 +143,82 @@ def train_fusion(
     )
     trainable = np.array([item not in holdout for item in table.item_ids])
     content_rows = np.flatnonzero(table.has_image & table.has_text & trainable)
-    index = {item: row for row, item in enumerate(table.item_ids) if trainable[row]}
-    pairs = co_engaged_pairs(
-        events,
-        index,
-        cutoff=config.cutoff,
-        session_window_s=config.session_window_s,
-        seed=config.seed,
-    )
-    if config.variant_pairs:
-        variants = variant_pairs(table.variant_of, trainable, config.seed)
-        pairs = np.unique(np.concatenate([pairs, variants]), axis=0)
+    pairs = _taste_pairs(table, events, trainable, config)
     log.info(
         "training on %d items with photo and text, %d co-engaged pairs",
         len(content_rows),
         len(pairs),
     )
     result = TrainResult(model, len(content_rows), len(pairs))
-    model.train()
-    steps = result.steps = {"content": 0, "taste": 0}
-    budget = {"content": config.max_content_steps, "taste": config.max_taste_steps}
     per_epoch = {
         "content": -(-len(content_rows) // config.batch_size),
-        "taste": -(-len(pairs) // config.batch_size),
+        "taste": -(-len(pairs) // config.batch_size) if len(pairs) > 1 else 0,
     }
-    total = min(config.content_epochs * per_epoch["content"], budget["content"]) + min(
-        config.taste_epochs * per_epoch["taste"], budget["taste"]
+    planned = {
+        "content": min(config.content_epochs * per_epoch["content"], config.max_content_steps),
+        "taste": min(config.taste_epochs * per_epoch["taste"], config.max_taste_steps),
+    }
+    if config.taste_epochs * per_epoch["taste"] > config.max_taste_steps:
+        log.info("taste stage: stops at its budget of %d batches", config.max_taste_steps)
+    content_batches = _epochs_of_batches(
+        len(content_rows), config.content_epochs, config.batch_size, rng
     )
-    progress = Progress(total, "training fusion", "batches", show=show_progress)
-    for epoch in range(config.content_epochs + config.taste_epochs):
-        stage = "taste" if epoch >= config.content_epochs else "content"
-        if steps[stage] >= budget[stage]:
-            continue  # this stage's budget is spent
-        n = len(pairs) if stage == "taste" else len(content_rows)
-        batch_losses = []
-        for batch in _batches(n, config.batch_size, rng):
-            if stage == "taste":
-                loss = _taste_loss(model, table, pairs[batch], content_rows, config, rng)
-            else:
-                loss = _content_loss(model, table, content_rows[batch], config)
-            optimizer.zero_grad()
-            loss.backward()  # type: ignore[no-untyped-call]
-            optimizer.step()
-            batch_losses.append(loss.item())
-            steps[stage] += 1
-            progress.update(stage=stage, loss=f"{loss.item():.3f}")
-            if steps[stage] >= budget[stage]:
-                log.info("%s stage: its budget of %d batches is spent", stage, budget[stage])
-                break
-        mean_loss = float(np.mean(batch_losses)) if batch_losses else float("nan")
-        result.losses.append((stage, mean_loss))
+    progress = Progress(sum(planned.values()), "training fusion", "batches", show=show_progress)
+    model.train()
+    for stage, batches, loss_of in (
+        (
+            "content",
+            content_batches,
+            lambda rows: _content_loss(model, table, content_rows[rows], config),
+        ),
+        (
+            "taste",
+            _taste_batches(pairs, planned["taste"], config.batch_size, rng),
+            lambda batch: _taste_loss(model, table, batch, content_rows, config, rng),
+        ),
+    ):
+        losses = _train_stage(
+            stage, itertools.islice(batches, planned[stage]), loss_of, optimizer, progress
+        )
+        result.steps[stage] = len(losses)
+        epoch = max(per_epoch[stage], 1)  # the manifest keeps each epoch's worth's mean loss
+        result.losses += [
+            (stage, float(np.mean(losses[i : i + epoch]))) for i in range(0, len(losses), epoch)
+        ]
     progress.close()
     model.eval()
     return result
+
+
+def _train_stage(
+    stage: str,
+    batches: Iterable[np.ndarray],
+    loss_of: Callable[[np.ndarray], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    progress: Progress,
+) -> list[float]:
+    """One optimiser step per batch; the losses, in order."""
+    losses = []
+    for batch in batches:
+        loss = loss_of(batch)
+        optimizer.zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]
+        optimizer.step()
+        losses.append(loss.item())
+        progress.update(stage=stage, loss=f"{loss.item():.3f}")
+    return losses
+
+
+def _taste_pairs(
+    table: FeatureTable, events: Iterable[Event], trainable: np.ndarray, config: TrainConfig
+) -> TastePairs:
+    index = {item: row for row, item in enumerate(table.item_ids) if trainable[row]}
+    groups = engagement_groups(
+        events, index, cutoff=config.cutoff, session_window_s=config.session_window_s
+    )
+    if config.variant_pairs:
+        groups |= variant_groups(table.variant_of, trainable)
+    return taste_pairs(groups, config.owner_power, config.seed)
 
 
 def save_fusion(
