@@ -246,9 +246,11 @@ class Assistant:
         events = reversed(profile.recent) if profile is not None else []
         latest: dict[str, str] = {}
         for item_id, action, _ in events:
+            if len(latest) == n:
+                break
             if item_id in self.recommender.index and item_id not in latest:
                 latest[item_id] = action
-        return list(latest.items())[:n]
+        return list(latest.items())
 
     # -- the reply -------------------------------------------------------------------------
 
