@@ -6,7 +6,7 @@ import torch
 from tastegraph.embeddings.fusion import FusionConfig, FusionModel
 from tastegraph.embeddings.job import fuse_table
 from tastegraph.embeddings.table import FeatureTable
-from tastegraph.embeddings.train import TrainConfig, train_fusion
+from tastegraph.embeddings.train import TrainConfig, _taste_loss, train_fusion
 from tastegraph.store import Event
 
 
@@ -109,3 +109,25 @@ def test_training_stops_at_its_budget_whatever_the_log() -> None:
     assert unbounded.steps["taste"] > 7  # the epochs alone would take more than the budget
     first, second = unbounded.model.state_dict(), default.model.state_dict()
     assert all(torch.equal(first[name], second[name]) for name in first)
+
+
+def test_a_taste_batch_runs_each_item_once_and_pairs_them_as_given() -> None:
+    """Items recur across a batch's pairs; fusing each once and gathering must give the loss
+    of fusing every pair's sides apart (no dropout in eval mode)."""
+    rng = np.random.default_rng(0)
+    n = 6
+    table = FeatureTable(
+        [f"i{i}" for i in range(n)],
+        rng.standard_normal((n, 12)).astype(np.float32),
+        rng.standard_normal((n, 6)).astype(np.float32),
+        np.array([True, True, True, False, True, True]),
+        np.array([True, False, True, True, True, True]),
+        [None] * n,
+    )
+    pairs = np.array([[0, 1], [0, 3], [2, 5], [4, 1]])
+    m = model()
+    gathered = _taste_loss(m, table, pairs, np.array([], dtype=np.int64), TrainConfig(), rng)
+    apart = m.contrastive_loss(
+        m.fuse(*table.tensors(pairs[:, 0])), m.fuse(*table.tensors(pairs[:, 1]))
+    )
+    assert torch.allclose(gathered, apart, atol=1e-6)
