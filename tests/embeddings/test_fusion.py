@@ -15,6 +15,26 @@ def model() -> FusionModel:
     return FusionModel(FusionConfig(image_dim=12, text_dim=6, embed_dim=4, hidden_dim=8)).eval()
 
 
+def random_table(
+    rng: np.random.Generator,
+    n: int,
+    *,
+    image_dim: int,
+    text_dim: int,
+    has_image: np.ndarray | None = None,
+    has_text: np.ndarray | None = None,
+) -> FeatureTable:
+    """n items with random photo and text features (both, unless masks say otherwise)."""
+    return FeatureTable(
+        [f"i{i}" for i in range(n)],
+        rng.standard_normal((n, image_dim)).astype(np.float32),
+        rng.standard_normal((n, text_dim)).astype(np.float32),
+        np.ones(n, dtype=bool) if has_image is None else has_image,
+        np.ones(n, dtype=bool) if has_text is None else has_text,
+        [None] * n,
+    )
+
+
 def test_fused_embedding_is_unit_length_and_image_only_without_text() -> None:
     m = model()
     image, text = torch.randn(3, 12), torch.randn(3, 6)
@@ -77,14 +97,7 @@ def test_training_stops_at_its_budget_whatever_the_log() -> None:
     and a budget that does not bind changes nothing."""
     rng = np.random.default_rng(1)
     n = 64
-    table = FeatureTable(
-        [f"i{i}" for i in range(n)],
-        rng.standard_normal((n, 32)).astype(np.float32),
-        rng.standard_normal((n, 24)).astype(np.float32),
-        np.ones(n, dtype=bool),
-        np.ones(n, dtype=bool),
-        [None] * n,
-    )
+    table = random_table(rng, n, image_dim=32, text_dim=24)
     events = [  # a dense log: each shopper engages with many items in one session
         Event(f"e{u}-{k}", f"u{u}", f"i{(u * 7 + k) % n}", "purchase", 1.0, 1e9 + u * 1e4 + k)
         for u in range(40)
@@ -116,13 +129,13 @@ def test_a_taste_batch_runs_each_item_once_and_pairs_them_as_given() -> None:
     of fusing every pair's sides apart (no dropout in eval mode)."""
     rng = np.random.default_rng(0)
     n = 6
-    table = FeatureTable(
-        [f"i{i}" for i in range(n)],
-        rng.standard_normal((n, 12)).astype(np.float32),
-        rng.standard_normal((n, 6)).astype(np.float32),
-        np.array([True, True, True, False, True, True]),
-        np.array([True, False, True, True, True, True]),
-        [None] * n,
+    table = random_table(
+        rng,
+        n,
+        image_dim=12,
+        text_dim=6,
+        has_image=np.array([True, True, True, False, True, True]),
+        has_text=np.array([True, False, True, True, True, True]),
     )
     pairs = np.array([[0, 1], [0, 3], [2, 5], [4, 1]])
     m = model()

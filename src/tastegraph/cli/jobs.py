@@ -17,6 +17,14 @@ from tastegraph.cli.common import (
     with_engine,
 )
 
+TasteEpochsOption = Annotated[
+    int,
+    typer.Option(
+        help="Taste batches: this many times the co-engaged pairs over the batch size, each "
+        "batch drawn with dense users damped (then capped by the budget)."
+    ),
+]
+
 
 @train_app.command("embeddings")
 def train_embeddings_command(
@@ -26,13 +34,7 @@ def train_embeddings_command(
         typer.Option(help="Use only events before this time (ISO 8601 or unix seconds)."),
     ] = None,
     content_epochs: Annotated[int, typer.Option(help="Epochs of photo-text pairs.")] = 30,
-    taste_epochs: Annotated[
-        int,
-        typer.Option(
-            help="Taste batches: this many times the co-engaged pairs over the batch size, "
-            "each batch drawn with dense users damped (then capped by the budget)."
-        ),
-    ] = 10,
+    taste_epochs: TasteEpochsOption = 10,
     max_content_steps: Annotated[
         int, typer.Option(min=1, help="Budget: at most this many photo-text batches.")
     ] = 1000,
@@ -75,13 +77,7 @@ def train_embeddings_command(
 def train_reranker_command(
     ctx: typer.Context,
     content_epochs: Annotated[int, typer.Option(help="Epochs of photo-text pairs.")] = 30,
-    taste_epochs: Annotated[
-        int,
-        typer.Option(
-            help="Taste batches: this many times the co-engaged pairs over the batch size, "
-            "each batch drawn with dense users damped (then capped by the budget)."
-        ),
-    ] = 10,
+    taste_epochs: TasteEpochsOption = 10,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Train the related-items re-ranker on the baskets of the log's last 8 weeks.

@@ -154,12 +154,15 @@ def train_fusion(
         "content": -(-len(content_rows) // config.batch_size),
         "taste": -(-len(pairs) // config.batch_size) if len(pairs) > 1 else 0,
     }
-    planned = {
-        "content": min(config.content_epochs * per_epoch["content"], config.max_content_steps),
-        "taste": min(config.taste_epochs * per_epoch["taste"], config.max_taste_steps),
+    wanted = {
+        "content": config.content_epochs * per_epoch["content"],
+        "taste": config.taste_epochs * per_epoch["taste"],
     }
-    if config.taste_epochs * per_epoch["taste"] > config.max_taste_steps:
-        log.info("taste stage: stops at its budget of %d batches", config.max_taste_steps)
+    budget = {"content": config.max_content_steps, "taste": config.max_taste_steps}
+    planned = {stage: min(wanted[stage], budget[stage]) for stage in wanted}
+    for stage in wanted:
+        if wanted[stage] > budget[stage]:
+            log.info("%s stage: stops at its budget of %d batches", stage, budget[stage])
     content_batches = _epochs_of_batches(
         len(content_rows), config.content_epochs, config.batch_size, rng
     )
