@@ -69,9 +69,12 @@ def test_stage_1_fits_a_look_head_that_opens_each_description(
     with SQLiteStore(workdir / "store.db") as store:
         colours = {str(i.attributes.get("colour_group")) for i in store.iter_items()}
     assert set(head.colour.labels) <= colours and len(head.colour.labels) > 1
+    assert head.reads_signature
     embeddings = projector_embeddings(workdir)
     for item_id in photo_only[:3]:
-        look = look_phrase(*head.looks(embeddings.vector(item_id))[0])
+        signature = embeddings.colour(item_id)
+        assert signature is not None  # the embed job stored the photo's colour signature
+        look = look_phrase(*head.looks(embeddings.vector(item_id), signature)[0])
         text = describer(item_id)
         assert text == look  # the head's look, and nothing the LM made up after it
         assert describer(item_id) == text  # greedy: the same words every time

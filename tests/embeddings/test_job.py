@@ -19,6 +19,7 @@ from tastegraph.config import Settings
 from tastegraph.embeddings.job import fusion_root, photo_embeddings, prepare_features, run_embed
 from tastegraph.embeddings.store import EmbeddingStore
 from tastegraph.embeddings.train import TrainConfig, save_fusion, train_fusion
+from tastegraph.encoders.colour import RGB_BINS, ColourSignature
 from tastegraph.store import SQLiteStore
 
 QUICK = TrainConfig(content_epochs=3, taste_epochs=2, batch_size=16)
@@ -52,6 +53,23 @@ def test_embed_publishes_unit_vectors_for_every_item(trained: Settings) -> None:
     assert set(manifest["towers"]) == {"image", "text"}
     assert 0 < manifest["items_with_text"] < n_items  # some H&M items are photo-only
     assert EmbeddingStore.open(trained.workdir).version == embeddings.version
+
+
+def test_embed_stores_each_photo_colour_signature_beside_its_embedding(trained: Settings) -> None:
+    with SQLiteStore(trained.workdir / "store.db") as store:
+        embeddings = run_embed(store, trained).embeddings
+        table = prepare_features(store, trained).table
+    colours = embeddings.colours
+    assert colours is not None and colours.shape == (len(embeddings), ColourSignature.dim)
+    assert embeddings.manifest["colour_signature"].startswith(ColourSignature.name)
+    has_photo = dict(zip(table.item_ids, table.has_image.tolist(), strict=True))
+    histograms = colours[:, : RGB_BINS**3].sum(axis=1)
+    for row, item_id in enumerate(embeddings.ids):  # a histogram sums to 1; no photo: zeros
+        assert histograms[row] == pytest.approx(1.0 if has_photo[item_id] else 0.0, abs=1e-5)
+    first = embeddings.ids[0]
+    np.testing.assert_array_equal(embeddings.colour(first), colours[0])
+    with pytest.raises(KeyError):
+        embeddings.colour("no such item")
 
 
 def test_photo_embeddings_read_an_item_as_if_it_had_no_text(trained: Settings) -> None:

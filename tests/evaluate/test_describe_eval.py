@@ -23,6 +23,7 @@ from tastegraph.evaluate.describe import (
     LM_ALONE,
     MAJORITY,
     NEAREST_IMAGE,
+    NEAREST_SIGNED,
     OURS,
     OWN_TEXT,
     PROBE_IMAGE,
@@ -177,6 +178,7 @@ def test_the_evaluation_holds_out_what_stage_1_trained_on(
         OURS,
         LM_ALONE,
         NEAREST_IMAGE,
+        NEAREST_SIGNED,
         CHANCE,
         MAJORITY,
         PROBE_IMAGE,
@@ -203,5 +205,6 @@ def test_the_evaluate_descriptions_command(workdir: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert OURS in result.output and "ours / (a), paired" in result.output
+    assert "ours / (a2), paired" in result.output
     report = json.loads((workdir / "reports" / "descriptions.json").read_text())
     assert report["n"] == 2 and report["projector"]["described_with"] == "alignment"

@@ -337,7 +337,7 @@ def align_assistant(
     """Stage 1 for the default LM: the warm start on the first `max_items` embedded items
     with text, then, where `config.lm_items` > 0, the LM in the loop on the first of them
     (resuming from its last checkpoint); publishes the projector with the look head fitted
-    on the same items' photo embeddings (`assistant/look.py`)."""
+    on the same items' photo embeddings and colour signatures (`assistant/look.py`)."""
     config = config or AlignConfig()
     embeddings = EmbeddingStore.open(settings.workdir)
     answers: dict[str, str] = {}
@@ -369,7 +369,10 @@ def align_assistant(
     with_photo = [row for row, item_id in enumerate(ids) if item_id in photo]
     colours = [looks[ids[row]][0] for row in with_photo]
     kinds = [looks[ids[row]][1] for row in with_photo]
-    look_head = LookHead.fit(alone[with_photo], colours, kinds)
+    signatures = None
+    if embeddings.colours is not None:
+        signatures = embeddings.colour_rows([ids[row] for row in with_photo])
+    look_head = LookHead.fit(alone[with_photo], signatures, colours, kinds)
     manifest = {
         "stage": "alignment",
         "embeddings_version": embeddings.version,

@@ -27,6 +27,7 @@ from tastegraph.embeddings.train import (
 )
 from tastegraph.encoders import load_image_tower, load_text_tower
 from tastegraph.encoders.base import ImageTower, TextTower
+from tastegraph.encoders.colour import ColourSignature
 from tastegraph.store import Store
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,29 @@ def _fingerprint(features: Features, fusion_version: str) -> str:
     return digest.hexdigest()
 
 
+def colour_signatures(
+    entries: list[CatalogEntry], item_ids: list[str], settings: Settings
+) -> np.ndarray:
+    """(len(item_ids), dim) float32: each item's photo colour signature (zeros where it has
+    no photo that decodes), made for photos no earlier run signed. Made here even when the
+    towers run on Ray: a signature costs a decode of a small photo, nothing more."""
+    signer = ColourSignature()
+    cache = FeatureCache(cache_dir(settings.workdir, signer.name, signer.version), signer.dim)
+    extract_image_features(
+        entries,
+        signer,
+        cache,
+        batch_size=settings.embed_batch_size,
+        workers=settings.embed_workers,
+        shard_size=settings.embed_shard_size,
+    )
+    photo_of = {e.item_id: e.image_key for e in entries}
+    rows = [row for row, item_id in enumerate(item_ids) if photo_of.get(item_id) in cache]
+    matrix = np.zeros((len(item_ids), signer.dim), dtype=np.float32)
+    matrix[rows] = cache.get([photo_of[item_ids[row]] or "" for row in rows])
+    return matrix
+
+
 @dataclass
 class EmbedResult:
     embeddings: EmbeddingStore
@@ -182,7 +206,7 @@ def run_embed(
             f"the fusion model {fusion['version']} was trained on towers {fusion['towers']}, "
             f"but the embed job uses {features.towers}; run `tastegraph train embeddings` again"
         )
-    fingerprint = _fingerprint(features, fusion["version"])
+    fingerprint = _fingerprint(features, f"{fusion['version']}+{ColourSignature.version}")
     try:
         current = EmbeddingStore.open(settings.workdir)
         if current.manifest.get("fingerprint") == fingerprint:
@@ -190,6 +214,7 @@ def run_embed(
     except FileNotFoundError:
         pass
     vectors = fuse_table(model, features.table)
+    colours = colour_signatures(features.entries, features.table.item_ids, settings)
     manifest = {
         "created_at": time.time(),
         "towers": features.towers,
@@ -197,8 +222,11 @@ def run_embed(
         "fingerprint": fingerprint,
         "items_with_image": int(features.table.has_image.sum()),
         "items_with_text": int(features.table.has_text.sum()),
+        "colour_signature": f"{ColourSignature.name}@{ColourSignature.version}",
     }
-    folder = EmbeddingStore.publish(settings.workdir, features.table.item_ids, vectors, manifest)
+    folder = EmbeddingStore.publish(
+        settings.workdir, features.table.item_ids, vectors, manifest, colours
+    )
     log.debug("published %d item embeddings to %s", len(vectors), folder)
     return EmbedResult(EmbeddingStore(folder), features, True, time.perf_counter() - start)
 

@@ -1,4 +1,5 @@
-"""The versioned embedding store: item ids, a memory-mappable float32 matrix, a manifest."""
+"""The versioned embedding store: item ids, a memory-mappable float32 matrix, a manifest,
+and each item's photo colour signature (`encoders/colour.py`) where the embed job made one."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import numpy as np
 
 from tastegraph import registry
 from tastegraph.artifacts import current_version, publish_version
+
+COLOURS_FILE = "colours.npy"
 
 
 def embeddings_root(workdir: Path) -> Path:
@@ -24,6 +27,10 @@ class EmbeddingStore:
         self.manifest = registry.read_manifest(folder, "embeddings")
         self.ids: list[str] = json.loads((folder / "ids.json").read_text())
         self.vectors = np.load(folder / "vectors.npy", mmap_mode="r")  # (N, dim) float32
+        colours = folder / COLOURS_FILE
+        # (N, colour dim) float32, zeros for an item without a photo; None in a store made
+        # before there were signatures, or by a job that made none
+        self.colours = np.load(colours, mmap_mode="r") if colours.is_file() else None
         self._rows = {item_id: row for row, item_id in enumerate(self.ids)}
 
     @classmethod
@@ -48,6 +55,18 @@ class EmbeddingStore:
             raise KeyError(f"item {item_id!r} has no embedding in version {self.version}")
         return np.asarray(self.vectors[self._rows[item_id]])
 
+    def colour(self, item_id: str) -> np.ndarray | None:
+        """The colour signature of the item's photo; None where the store has none."""
+        if item_id not in self._rows:
+            raise KeyError(f"item {item_id!r} has no embedding in version {self.version}")
+        return None if self.colours is None else np.asarray(self.colours[self._rows[item_id]])
+
+    def colour_rows(self, item_ids: list[str]) -> np.ndarray:
+        """(len(item_ids), colour dim) colour signatures; ValueError where the store has none."""
+        if self.colours is None:
+            raise ValueError(f"embeddings {self.version} have no colour signatures")
+        return np.asarray(self.colours[[self._rows[i] for i in item_ids]])
+
     def similar(self, item_id: str, k: int = 10) -> list[tuple[str, float]]:
         """The k nearest other items by cosine, best first (exact search)."""
         if k < 1:
@@ -60,16 +79,23 @@ class EmbeddingStore:
 
     @staticmethod
     def publish(
-        workdir: Path, ids: list[str], vectors: np.ndarray, manifest: dict[str, Any]
+        workdir: Path,
+        ids: list[str],
+        vectors: np.ndarray,
+        manifest: dict[str, Any],
+        colours: np.ndarray | None = None,
     ) -> Path:
-        if vectors.shape[0] != len(ids) or vectors.dtype != np.float32:
-            raise ValueError(
-                f"expected ({len(ids)}, dim) float32 vectors, got {vectors.shape} {vectors.dtype}"
-            )
+        for name, matrix in (("vectors", vectors), ("colours", colours)):
+            if matrix is not None and (matrix.shape[0] != len(ids) or matrix.dtype != np.float32):
+                raise ValueError(
+                    f"expected ({len(ids)}, dim) float32 {name}, got {matrix.shape} {matrix.dtype}"
+                )
         manifest = manifest | {"count": len(ids), "dim": int(vectors.shape[1])}
 
         def write(folder: Path) -> None:
             np.save(folder / "vectors.npy", np.ascontiguousarray(vectors))
+            if colours is not None:
+                np.save(folder / COLOURS_FILE, np.ascontiguousarray(colours))
             (folder / "ids.json").write_text(json.dumps(ids))
             registry.write_manifest(folder, "embeddings", manifest)
 

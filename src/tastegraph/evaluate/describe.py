@@ -26,23 +26,26 @@ Scoring (`DescriptionScorer`), case-insensitive, on words (runs of letters: "T-s
   counts for both "Shirt" and "Dress" (no catalog type spans both words).
 Baselines are scored by the same rule, reading their predicted value as their text:
 (a) the nearest stage-1 training item by cosine of raw image-tower features (no fusion, no
-LM) -> its colour and type; (b) chance: the expected score of a value drawn from the
-training items' distribution of that attribute (per item, sum over values v of
-p(v) * score(v, truth); exact, no random draw); (c) the training items' most common
-value. Two linear probes show how much colour and type the features hold at all: a
-logistic regression per attribute, fitted on the stage-1 items (standardised features,
-C = 1, not tuned), reading (d) the raw image-tower features and (e) the photo-side
-embeddings the LM reads. They are a rough bound on what any reader of those features,
-the LM included, names right.
+LM) -> its colour and type; (a2) the same, by the sum of that cosine and the cosine of the
+photos' colour signatures (`encoders/colour.py`, which our colour head also reads); (b)
+chance: the expected score of a value drawn from the training items' distribution of that
+attribute (per item, sum over values v of p(v) * score(v, truth); exact, no random draw);
+(c) the training items' most common value. Two linear probes show how much colour and type
+the features hold at all: a logistic regression per attribute, fitted on the stage-1 items
+(standardised features, C = 1, not tuned), reading (d) the raw image-tower features and (e)
+the photo-side embeddings the LM reads. They are a rough bound on what any reader of those
+features, the LM included, names right.
 A reference row scores the item's own text cut as stage 1 cuts its answers (32 tokens):
 what a perfect stage-1 model would say, so the rule's ceiling.
 Ours is the description as `tastegraph describe` gives it: where stage 1 fitted a look
 head (`assistant/look.py`: fitted on every stage-1 item with a photo, a colour and a type,
 C = 0.1; probe (e) on those whose colour and type the rule can name, C = 1), the look it
-reads off the embedding. The row "LM alone reads the embedding" is the LM's greedy
-description from the stage-1 projector, opening with one of the catalog's looks (stage 2
-makes the projector forget describing; `projector="current"` measures the current one).
-95% percentile bootstrap intervals resample items; ours / (a) is a paired ratio.
+reads off the embedding (and, for colour, the photo's colour signature). The row "LM
+alone reads the embedding" is the LM's greedy description from the stage-1 projector,
+opening with one of the catalog's looks (stage 2 makes the projector forget describing;
+`projector="current"` measures the current one).
+95% percentile bootstrap intervals resample items; ours / (a) and ours / (a2) are paired
+ratios.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ log = logging.getLogger(__name__)
 OURS = "ours: as tastegraph describe serves"
 LM_ALONE = "LM alone reads the embedding"
 NEAREST_IMAGE = "(a) nearest training item, raw image"
+NEAREST_SIGNED = "(a2) nearest, image + colour signature"
 CHANCE = "(b) chance: training distribution"
 MAJORITY = "(c) most common training value"
 PROBE_IMAGE = "(d) linear probe, raw image features"
@@ -186,6 +190,7 @@ class DescriptionReport:
     colour: dict[str, Estimate]
     kind: dict[str, Estimate]
     ours_over_nearest: dict[str, Estimate]  # attribute -> paired ratio ours / (a)
+    ours_over_signed: dict[str, Estimate]  # attribute -> paired ratio ours / (a2)
     new_product_items: int  # test items none of whose product's variants stage 1 read
     new_products: dict[str, dict[str, Estimate]]  # attribute -> method -> on those items
     rules: dict[str, str]
@@ -315,6 +320,11 @@ def evaluate_descriptions(
             f"are gone from {workdir}; run `tastegraph train assistant` again"
         )
     embeddings = EmbeddingStore(folder)
+    if embeddings.colours is None:
+        raise ValueError(
+            f"embeddings {embeddings.version} have no colour signatures; run `tastegraph "
+            "embed` and `tastegraph train assistant` again"
+        )
     texts = {item_id: text for item_id, (text, *_) in items.items()}
     training, rest = stage1_training_ids(embeddings.ids, texts, int(stage1["items"]))
     scorer = DescriptionScorer(
@@ -347,6 +357,11 @@ def evaluate_descriptions(
     train_unit = _unit(image_features[[with_image[i] for i in train_pool]])
     test_unit = _unit(image_features[[with_image[t.item_id] for t in tests]])
     nearest = [train_pool[j] for j in np.argmax(test_unit @ train_unit.T, axis=1)]
+    # (a2): the same, plus the cosine of the colour signatures
+    train_signed = _unit(embeddings.colour_rows(train_pool))
+    test_signed = _unit(embeddings.colour_rows([t.item_id for t in tests]))
+    both = test_unit @ train_unit.T + test_signed @ train_signed.T
+    nearest_signed = [train_pool[j] for j in np.argmax(both, axis=1)]
 
     train_image = image_features[[with_image[i] for i in train_pool]]
     test_image = image_features[[with_image[t.item_id] for t in tests]]
@@ -364,7 +379,8 @@ def evaluate_descriptions(
         for test in tests:
             vector = photo_vectors[test.item_id]
             lm_alone.append(describe(lm, vector, config.max_new_tokens, looks))
-            served = describe(lm, vector, head=head) if head else lm_alone[-1]
+            signature = embeddings.colour(test.item_id)
+            served = describe(lm, vector, head=head, signature=signature) if head else lm_alone[-1]
             generated.append(served)
             progress.update()
 
@@ -380,36 +396,50 @@ def evaluate_descriptions(
         OURS: generated,
         LM_ALONE: lm_alone,
         NEAREST_IMAGE: [f"{items[i][1]}. {items[i][2]}" for i in nearest],
+        NEAREST_SIGNED: [f"{items[i][1]}. {items[i][2]}" for i in nearest_signed],
         MAJORITY: [f"{top_colour}. {top_kind}"] * len(tests),
         **probes,
         OWN_TEXT: own,
     }
     values = score_descriptions(scorer, tests, said)
     values[CHANCE] = chance_scores(scorer, tests, colours, kinds)
-    order = [OURS, LM_ALONE, NEAREST_IMAGE, CHANCE, MAJORITY, PROBE_IMAGE, PROBE_PHOTO, OWN_TEXT]
+    order = [
+        OURS,
+        LM_ALONE,
+        NEAREST_IMAGE,
+        NEAREST_SIGNED,
+        CHANCE,
+        MAJORITY,
+        PROBE_IMAGE,
+        PROBE_PHOTO,
+        OWN_TEXT,
+    ]
 
-    def estimates(rows: np.ndarray) -> tuple[dict[str, dict[str, Estimate]], dict[str, Estimate]]:
-        by_attribute = {
+    def estimates(rows: np.ndarray) -> dict[str, dict[str, Estimate]]:
+        return {
             attribute: {
                 m: bootstrap(values[m][attribute][rows], config.resamples, config.seed)
                 for m in order
             }
             for attribute in ("colour", "type")
         }
-        ratios = {
+
+    def ratios(rows: np.ndarray, baseline: str) -> dict[str, Estimate]:
+        return {
             attribute: paired_ratio(
                 values[OURS][attribute][rows],
-                values[NEAREST_IMAGE][attribute][rows],
+                values[baseline][attribute][rows],
                 config.resamples,
                 config.seed,
             )
             for attribute in ("colour", "type")
         }
-        return by_attribute, ratios
 
-    everything, ratios = estimates(np.arange(len(tests)))
+    every = np.arange(len(tests))
+    everything = estimates(every)
     new = np.array([not t.product_in_training for t in tests], dtype=bool)
-    new_estimates, new_ratios = estimates(np.flatnonzero(new))
+    new_rows = np.flatnonzero(new)
+    new_estimates, new_ratios = estimates(new_rows), ratios(new_rows, NEAREST_IMAGE)
     rows = [
         {
             "item": t.item_id,
@@ -439,7 +469,8 @@ def evaluate_descriptions(
         n=len(tests),
         colour=everything["colour"],
         kind=everything["type"],
-        ours_over_nearest=ratios,
+        ours_over_nearest=ratios(every, NEAREST_IMAGE),
+        ours_over_signed=ratios(every, NEAREST_SIGNED),
         new_product_items=int(new.sum()),
         new_products={
             "colour": new_estimates["colour"] | {"ours / (a)": new_ratios["colour"]},
@@ -480,8 +511,9 @@ def table(report: DescriptionReport) -> str:
     ]
     for method in report.colour:
         lines.append(f"{method:40} {cell(report.colour[method]):22} {cell(report.kind[method]):22}")
-    ratio = report.ours_over_nearest
-    lines.append(f"{'ours / (a), paired':40} {cell(ratio['colour']):22} {cell(ratio['type']):22}")
+    for name, ratio in (("(a)", report.ours_over_nearest), ("(a2)", report.ours_over_signed)):
+        colour, kind = cell(ratio["colour"]), cell(ratio["type"])
+        lines.append(f"{'ours / ' + name + ', paired':40} {colour:22} {kind:22}")
     new = report.new_products
     if report.new_product_items == report.n:
         lines.append("every item is of a product none of whose variants stage 1 read")
