@@ -46,6 +46,20 @@ class Features:
     encoded_texts: int
 
 
+def extract_photos(
+    entries: list[CatalogEntry], tower: ImageTower, cache: FeatureCache, settings: Settings
+) -> int:
+    """`extract_image_features` with the settings' batch size, workers and shard size."""
+    return extract_image_features(
+        entries,
+        tower,
+        cache,
+        batch_size=settings.embed_batch_size,
+        workers=settings.embed_workers,
+        shard_size=settings.embed_shard_size,
+    )
+
+
 def prepare_features(
     store: Store,
     settings: Settings,
@@ -65,14 +79,7 @@ def prepare_features(
     if settings.embed_engine == "ray":
         encoded_images, encoded_texts = _extract_on_ray(entries, settings, images, texts)
     else:
-        encoded_images = extract_image_features(
-            entries,
-            image_tower,
-            images,
-            batch_size=settings.embed_batch_size,
-            workers=settings.embed_workers,
-            shard_size=settings.embed_shard_size,
-        )
+        encoded_images = extract_photos(entries, image_tower, images, settings)
         encoded_texts = extract_text_features(
             entries, text_tower, texts, shard_size=settings.embed_shard_size
         )
@@ -168,14 +175,7 @@ def colour_signatures(
     towers run on Ray: a signature costs a decode of a small photo, nothing more."""
     signer = ColourSignature()
     cache = FeatureCache(cache_dir(settings.workdir, signer.name, signer.version), signer.dim)
-    extract_image_features(
-        entries,
-        signer,
-        cache,
-        batch_size=settings.embed_batch_size,
-        workers=settings.embed_workers,
-        shard_size=settings.embed_shard_size,
-    )
+    extract_photos(entries, signer, cache, settings)
     photo_of = {e.item_id: e.image_key for e in entries}
     rows = [row for row, item_id in enumerate(item_ids) if photo_of.get(item_id) in cache]
     matrix = np.zeros((len(item_ids), signer.dim), dtype=np.float32)

@@ -103,7 +103,8 @@ class ItemOut(Card):
     generated_description: str | None = Field(
         default=None,
         description="For an item with no text: its look (colour and type) read off its "
-        "embedding by stage 1's look head, or, without a head, the assistant's LM's "
+        "embedding and its photo's colour signature by stage 1's look head, or, without a "
+        "head, the assistant's LM's "
         "description. Generated, and a guess; null for items with text.",
     )
 

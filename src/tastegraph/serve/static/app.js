@@ -297,7 +297,7 @@ function renderDetail(item) {
   $("detail-label").textContent = item.label || "";
   $("detail-label").hidden = !item.label;
   $("detail-description").textContent = item.description
-    || (item.generated_description ? `Generated from the photo's embedding: “${item.generated_description}”` : "No description.");
+    || (item.generated_description ? `Generated from the photo's embedding and colours: “${item.generated_description}”` : "No description.");
   $("detail-description").classList.toggle("generated", !item.description && !!item.generated_description);
   $("detail-attributes").replaceChildren(...pickAttributes(item.attributes)
     .flatMap(([key, value]) => [el("dt", null, key), el("dd", null, value)]));
