@@ -16,6 +16,7 @@ from tastegraph.assistant.train import AlignConfig
 from tastegraph.config import Settings
 from tastegraph.display import PriceDisplay
 from tastegraph.embeddings.job import prepare_features
+from tastegraph.embeddings.table import FeatureTable
 from tastegraph.embeddings.train import TrainConfig
 from tastegraph.encoders import load_text_tower
 from tastegraph.encoders.text import item_text
@@ -27,6 +28,7 @@ from tastegraph.evaluate.assistant import (
     AssistantEvalConfig,
     evaluate_assistant,
     keyword_scores,
+    readable_by_photo,
 )
 from tastegraph.graph.taste import ItemDetails
 from tastegraph.store import SQLiteStore
@@ -76,10 +78,17 @@ def test_every_method_is_measured_on_held_out_shoppers(
     test_users = {e.user_id for e in events if e.ts >= cutoff}
     assert int(report.split["held_out_shoppers"]) <= len(test_users)
     assert everything.queries == int(report.split["test_queries"]) > 0
-    assert (
-        sum(f["all"].queries for name, f in report.families.items() if name != "all")
-        == everything.queries
+    hidden = [name for name in report.families if name.endswith(", text hidden")]
+    asked = [name for name in report.families if name not in hidden]
+    assert sum(report.families[name]["all"].queries for name in asked if name != "all") == (
+        everything.queries
     )
+    # The small catalog's items all have photos: every query is asked again, text hidden,
+    # by every method that can read items without text (keyword has no words to match).
+    blind = report.families["all, text hidden"]["all"]
+    assert blind.queries == everything.queries
+    assert set(blind.methods) == set(METHODS) - {"keyword", "off_the_shelf"}
+    assert sorted(hidden) == sorted(f"{name}, text hidden" for name in asked)
     for slices in report.families.values():
         for part in slices.values():
             for estimates in part.methods.values():
@@ -105,6 +114,28 @@ def test_every_method_is_measured_on_held_out_shoppers(
     assert cell["queries"] == everything.queries
     assert set(cell["methods"]) == set(METHODS)
     assert len(cell["methods"][OURS]["hit1"]) == 3 and len(cell["methods"][OURS]["mrr"]) == 3
+
+
+def test_only_queries_whose_items_all_have_photos_are_asked_with_the_text_hidden() -> None:
+    ids = ["a", "b", "c", "d"]
+    table = FeatureTable(
+        ids,
+        np.ones((4, 2), np.float32),
+        np.ones((4, 3), np.float32),
+        np.array([True, True, True, False]),
+        np.ones(4, bool),
+        [None] * 4,
+    )
+
+    def query(recent: tuple[str, ...], candidates: tuple[str, ...]) -> ShoppingExample:
+        return ShoppingExample("u", 0.0, "for_me", recent, "for me?", candidates, 0, "")
+
+    readable = query(("a",), ("b", "c"))
+    unreadable_candidate = query(("a",), ("b", "d"))
+    unreadable_history = query(("d",), ("b", "c"))
+    assert readable_by_photo([readable, unreadable_candidate, unreadable_history], table) == [
+        readable
+    ]
 
 
 def test_keyword_match_counts_the_colour_and_type_a_request_names() -> None:

@@ -201,13 +201,16 @@ class ItemView:
     # head's cosine to the request; None where the space has no text side (raw image
     # features) or the layout has no vectors.
     requests: TextLookup | None = None
+    # Read every item as if the catalog had no text for it (a photo-only item): how the
+    # evaluation asks what the LM makes of items where text cannot tell.
+    hide_text: bool = False
 
     def __post_init__(self) -> None:
         if self.layout != "text" and self.vectors is None:
             raise ValueError(f"the {self.layout!r} layout needs item vectors")
 
     def describe(self, item_id: str) -> str:
-        facts = self.catalog.get(item_id)
+        facts = None if self.hide_text else self.catalog.get(item_id)
         line = item_line(facts, self.catalog.display) if facts is not None else None
         if self.layout == "text":
             return line or photo_only_text(item_id, self.catalog)

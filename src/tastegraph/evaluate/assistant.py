@@ -29,7 +29,11 @@ target's slice (text or photo-only) and category. Methods, all on the same queri
 - off_the_shelf: the untrained LM reading text, its pick read from its next-token scores
   for the labels (up to 9 candidates, where each label is one token).
 Slices: targets with text or photo-only; warm (bought by someone before the cut-off) or
-cold. hit@1 and MRR with 95% intervals that resample shoppers; ratios are ours over each
+cold. Where text cannot tell: every query whose items all have a photo is asked again with
+the text hidden (families "..., text hidden"): each item is read as a photo-only item is,
+by the embedding of its photo alone and no text line (the text method: its id and
+product), with no retraining; cosine reads the photo embeddings, and keyword has no words.
+hit@1 and MRR with 95% intervals that resample shoppers; ratios are ours over each
 method, paired on the same resamples.
 """
 
@@ -169,7 +173,9 @@ def evaluate_assistant(
     training, testing = split_examples(train, in_test, catalog, config)
     log.info("assistant eval: %d training, %d test queries", len(training), len(testing))
 
+    blind_queries = readable_by_photo(testing, table)
     scores: dict[str, np.ndarray] = {}
+    blind: dict[str, np.ndarray] = {}  # method -> scores of blind_queries, text hidden
     trained: dict[str, dict[str, float]] = {}
     aligned = alignment_rows(table, item_texts, config.align_items, config.seed)
     stage_one: dict[str, tuple[dict[str, torch.Tensor], float]] = {}  # vectors -> weights, s
@@ -207,8 +213,16 @@ def evaluate_assistant(
             )
         trained[name] = {**training_figures(result), **figures}
         scores[name] = lm_scores(reader, testing, show_progress)
+        if blind_queries:
+            by_photo = matrix_lookup(table.item_ids, photos[source]) if source else None
+            text_hidden = replace(reader, vectors=by_photo, hide_text=True)
+            blind[name] = lm_scores(text_hidden, blind_queries, show_progress)
         del lm.model  # one LM in memory at a time is enough
     scores |= untrained_scores(table, vectors["fused"], requests, catalog, testing, config)
+    if blind_queries:  # no keyword: with the text hidden there are no words to match
+        blind |= untrained_scores(
+            table, photos["fused"], requests, catalog, blind_queries, config, keyword=False
+        )
     scores |= off_the_shelf_scores(lm_folder, catalog, testing, config, show_progress)
     ranks = {name: answer_ranks(s, testing) for name, s in scores.items()}
     split: dict[str, str | int | float] = {
@@ -220,13 +234,34 @@ def evaluate_assistant(
     }
     cold = {e.item_id for e in train if e.action == "purchase"}
     slices = query_slices(testing, catalog, cold)
+    families = family_reports(ranks, testing, slices, config)
+    if blind_queries:
+        blind_ranks = {name: answer_ranks(s, blind_queries) for name, s in blind.items()}
+        everything = {"all": np.ones(len(blind_queries), dtype=bool)}
+        hidden = family_reports(blind_ranks, blind_queries, everything, config)
+        families |= {f"{family}, text hidden": report for family, report in hidden.items()}
     return AssistantReport(
         split,
         config.examples.candidates,
-        family_reports(ranks, testing, slices, config),
+        families,
         hit_by_position(ranks, testing, config.examples.candidates),
         trained,
     )
+
+
+def readable_by_photo(
+    examples: Sequence[ShoppingExample], table: FeatureTable
+) -> list[ShoppingExample]:
+    """The queries every item of which (recent, reference, history, candidates) has a
+    photo: those that can be asked again with the text hidden, every item read by its
+    photo alone, as a catalog without text would be."""
+    with_photo = {i for i, has in zip(table.item_ids, table.has_image, strict=True) if has}
+
+    def readable(e: ShoppingExample) -> bool:
+        items = {*e.recent, *e.history, *e.candidates, *([e.reference] if e.reference else [])}
+        return items <= with_photo
+
+    return [e for e in examples if readable(e)]
 
 
 def untrained_scores(
@@ -236,6 +271,7 @@ def untrained_scores(
     catalog: Catalog,
     testing: Sequence[ShoppingExample],
     config: AssistantEvalConfig,
+    keyword: bool = True,
 ) -> dict[str, np.ndarray]:
     """The cosine, random and keyword methods' scores, those of them asked for."""
     noise = np.random.default_rng(config.seed).random((len(testing), config.examples.candidates))
@@ -243,7 +279,7 @@ def untrained_scores(
     if "cosine" in config.methods:
         scores["cosine"] = cosine_scores(table, vectors, requests, testing)
     scores["random"] = noise
-    if "keyword" in config.methods:
+    if keyword and "keyword" in config.methods:
         # Below one keyword: random tie-breaks only order candidates naming as many words.
         scores["keyword"] = keyword_scores(catalog, testing) + 0.5 * noise
     return {name: values for name, values in scores.items() if name in config.methods}
