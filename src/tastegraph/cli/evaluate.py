@@ -208,10 +208,11 @@ def evaluate_assistant_command(
     text), tokens_only, text, generic_vision (projector on raw image features), cosine,
     random, keyword and off_the_shelf (the untrained LM reading text); hit@1 and MRR with 95%
     bootstrap intervals by family and slice (text, photo-only, warm, cold), and paired
-    ratios. Trains on the training weeks the fusion model, stage 1 (twice: our embeddings
-    and raw image features) and stage 2 for four LM methods: on 2 cores about 2 hours with
-    the defaults. The LM is the settings' (TASTEGRAPH_LANGUAGE_MODEL).
-    Writes reports/assistant-<split>.{md,json} in the workdir."""
+    ratios; then where text cannot tell: every query again with the text hidden, each item
+    read by its photo alone (families "..., text hidden"). Trains on the training weeks the
+    fusion model, stage 1 (twice: our embeddings and raw image features) and stage 2 for
+    four LM methods: on 2 cores about 2 hours with the defaults. The LM is the settings'
+    (TASTEGRAPH_LANGUAGE_MODEL). Writes reports/assistant-<split>.{md,json} in the workdir."""
     from tastegraph.assistant.facts import Catalog
     from tastegraph.assistant.models import cached_lm
     from tastegraph.assistant.shopping import ExampleConfig, ShoppingConfig
