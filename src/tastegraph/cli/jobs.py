@@ -220,8 +220,10 @@ def train_assistant_command(
 def embed(ctx: typer.Context, engine: EngineOption = None) -> None:
     """Compute item embeddings offline and publish a new embedding store version.
 
-    Only photos and texts no earlier run encoded are encoded (features are cached by content
-    hash and tower version); a killed run resumes where it stopped. Needs a fusion model:
+    Beside each embedding the store keeps the photo's colour signature (the colours of its
+    subject), which the describer reads. Only photos and texts no earlier run encoded are
+    encoded (features are cached by content hash and tower version); a killed run resumes
+    where it stopped. Needs a fusion model:
     run `tastegraph train embeddings` first.
     """
     from tastegraph.embeddings.job import run_embed
