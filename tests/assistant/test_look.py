@@ -23,13 +23,16 @@ def clusters(seed: int = 0) -> tuple[np.ndarray, list[str], list[str]]:
 
 def test_the_head_reads_colour_and_kind_it_was_shown() -> None:
     x, colours, kinds = clusters()
-    head = LookHead.fit(x, None, colours, kinds)
+    head = LookHead.fit(x, colours, kinds)
     assert head is not None
     test, test_colours, test_kinds = clusters(seed=1)
     looks = head.looks(test)
     assert np.mean([c == t for (c, _), t in zip(looks, test_colours, strict=True)]) > 0.95
     assert np.mean([k == t for (_, k), t in zip(looks, test_kinds, strict=True)]) > 0.95
     assert head.looks(test[0]) == looks[:1]  # one vector (d,) reads as one row
+
+
+SIGNATURE = "colour-signature@test"
 
 
 def signed(x: np.ndarray, colours: list[str], seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -46,8 +49,8 @@ def signed(x: np.ndarray, colours: list[str], seed: int) -> tuple[np.ndarray, np
 def test_the_colour_head_reads_the_colour_signature_the_embedding_lost() -> None:
     x, colours, kinds = clusters()
     embeddings, signatures = signed(x, colours, seed=0)
-    head = LookHead.fit(embeddings, signatures, colours, kinds)
-    blind = LookHead.fit(embeddings, None, colours, kinds)
+    head = LookHead.fit(embeddings, colours, kinds, signatures=signatures, signature=SIGNATURE)
+    blind = LookHead.fit(embeddings, colours, kinds)
     assert head is not None and blind is not None and head.reads_signature
     test, test_colours, test_kinds = clusters(seed=1)
     test_embeddings, test_signatures = signed(test, test_colours, seed=1)
@@ -63,22 +66,28 @@ def test_the_colour_head_reads_the_colour_signature_the_embedding_lost() -> None
         head.looks(test_embeddings)
     with pytest.raises(ValueError, match="signatures of 5 numbers, not 3"):
         head.looks(test_embeddings, test_signatures[:, :3])
+    with pytest.raises(ValueError, match="come together"):
+        LookHead.fit(embeddings, colours, kinds, signatures=signatures)  # of no known version
+    with pytest.raises(ValueError, match="299 colour signatures for 300 vectors"):
+        LookHead.fit(embeddings, colours, kinds, signatures=signatures[1:], signature=SIGNATURE)
 
 
 def test_the_head_round_trips_through_safetensors(tmp_path: Path) -> None:
     x, colours, kinds = clusters()
-    head = LookHead.fit(x, None, colours, kinds)
+    head = LookHead.fit(x, colours, kinds)
     assert head is not None
     head.save(tmp_path)
     assert (tmp_path / LOOK_HEAD_FILE).is_file()
     loaded = LookHead.load(tmp_path)
     assert loaded is not None and loaded.looks(x) == head.looks(x)
     embeddings, signatures = signed(x, colours, seed=0)
-    with_signature = LookHead.fit(embeddings, signatures, colours, kinds)
+    with_signature = LookHead.fit(
+        embeddings, colours, kinds, signatures=signatures, signature=SIGNATURE
+    )
     assert with_signature is not None
     with_signature.save(tmp_path)
     loaded = LookHead.load(tmp_path)
-    assert loaded is not None and loaded.reads_signature
+    assert loaded is not None and loaded.signature == SIGNATURE
     assert loaded.looks(embeddings, signatures) == with_signature.looks(embeddings, signatures)
     assert LookHead.load(tmp_path / "elsewhere") is None  # a projector without a head
 
@@ -86,22 +95,22 @@ def test_the_head_round_trips_through_safetensors(tmp_path: Path) -> None:
 def test_items_without_a_look_are_left_out_and_too_few_give_no_head() -> None:
     x, colours, kinds = clusters()
     kinds = ["" if c == "Red" else k for c, k in zip(colours, kinds, strict=True)]
-    head = LookHead.fit(x, None, colours, kinds)
+    head = LookHead.fit(x, colours, kinds)
     assert head is not None and sorted(head.colour.labels) == ["Black", "White"]
     assert {c for c, _ in head.looks(x)} == {"Black", "White"}  # two classes: both are read
     few = MIN_EXAMPLES - 1
-    assert LookHead.fit(x[:few], None, colours[:few], kinds[:few]) is None
+    assert LookHead.fit(x[:few], colours[:few], kinds[:few]) is None
 
 
 def test_a_single_value_is_always_read() -> None:
     x, colours, _ = clusters()
-    head = LookHead.fit(x, None, colours, ["Dress"] * len(x))
+    head = LookHead.fit(x, colours, ["Dress"] * len(x))
     assert head is not None and {k for _, k in head.looks(x)} == {"Dress"}
 
 
 def test_a_vector_of_the_wrong_size_is_refused() -> None:
     x, colours, kinds = clusters()
-    head = LookHead.fit(x, None, colours, kinds)
+    head = LookHead.fit(x, colours, kinds)
     assert head is not None
     with pytest.raises(ValueError, match="8 numbers"):
         head.looks(np.zeros((2, 4), np.float32))
@@ -111,7 +120,7 @@ def test_a_vector_of_the_wrong_size_is_refused() -> None:
 
 def test_a_file_that_is_not_a_look_head_is_refused(tmp_path: Path) -> None:
     x, colours, kinds = clusters()
-    head = LookHead.fit(x, None, colours, kinds)
+    head = LookHead.fit(x, colours, kinds)
     assert head is not None
     head.kind.weights = head.kind.weights[:, :4]  # widths that disagree
     head.save(tmp_path)

@@ -53,15 +53,15 @@ def test_a_photo_without_a_backdrop_is_read_whole() -> None:
 
 
 def test_photos_go_through_the_tower_protocol() -> None:
-    signer = ColourSignature()
+    colour_tower = ColourSignature()
     image = Image.fromarray(photo((200, 30, 40), (235, 235, 235))).resize((192, 288))
     encoded = io.BytesIO()
     image.save(encoded, format="PNG")
-    pixels = signer.preprocess(encoded.getvalue())
+    pixels = colour_tower.preprocess(encoded.getvalue())
     assert pixels.shape == (3, 96, 64) and pixels.dtype == torch.uint8
-    batch = signer.encode(torch.stack([pixels, pixels]))
+    batch = colour_tower.encode(torch.stack([pixels, pixels]))
     assert batch.shape == (2, ColourSignature.dim)
     assert batch[0][rgb_cell((200, 30, 40))] > 0.8  # resizing blurs only the edges
     assert batch[0][-1] == pytest.approx(0.25, abs=0.03)
     with pytest.raises(ValueError, match="uint8"):
-        signer.encode(torch.zeros((1, 3, 96, 64)))
+        colour_tower.encode(torch.zeros((1, 3, 96, 64)))

@@ -85,9 +85,9 @@ def test_every_method_is_measured_on_held_out_shoppers(
     )
     # The small catalog's items all have photos: every query is asked again, text hidden,
     # by every method that can read items without text (keyword has no words to match).
-    blind = report.families["all, text hidden"]["all"]
-    assert blind.queries == everything.queries
-    assert set(blind.methods) == set(METHODS) - {"keyword", "off_the_shelf"}
+    text_hidden = report.families["all, text hidden"]["all"]
+    assert text_hidden.queries == everything.queries
+    assert set(text_hidden.methods) == set(METHODS) - {"keyword", "off_the_shelf"}
     assert sorted(hidden) == sorted(f"{name}, text hidden" for name in asked)
     for slices in report.families.values():
         for part in slices.values():

@@ -201,8 +201,9 @@ class ItemView:
     # head's cosine to the request; None where the space has no text side (raw image
     # features) or the layout has no vectors.
     requests: TextLookup | None = None
-    # Read every item as if the catalog had no text for it (a photo-only item): how the
-    # evaluation asks what the LM makes of items where text cannot tell.
+    # Drop every item's text line, as if the catalog had none (a photo-only item): how the
+    # evaluation asks what the LM makes of items where text cannot tell. The text stays in
+    # fused embeddings: the caller gives `vectors` of the photos alone with it.
     hide_text: bool = False
 
     def __post_init__(self) -> None:

@@ -1,4 +1,5 @@
-"""Describe an item from its embedding alone: the stage-1 task, asked at request time.
+"""Describe an item from its embedding (and its photo's colour signature): the stage-1
+task, asked at request time.
 
 Stage 1 of assistant training (`assistant/train.py`) teaches the LM to answer "Describe this
 item: <k item tokens>" with the item's look ("Black Dress") and then its own text (title,
@@ -258,6 +259,13 @@ def open_describer(
     embeddings = projector_embeddings(workdir)
     lm, manifest = load_describe_lm(workdir, which, share)
     head = stage1_look_head(workdir, manifest)
+    held = str(embeddings.manifest.get("colour_signature", ""))
+    if head is not None and head.signature and head.signature != held:
+        raise ValueError(
+            f"the look head reads colour signatures {head.signature}, but embeddings "
+            f"{embeddings.version} hold {held or 'none'}; run `tastegraph embed` and "
+            "`tastegraph train assistant` again"
+        )
     return Describer(lm, embeddings, size, looks=looks, head=head)
 
 

@@ -84,22 +84,31 @@ class AttributeHead:
 class LookHead:
     colour: AttributeHead  # reads the embedding, then the colour signature where it has one
     kind: AttributeHead  # reads the embedding
+    # The colour signature ("name@version", the embedding store's manifest) the colour head
+    # reads after the embedding; "" where it reads the embedding alone.
+    signature: str = ""
 
     @property
     def reads_signature(self) -> bool:
-        return len(self.colour.mean) > len(self.kind.mean)
+        return bool(self.signature)
 
     @classmethod
     def fit(
         cls,
         vectors: np.ndarray,
-        signatures: np.ndarray | None,
         colours: Sequence[str],
         kinds: Sequence[str],
+        *,
+        signatures: np.ndarray | None = None,
+        signature: str = "",
     ) -> Self | None:
-        """Fitted on the rows of (n, d) embeddings and (n, s) colour signatures (None:
-        the colour head reads the embedding alone) that have both a colour and a kind;
+        """Fitted on the rows of (n, d) embeddings, and of their (n, s) colour signatures
+        of the version named `signature` where given, that have both a colour and a kind;
         None where fewer than MIN_EXAMPLES rows do."""
+        if (signatures is None) != (not signature):
+            raise ValueError("colour signatures and their version come together")
+        if signatures is not None and len(signatures) != len(vectors):
+            raise ValueError(f"{len(signatures)} colour signatures for {len(vectors)} vectors")
         rows = [i for i, (c, k) in enumerate(zip(colours, kinds, strict=True)) if c and k]
         if len(rows) < MIN_EXAMPLES:
             log.info("no look head: %d items have a colour and a kind", len(rows))
@@ -109,6 +118,7 @@ class LookHead:
         return cls(
             AttributeHead.fit(colour_x, [colours[i] for i in rows]),
             AttributeHead.fit(x, [kinds[i] for i in rows]),
+            signature,
         )
 
     def looks(
@@ -138,7 +148,8 @@ class LookHead:
             for part in ("mean", "scale", "weights", "bias"):
                 tensors[f"{name}.{part}"] = np.ascontiguousarray(getattr(head, part))
             labels[name] = head.labels
-        save_file(tensors, str(folder / LOOK_HEAD_FILE), metadata={"labels": json.dumps(labels)})
+        metadata = {"labels": json.dumps(labels), "signature": self.signature}
+        save_file(tensors, str(folder / LOOK_HEAD_FILE), metadata=metadata)
 
     @classmethod
     def load(cls, folder: Path) -> Self | None:
@@ -150,7 +161,9 @@ class LookHead:
         from safetensors import safe_open
 
         with safe_open(str(path), framework="numpy") as handle:
-            labels = json.loads((handle.metadata() or {}).get("labels", "{}"))
+            metadata = handle.metadata() or {}
+        labels = json.loads(metadata.get("labels", "{}"))
+        signature = metadata.get("signature", "")  # "" in heads saved before signatures
         tensors = load_file(str(path))
 
         def head(name: str) -> AttributeHead:
@@ -171,6 +184,6 @@ class LookHead:
             return AttributeHead(names, mean, scale, weights, bias)
 
         colour, kind = head("colour"), head("kind")
-        if len(colour.mean) < len(kind.mean):
-            raise ValueError(f"{path} is not a look head: its colour head reads too little")
-        return cls(colour, kind)
+        if (len(colour.mean) > len(kind.mean)) != bool(signature):
+            raise ValueError(f"{path} is not a look head: its widths disagree with its metadata")
+        return cls(colour, kind, signature)

@@ -367,12 +367,17 @@ def align_assistant(
     checkpoints = settings.workdir / "models" / "projector-training" / embeddings.version / key
     result = align_projector(lm, vectors, [answers[i] for i in ids], checkpoints, config)
     with_photo = [row for row, item_id in enumerate(ids) if item_id in photo]
+    signatures, signature = None, str(embeddings.manifest.get("colour_signature", ""))
+    if signature:
+        signatures = embeddings.colour_rows([ids[row] for row in with_photo])
+        signed = np.flatnonzero(signatures.any(axis=1))  # zeros: none when it was embedded
+        signatures = signatures[signed]
+        with_photo = [with_photo[i] for i in signed]
     colours = [looks[ids[row]][0] for row in with_photo]
     kinds = [looks[ids[row]][1] for row in with_photo]
-    signatures = None
-    if embeddings.colours is not None:
-        signatures = embeddings.colour_rows([ids[row] for row in with_photo])
-    look_head = LookHead.fit(alone[with_photo], signatures, colours, kinds)
+    look_head = LookHead.fit(
+        alone[with_photo], colours, kinds, signatures=signatures, signature=signature
+    )
     manifest = {
         "stage": "alignment",
         "embeddings_version": embeddings.version,

@@ -50,8 +50,9 @@ def describe_command(
     ctx: typer.Context,
     item_ids: Annotated[list[str], typer.Argument(help="The items to describe.")],
 ) -> None:
-    """Print what each item is, read from its embedding alone: the look ("Light Pink
-    Dress") stage 1 of `tastegraph train assistant` fitted a look head to read, or, for a
+    """Print what each item is, read from its embedding and its photo's colour signature:
+    the look ("Light Pink Dress") stage 1 of `tastegraph train assistant` fitted a look
+    head to read, or, for a
     projector trained before the head existed, the LM's answer to "Describe this item"
     through the stage-1 projector (about 2 s per item on 2 CPU cores). This is how
     photo-only items get words; items with text show their real words beside the guess, to

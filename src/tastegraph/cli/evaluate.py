@@ -271,17 +271,18 @@ def evaluate_descriptions_command(
         ),
     ] = "alignment",
 ) -> None:
-    """Does the assistant's LM name an item's colour and type from its embedding alone? On
-    items with text that stage 1 did not train on, the LM describes each item as it
-    describes photo-only items; a description counts when it names the item's colour
+    """Does the assistant name an item's colour and type from its photo's embedding and
+    colour signature alone? On items with text that stage 1 did not train on, each item is
+    described as photo-only items are; a description counts when it names the item's colour
     (colour_attribute; "Dark Blue": "blue", and no other catalog colour) and type
     (kind_attribute; plurals count). Against (a) the nearest stage-1 item by raw image
-    features, (b) chance from the training distribution, (c) the most common value, and
-    linear probes fitted on the stage-1 items, reading (d) raw image features and (e) the
-    embeddings the LM reads (how much colour and type the features hold at all), with 95%
-    bootstrap intervals and the paired ratio ours / (a). Writes
-    reports/descriptions.json in the workdir (descriptions-current.json with --projector
-    current). About 7 minutes for 200 items on 2 CPU cores."""
+    features, (a2) by raw image features and colour signature, (b) chance from the training
+    distribution, (c) the most common value, and linear probes fitted on the stage-1 items,
+    reading (d) raw image features and (e) the embeddings the LM reads (how much colour and
+    type the features hold at all), with 95% bootstrap intervals and the paired ratios ours
+    / (a) and ours / (a2). Writes reports/descriptions.json in the workdir
+    (descriptions-current.json with --projector current). About 8 minutes for 200 items on
+    2 CPU cores."""
     from tastegraph.assistant.describe import Which
     from tastegraph.evaluate.describe import DescribeEvalConfig, evaluate_store, table
 

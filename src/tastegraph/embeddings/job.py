@@ -149,9 +149,9 @@ def embed_photos(model: FusionModel, image: np.ndarray, batch_size: int = 4096) 
     return matrix.astype(np.float32)
 
 
-def _fingerprint(features: Features, fusion_version: str) -> str:
+def _fingerprint(features: Features, fusion_version: str, colour_version: str) -> str:
     """Changes with any item's content, with which of its features are encoded (a photo that
-    failed once and decodes now), and with the fusion model."""
+    failed once and decodes now), with the fusion model and with the colour signature."""
     table = features.table
     encoded = dict(
         zip(
@@ -160,7 +160,7 @@ def _fingerprint(features: Features, fusion_version: str) -> str:
             strict=True,
         )
     )
-    digest = hashlib.sha256(fusion_version.encode())
+    digest = hashlib.sha256(f"{fusion_version}\x1f{colour_version}".encode())
     for e in features.entries:
         state = encoded.get(e.item_id)
         digest.update(f"{e.item_id}\x1f{e.image_key}\x1f{e.text_key}\x1f{state}\n".encode())
@@ -171,14 +171,16 @@ def colour_signatures(
     entries: list[CatalogEntry], item_ids: list[str], settings: Settings
 ) -> np.ndarray:
     """(len(item_ids), dim) float32: each item's photo colour signature (zeros where it has
-    no photo that decodes), made for photos no earlier run signed. Made here even when the
-    towers run on Ray: a signature costs a decode of a small photo, nothing more."""
-    signer = ColourSignature()
-    cache = FeatureCache(cache_dir(settings.workdir, signer.name, signer.version), signer.dim)
-    extract_photos(entries, signer, cache, settings)
+    no photo that decodes), made for photos no earlier run made one for. Made here even
+    when the towers run on Ray: a signature costs a decode and a resize to 96x64, nothing
+    more."""
+    colour_tower = ColourSignature()
+    folder = cache_dir(settings.workdir, colour_tower.name, colour_tower.version)
+    cache = FeatureCache(folder, colour_tower.dim)
+    extract_photos(entries, colour_tower, cache, settings)
     photo_of = {e.item_id: e.image_key for e in entries}
     rows = [row for row, item_id in enumerate(item_ids) if photo_of.get(item_id) in cache]
-    matrix = np.zeros((len(item_ids), signer.dim), dtype=np.float32)
+    matrix = np.zeros((len(item_ids), colour_tower.dim), dtype=np.float32)
     matrix[rows] = cache.get([photo_of[item_ids[row]] or "" for row in rows])
     return matrix
 
@@ -206,7 +208,7 @@ def run_embed(
             f"the fusion model {fusion['version']} was trained on towers {fusion['towers']}, "
             f"but the embed job uses {features.towers}; run `tastegraph train embeddings` again"
         )
-    fingerprint = _fingerprint(features, f"{fusion['version']}+{ColourSignature.version}")
+    fingerprint = _fingerprint(features, fusion["version"], ColourSignature.version)
     try:
         current = EmbeddingStore.open(settings.workdir)
         if current.manifest.get("fingerprint") == fingerprint:

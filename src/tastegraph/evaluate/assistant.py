@@ -173,9 +173,9 @@ def evaluate_assistant(
     training, testing = split_examples(train, in_test, catalog, config)
     log.info("assistant eval: %d training, %d test queries", len(training), len(testing))
 
-    blind_queries = readable_by_photo(testing, table)
+    text_hidden_queries = readable_by_photo(testing, table)
     scores: dict[str, np.ndarray] = {}
-    blind: dict[str, np.ndarray] = {}  # method -> scores of blind_queries, text hidden
+    text_hidden_scores: dict[str, np.ndarray] = {}  # method -> scores of text_hidden_queries
     trained: dict[str, dict[str, float]] = {}
     aligned = alignment_rows(table, item_texts, config.align_items, config.seed)
     stage_one: dict[str, tuple[dict[str, torch.Tensor], float]] = {}  # vectors -> weights, s
@@ -213,15 +213,15 @@ def evaluate_assistant(
             )
         trained[name] = {**training_figures(result), **figures}
         scores[name] = lm_scores(reader, testing, show_progress)
-        if blind_queries:
+        if text_hidden_queries:
             by_photo = matrix_lookup(table.item_ids, photos[source]) if source else None
-            text_hidden = replace(reader, vectors=by_photo, hide_text=True)
-            blind[name] = lm_scores(text_hidden, blind_queries, show_progress)
+            hidden_view = replace(reader, vectors=by_photo, hide_text=True)
+            text_hidden_scores[name] = lm_scores(hidden_view, text_hidden_queries, show_progress)
         del lm.model  # one LM in memory at a time is enough
     scores |= untrained_scores(table, vectors["fused"], requests, catalog, testing, config)
-    if blind_queries:  # no keyword: with the text hidden there are no words to match
-        blind |= untrained_scores(
-            table, photos["fused"], requests, catalog, blind_queries, config, keyword=False
+    if text_hidden_queries:  # no keyword: with the text hidden there are no words to match
+        text_hidden_scores |= untrained_scores(
+            table, photos["fused"], requests, catalog, text_hidden_queries, config, keyword=False
         )
     scores |= off_the_shelf_scores(lm_folder, catalog, testing, config, show_progress)
     ranks = {name: answer_ranks(s, testing) for name, s in scores.items()}
@@ -235,10 +235,12 @@ def evaluate_assistant(
     cold = {e.item_id for e in train if e.action == "purchase"}
     slices = query_slices(testing, catalog, cold)
     families = family_reports(ranks, testing, slices, config)
-    if blind_queries:
-        blind_ranks = {name: answer_ranks(s, blind_queries) for name, s in blind.items()}
-        everything = {"all": np.ones(len(blind_queries), dtype=bool)}
-        hidden = family_reports(blind_ranks, blind_queries, everything, config)
+    if text_hidden_queries:
+        text_hidden_ranks = {
+            name: answer_ranks(s, text_hidden_queries) for name, s in text_hidden_scores.items()
+        }
+        everything = {"all": np.ones(len(text_hidden_queries), dtype=bool)}
+        hidden = family_reports(text_hidden_ranks, text_hidden_queries, everything, config)
         families |= {f"{family}, text hidden": report for family, report in hidden.items()}
     return AssistantReport(
         split,

@@ -1,6 +1,6 @@
 """Does the assistant describe an item it never read the text of? Colour and type, scored.
 
-The LM describes an item from its embedding alone (`assistant/describe.py`), which is what
+The LM describes an item from its embedding (`assistant/describe.py`), which is what
 it does for photo-only items. To score that, the test items are items that do have text
 and attributes, read as photo-only items are: by the embedding of their photo alone (the
 fusion model's image side; their stored embedding has their text fused in), and that
@@ -70,7 +70,7 @@ log = logging.getLogger(__name__)
 OURS = "ours: as tastegraph describe serves"
 LM_ALONE = "LM alone reads the embedding"
 NEAREST_IMAGE = "(a) nearest training item, raw image"
-NEAREST_SIGNED = "(a2) nearest, image + colour signature"
+NEAREST_COLOUR = "(a2) nearest, image + colour signature"
 CHANCE = "(b) chance: training distribution"
 MAJORITY = "(c) most common training value"
 PROBE_IMAGE = "(d) linear probe, raw image features"
@@ -190,7 +190,7 @@ class DescriptionReport:
     colour: dict[str, Estimate]
     kind: dict[str, Estimate]
     ours_over_nearest: dict[str, Estimate]  # attribute -> paired ratio ours / (a)
-    ours_over_signed: dict[str, Estimate]  # attribute -> paired ratio ours / (a2)
+    ours_over_nearest_colour: dict[str, Estimate]  # attribute -> paired ratio ours / (a2)
     new_product_items: int  # test items none of whose product's variants stage 1 read
     new_products: dict[str, dict[str, Estimate]]  # attribute -> method -> on those items
     rules: dict[str, str]
@@ -358,10 +358,10 @@ def evaluate_descriptions(
     test_unit = _unit(image_features[[with_image[t.item_id] for t in tests]])
     nearest = [train_pool[j] for j in np.argmax(test_unit @ train_unit.T, axis=1)]
     # (a2): the same, plus the cosine of the colour signatures
-    train_signed = _unit(embeddings.colour_rows(train_pool))
-    test_signed = _unit(embeddings.colour_rows([t.item_id for t in tests]))
-    both = test_unit @ train_unit.T + test_signed @ train_signed.T
-    nearest_signed = [train_pool[j] for j in np.argmax(both, axis=1)]
+    train_colour = _unit(embeddings.colour_rows(train_pool))
+    test_colour = _unit(embeddings.colour_rows([t.item_id for t in tests]))
+    both = test_unit @ train_unit.T + test_colour @ train_colour.T
+    nearest_colour = [train_pool[j] for j in np.argmax(both, axis=1)]
 
     train_image = image_features[[with_image[i] for i in train_pool]]
     test_image = image_features[[with_image[t.item_id] for t in tests]]
@@ -396,7 +396,7 @@ def evaluate_descriptions(
         OURS: generated,
         LM_ALONE: lm_alone,
         NEAREST_IMAGE: [f"{items[i][1]}. {items[i][2]}" for i in nearest],
-        NEAREST_SIGNED: [f"{items[i][1]}. {items[i][2]}" for i in nearest_signed],
+        NEAREST_COLOUR: [f"{items[i][1]}. {items[i][2]}" for i in nearest_colour],
         MAJORITY: [f"{top_colour}. {top_kind}"] * len(tests),
         **probes,
         OWN_TEXT: own,
@@ -407,7 +407,7 @@ def evaluate_descriptions(
         OURS,
         LM_ALONE,
         NEAREST_IMAGE,
-        NEAREST_SIGNED,
+        NEAREST_COLOUR,
         CHANCE,
         MAJORITY,
         PROBE_IMAGE,
@@ -470,7 +470,7 @@ def evaluate_descriptions(
         colour=everything["colour"],
         kind=everything["type"],
         ours_over_nearest=ratios(every, NEAREST_IMAGE),
-        ours_over_signed=ratios(every, NEAREST_SIGNED),
+        ours_over_nearest_colour=ratios(every, NEAREST_COLOUR),
         new_product_items=int(new.sum()),
         new_products={
             "colour": new_estimates["colour"] | {"ours / (a)": new_ratios["colour"]},
@@ -511,7 +511,10 @@ def table(report: DescriptionReport) -> str:
     ]
     for method in report.colour:
         lines.append(f"{method:40} {cell(report.colour[method]):22} {cell(report.kind[method]):22}")
-    for name, ratio in (("(a)", report.ours_over_nearest), ("(a2)", report.ours_over_signed)):
+    for name, ratio in (
+        ("(a)", report.ours_over_nearest),
+        ("(a2)", report.ours_over_nearest_colour),
+    ):
         colour, kind = cell(ratio["colour"]), cell(ratio["type"])
         lines.append(f"{'ours / ' + name + ', paired':40} {colour:22} {kind:22}")
     new = report.new_products

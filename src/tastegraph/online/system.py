@@ -305,9 +305,9 @@ class OnlineSystem:
         return Media(item_id, str(target), digest, check.width, check.height)
 
     def generated_description(self, item_id: str) -> str | None:
-        """What an item without text is, read from its embedding alone (`assistant/
-        describe.py`: the look head's look, kept per item); None for an item with text or
-        attributes, or while no assistant is ready."""
+        """What an item without text is, read from its embedding and its photo's colour
+        signature (`assistant/describe.py`: the look head's look, kept per item); None for
+        an item with text or attributes, or while no assistant is ready."""
         facts = self.catalog.get(item_id)
         if facts is None or facts.title or facts.label or item_id not in self.current().index:
             return None
@@ -318,7 +318,10 @@ class OnlineSystem:
         with live:
             try:
                 return str(live.describer(item_id))
-            except (KeyError, ValueError):  # not in the projector's embeddings; no stage 1
+            except KeyError:  # not in the projector's embeddings
+                return None
+            except ValueError as exc:  # no stage 1; a look head for other embeddings
+                log.warning("no description for %s: %s", item_id, exc)
                 return None
 
     def knows_user(self, user_id: str) -> bool:
