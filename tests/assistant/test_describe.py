@@ -127,7 +127,7 @@ def test_the_describe_command(workdir: Path, photo_only: list[str]) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["--workdir", str(workdir), "describe", photo_only[0], with_text])
     assert result.exit_code == 0, result.output
-    assert result.output.count("generated from the item's embedding:") == 2
+    assert result.output.count("generated from the item's embedding and photo colours:") == 2
     assert "(photo only)" in result.output and "real text:" in result.output
 
     unknown = runner.invoke(app, ["--workdir", str(workdir), "describe", "no-such-item"])

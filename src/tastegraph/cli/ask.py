@@ -86,7 +86,7 @@ def describe_command(
         text = item_text(item) if item else ""
         title = (item.title if item else None) or ("(photo only)" if not text else "")
         typer.echo(f"{item_id}  {title}")
-        typer.echo(f"  generated from the item's embedding: {describer(item_id)}")
+        typer.echo(f"  generated from the item's embedding and photo colours: {describer(item_id)}")
         if item is not None and text:
             real = [
                 f"{key}: {item.attributes[key]}"
