@@ -259,7 +259,7 @@ def open_describer(
     embeddings = projector_embeddings(workdir)
     lm, manifest = load_describe_lm(workdir, which, share)
     head = stage1_look_head(workdir, manifest)
-    held = str(embeddings.manifest.get("colour_signature", ""))
+    held = embeddings.colour_signature
     if head is not None and head.signature and head.signature != held:
         raise ValueError(
             f"the look head reads colour signatures {head.signature}, but embeddings "

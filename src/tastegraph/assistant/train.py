@@ -367,7 +367,7 @@ def align_assistant(
     checkpoints = settings.workdir / "models" / "projector-training" / embeddings.version / key
     result = align_projector(lm, vectors, [answers[i] for i in ids], checkpoints, config)
     with_photo = [row for row, item_id in enumerate(ids) if item_id in photo]
-    signatures, signature = None, str(embeddings.manifest.get("colour_signature", ""))
+    signatures, signature = None, embeddings.colour_signature
     if signature:
         signatures = embeddings.colour_rows([ids[row] for row in with_photo])
         signed = np.flatnonzero(signatures.any(axis=1))  # zeros: none when it was embedded

@@ -55,6 +55,11 @@ class EmbeddingStore:
             raise KeyError(f"item {item_id!r} has no embedding in version {self.version}")
         return np.asarray(self.vectors[self._rows[item_id]])
 
+    @property
+    def colour_signature(self) -> str:
+        """The colour signature ("name@version") the store holds; "" where it holds none."""
+        return str(self.manifest.get("colour_signature", "")) if self.colours is not None else ""
+
     def colour(self, item_id: str) -> np.ndarray | None:
         """The colour signature of the item's photo; None where the store has none."""
         if item_id not in self._rows:

@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from PIL import Image
 
-from tastegraph.encoders.image import decode_rgb
+from tastegraph.encoders.image import uint8_pixels
 
 RGB_BINS = 6
 HUE_BINS = 12
@@ -40,9 +39,7 @@ class ColourSignature:
 
     def preprocess(self, image_bytes: bytes) -> torch.Tensor:
         """Decode one photo -> (3, H, W) uint8 pixels at the signature's small size."""
-        height, width = INPUT_SIZE
-        image = decode_rgb(image_bytes).resize((width, height), Image.Resampling.BILINEAR)
-        return torch.from_numpy(np.ascontiguousarray(np.asarray(image).transpose(2, 0, 1)))
+        return uint8_pixels(image_bytes, INPUT_SIZE)
 
     def encode(self, batch: torch.Tensor) -> np.ndarray:
         """(B, 3, H, W) uint8 pixels -> (B, dim) float32 signatures."""

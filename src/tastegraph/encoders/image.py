@@ -46,6 +46,13 @@ def decode_rgb(image_bytes: bytes) -> Image.Image:
         ) from exc
 
 
+def uint8_pixels(image_bytes: bytes, size: tuple[int, int]) -> torch.Tensor:
+    """Decode one photo, squash it to size (height, width), bilinear -> (3, H, W) uint8."""
+    height, width = size
+    image = decode_rgb(image_bytes).resize((width, height), Image.Resampling.BILINEAR)
+    return torch.from_numpy(np.ascontiguousarray(np.asarray(image).transpose(2, 0, 1)))
+
+
 def to_normalised_tensor(
     image: Image.Image, mean: tuple[float, float, float], std: tuple[float, float, float]
 ) -> torch.Tensor:
@@ -137,9 +144,7 @@ class EfficientNetLite0Tower:
 
         Pixels stay bytes until the forward pass: a quarter of the float tensor's size to
         hand from the decoding workers to the tower, and no float pass over them here."""
-        height, width = self.input_size
-        image = decode_rgb(image_bytes).resize((width, height), Image.Resampling.BILINEAR)
-        return torch.from_numpy(np.ascontiguousarray(np.asarray(image).transpose(2, 0, 1)))
+        return uint8_pixels(image_bytes, self.input_size)
 
     def encode(self, batch: torch.Tensor) -> np.ndarray:
         """(B, 3, H, W) uint8 pixels from `preprocess` -> (B, 1280) float32 features."""
