@@ -143,7 +143,7 @@ def test_wrk_sends_each_stream_at_its_share_with_the_token(
 
 def test_wrk_and_python_send_the_same_requests(counting_server: tuple[str, Seen]) -> None:
     url, seen = counting_server
-    config = LoadConfig(rates=(20.0,), seconds=1.0, events_per_second=5.0, users=4)
+    config = LoadConfig(rates=(20.0,), seconds=1.0, events_per_second=5.0, users=4, warmup=0.0)
     sent = {}
     for generator in ("wrk", "python"):
         seen.requests.clear()

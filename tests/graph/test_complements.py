@@ -40,6 +40,23 @@ def test_values_bought_together_score_above_chance() -> None:
     assert by_item["mystery"] == 0.0  # no attributes: no evidence either way
 
 
+def test_a_score_is_the_summed_pmi_of_the_attributes_both_items_have() -> None:
+    attributes, events = shop()
+    attributes["plain top"] = {"type": "top"}  # no sku: that attribute adds nothing
+    complements = Complements.fit(events, attributes, now=None)
+    items = list(attributes)
+    scores = complements.scorer(items, attributes)(np.arange(len(items)))
+    for q, query in enumerate(items):
+        for r, item in enumerate(items):
+            expected = sum(
+                float(table[values.index(attributes[query][name]), values.index(value)])
+                for name, values in complements.values.items()
+                if name in attributes[query] and (value := attributes[item].get(name)) is not None
+                for table in [complements.pmi[name]]
+            )
+            assert scores[q, r] == pytest.approx(expected, abs=1e-5)
+
+
 def test_events_at_or_after_now_are_not_read() -> None:
     attributes, events = shop()
     later = basket(500, ["top1", "shoe1"], day=30)

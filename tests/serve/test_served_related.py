@@ -78,7 +78,7 @@ def test_served_related_items_are_the_cli_s_and_follow_a_new_reranker(
         assert after != served
 
         # `tastegraph bench serve` times this path too, beside feeds and events.
-        load = LoadConfig(rates=(10.0,), seconds=2.0, events_per_second=2.0, users=20)
+        load = LoadConfig(rates=(10.0,), seconds=2.0, events_per_second=2.0, users=20, warmup=0.0)
         [result] = run_load(server.url, server.token, load)
     assert len(result.related.seconds) == 5 and result.related.errors == 0
     assert "related p99" in report([result])

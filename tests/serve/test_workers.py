@@ -19,9 +19,13 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from serving import AUTH, TOKEN, serve_settings, service_of
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
 from tastegraph.bench.serve import running_server
 from tastegraph.serve.app import create_app
+from tastegraph.serve.workers import Rebalance
 from tastegraph.store import SQLiteStore, open_store
 
 if TYPE_CHECKING:
@@ -142,6 +146,14 @@ def test_an_event_one_process_stores_reaches_the_other_over_postgresql(
         assert item in read[0]
 
 
+@pytest.mark.parametrize(("every", "closed"), [(1, 50), (10**9, 0)])
+def test_a_worker_closes_a_kept_alive_connection_now_and_then(every: int, closed: int) -> None:
+    app = Starlette(routes=[Route("/", lambda request: PlainTextResponse("hi"))])
+    with TestClient(Rebalance(app, every=every)) as client:
+        headers = [client.get("/").headers.get("connection") for _ in range(50)]
+    assert headers.count("close") == closed
+
+
 @pytest.mark.parametrize("after", [-1, "x"])
 def test_a_bad_position_is_refused(client: TestClient, after: object) -> None:
     user = service_of(client).current().profiles.__iter__().__next__().user_id
@@ -159,6 +171,10 @@ def test_served_by_two_processes_that_read_each_others_writes_and_come_back(
     with running_server(workdir, TOKEN, assistant=False, workers=2) as server:
         pids = answering_processes(server.url, want=2)
         assert len(pids) == 2
+        with httpx.Client(base_url=server.url, timeout=30) as kept_alive:
+            # One client on one connection still reaches both: it is closed now and then.
+            answered = {kept_alive.get("/healthz").json()["process"] for _ in range(2000)}
+        assert answered == pids
         with SQLiteStore(workdir / "store.db") as store:
             item = next(store.iter_items()).id
         position = post_events(server.url, [purchase_of("w-1", "w-shopper", item)])

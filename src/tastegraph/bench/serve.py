@@ -55,6 +55,7 @@ class LoadConfig:
     n: int = 12  # items per feed
     users: int = 1000  # feed requests cycle through this many users drawn at random
     timeout: float = 5.0  # a request slower than this is an error
+    warmup: float = 30.0  # seconds of the load at the first rate before measuring, unreported
 
 
 @dataclass(frozen=True)
@@ -228,13 +229,19 @@ def _run_load_wrk(
 ) -> list[RateResult]:
     users, items = asyncio.run(_targets(url, token, config))
     targets = Targets(users, items, token, config.n)
-    results = []
-    for rate in config.rates:
-        mix = [
+
+    def mix_at(rate: float) -> list[Stream]:
+        return [
             Stream("feed", rate),
             Stream("related", rate * config.related_share),
             Stream("events", config.events_per_second),
         ]
+
+    if config.warmup > 0:  # caches filled, code paths run once: what a server meets at work
+        run_wrk(url, mix_at(config.rates[0]), config.warmup, targets, timeout=config.timeout)
+    results = []
+    for rate in config.rates:
+        mix = mix_at(rate)
         loaded = run_wrk(
             url, mix, config.seconds, targets, timeout=config.timeout, server_pid=server_pid
         )
@@ -278,14 +285,12 @@ async def _run_load(
     async with _client(url, config) as client:
         traffic = _Traffic(client, token, config)
         await traffic.prepare()
+        if config.warmup > 0:
+            await _mix(traffic, config, config.rates[0], config.warmup)
         results = []
         for rate in config.rates:
             with _measured_cpu(server_pid) as mix_cpu:
-                feeds, events, related = await asyncio.gather(
-                    _open_loop(traffic.feed, rate, config.seconds),
-                    _open_loop(traffic.event, config.events_per_second, config.seconds),
-                    _open_loop(traffic.related, rate * config.related_share, config.seconds),
-                )
+                feeds, events, related = await _mix(traffic, config, rate, config.seconds)
             with _measured_cpu(server_pid) as floor_cpu:
                 floor = await _open_loop(traffic.health, rate, config.seconds)
             results.append(
@@ -303,6 +308,18 @@ async def _run_load(
                 )
             )
     return results
+
+
+async def _mix(
+    traffic: _Traffic, config: LoadConfig, rate: float, seconds: float
+) -> tuple[Latencies, Latencies, Latencies]:
+    """Feeds at `rate` with events and related items meanwhile: (feeds, events, related)."""
+    feeds, events, related = await asyncio.gather(
+        _open_loop(traffic.feed, rate, seconds),
+        _open_loop(traffic.event, config.events_per_second, seconds),
+        _open_loop(traffic.related, rate * config.related_share, seconds),
+    )
+    return feeds, events, related
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -106,6 +107,15 @@ def bench_serve_command(
     workers: Annotated[
         int, typer.Option(min=1, max=64, help="Server processes (tastegraph serve --workers).")
     ] = 1,
+    warmup: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=300,
+            help="Seconds of load at the first rate before measuring, unreported (a server's "
+            "first half minute under load is slower).",
+        ),
+    ] = 30.0,
 ) -> None:
     """Load-test the server on 127.0.0.1 over the workdir (a copy, since events are
     written): feed requests at each rate while events and related-items requests (one per
@@ -130,7 +140,9 @@ def bench_serve_command(
         raise typer.BadParameter(f"unknown generator {generator!r}; expected wrk or python")
     elif generator == "wrk" and wrk_binary() is None:
         raise fail("wrk is not on PATH: apt-get install wrk, or pass --generator python")
-    config = LoadConfig(rates=steps, seconds=seconds, events_per_second=events_per_second)
+    config = LoadConfig(
+        rates=steps, seconds=seconds, events_per_second=events_per_second, warmup=warmup
+    )
     with _serving_copy(settings, workers) as server:
         results = run_load(
             server.url, server.token, config, generator=generator, server_pid=server.process.pid
@@ -161,6 +173,7 @@ def _scratch_copy(settings: Settings) -> Iterator[Path]:
         workdir = Path(scratch) / "work"
         skipped = shutil.ignore_patterns("features", "lm", "projector-training")
         shutil.copytree(settings.workdir, workdir, ignore=skipped)
+        os.sync()  # write the copy out now, not while the server is being measured
         yield workdir
 
 

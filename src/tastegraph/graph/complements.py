@@ -63,17 +63,23 @@ class Complements:
         """score(rows) -> (Q, N): the summed PMI of each query row's attribute values with
         every item's, over the attributes both items have (0 where none)."""
         codes = attribute_codes(item_ids, attributes, self.values)  # (N, K)
-        known = codes >= 0
-        safe = np.maximum(codes, 0)  # any valid code where unknown; masked out below
-        tables = [self.pmi[name] for name in self.values]
+        # Items with the same values score alike: each distinct combination is scored once.
+        combinations, combination_of = np.unique(codes, axis=0, return_inverse=True)
+        combination_of = combination_of.ravel()
+        # "Unknown" becomes one more value of each attribute, whose PMI with anything is 0,
+        # so a query reads one table row per attribute and gathers it: no masks per request.
+        columns, tables = [], []
+        for column, name in enumerate(self.values):
+            values = combinations[:, column]
+            columns.append(np.where(values >= 0, values, len(self.values[name])))
+            tables.append(np.pad(self.pmi[name], ((0, 1), (0, 1))))
 
         def score(rows: np.ndarray) -> np.ndarray:
-            total = np.zeros((len(rows), len(item_ids)), dtype=np.float32)
-            for column, table in enumerate(tables):
-                both = known[rows, column][:, None] & known[None, :, column]
-                pmi = table[safe[rows, column]][:, safe[:, column]]
-                total += np.where(both, pmi, 0.0)
-            return total
+            queries = combination_of[rows]
+            total = np.zeros((len(rows), len(combinations)), dtype=np.float32)
+            for values, table in zip(columns, tables, strict=True):
+                total += table[values[queries]][:, values]
+            return total[:, combination_of]
 
         return score
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import random
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tastegraph.config import Settings
 from tastegraph.serve.app import create_app
 
 SETTINGS_VARIABLE = "TASTEGRAPH_WORKER_SETTINGS"
+REBALANCE_EVERY = 100  # responses a connection gets, on average, before it is closed
 
 
 def serve_workers(settings: Settings, *, assistant: bool, workers: int) -> None:
@@ -38,4 +41,29 @@ def serve_workers(settings: Settings, *, assistant: bool, workers: int) -> None:
 def worker_app() -> FastAPI:
     """The app of one worker, from the settings its parent left in the environment."""
     passed = json.loads(os.environ[SETTINGS_VARIABLE])
-    return create_app(Settings.model_validate(passed["settings"]), assistant=passed["assistant"])
+    app = create_app(Settings.model_validate(passed["settings"]), assistant=passed["assistant"])
+    app.add_middleware(Rebalance, every=REBALANCE_EVERY)
+    return app
+
+
+class Rebalance:
+    """Close a kept-alive connection now and then (on average after `every` responses), so
+    that its client connects again, to whichever worker accepts first: the least busy.
+    Workers share one listening socket and a client keeps its connection, so without this
+    the split of connections made at the start holds however uneven it is."""
+
+    def __init__(self, app: ASGIApp, every: int) -> None:
+        self.app = app
+        self.chance = 1.0 / every
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or random.random() >= self.chance:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_closing(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
+            await send(message)
+
+        await self.app(scope, receive, send_closing)
