@@ -251,6 +251,17 @@ def test_collections_are_idempotent(store: AnyStore) -> None:
     counts = store.counts()
     assert (counts["collections:basket"], counts["collections:board"]) == (2, 1)
     assert store.known_user_ids(["u1", "u2", "u3", "u4"]) == {"u1", "u2", "u3"}  # owners
+    assert list(store.iter_collections()) == [
+        Collection("k1", "u1", "Basket", "basket"),
+        Collection("k2", "u1", None, "basket"),
+        Collection("k3", "u2", None, "board"),
+    ]
+
+
+def test_users_iterate_in_id_order_with_their_attributes(store: AnyStore) -> None:
+    store.add_users([User("u2", {"age": 31}), User("u1")])
+    store.append_events([event("e1", user="u0")])  # a user first seen in an event
+    assert list(store.iter_users()) == [User("u0"), User("u1"), User("u2", {"age": 31})]
 
 
 # -- schema version ---------------------------------------------------------------------

@@ -94,14 +94,17 @@ def running_server(
     assistant: bool = True,
     start_timeout: float = 120,
     workers: int = 1,
+    store_url: str | None = None,
 ) -> Iterator[LiveServer]:
     """`tastegraph serve` in a child process on a free loopback port (with `workers`
     server processes), yielded once it answers /healthz; stopped (that process only)
-    afterwards."""
+    afterwards. Its store is `store_url`, by default the workdir's store.db (never a store
+    this process's environment names)."""
     token = token or secrets.token_urlsafe(16)
     port = free_port()
     env = os.environ | {
         "TASTEGRAPH_WORKDIR": str(workdir),
+        "TASTEGRAPH_STORE_URL": store_url or f"sqlite:///{workdir / 'store.db'}",
         "TASTEGRAPH_API_TOKEN": token,
         "HF_HUB_OFFLINE": "1",
     }

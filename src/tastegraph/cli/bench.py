@@ -12,8 +12,26 @@ from typing import Annotated, Any
 import typer
 
 from tastegraph.cli.apps import bench_app
-from tastegraph.cli.common import DataOption, fail, open_store_of, served_assistant, settings_of
+from tastegraph.cli.common import (
+    DataOption,
+    fail,
+    open_store_at,
+    open_store_of,
+    served_assistant,
+    settings_of,
+)
 from tastegraph.config import Settings
+from tastegraph.store.postgres import redacted
+
+BenchStoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store-url",
+        help="An empty PostgreSQL database for the servers' store: the workdir's store is "
+        "copied into it first (as `tastegraph ingest store` does) and the run writes events "
+        "there. Default: a SQLite copy in a scratch folder.",
+    ),
+]
 
 
 @bench_app.command("ingest")
@@ -116,6 +134,7 @@ def bench_serve_command(
             "first half minute under load is slower).",
         ),
     ] = 30.0,
+    store_url: BenchStoreOption = None,
 ) -> None:
     """Load-test the server on 127.0.0.1 over the workdir (a copy, since events are
     written): feed requests at each rate while events and related-items requests (one per
@@ -143,7 +162,7 @@ def bench_serve_command(
     config = LoadConfig(
         rates=steps, seconds=seconds, events_per_second=events_per_second, warmup=warmup
     )
-    with _serving_copy(settings, workers) as server:
+    with _serving_copy(settings, workers, store_url) as server:
         results = run_load(
             server.url, server.token, config, generator=generator, server_pid=server.process.pid
         )
@@ -151,36 +170,59 @@ def bench_serve_command(
 
 
 @contextmanager
-def _serving_copy(settings: Settings, workers: int = 1) -> Iterator[Any]:
+def _serving_copy(
+    settings: Settings, workers: int = 1, store_url: str | None = None
+) -> Iterator[Any]:
     """A server on 127.0.0.1 over a scratch copy of the workdir (benchmarks write events)."""
     from tastegraph.bench.serve import running_server
 
     with (
-        _scratch_copy(settings) as workdir,
-        running_server(workdir, assistant=False, workers=workers) as server,
+        _scratch_copy(settings, store_url) as (workdir, served_store),
+        running_server(workdir, assistant=False, workers=workers, store_url=served_store) as server,
     ):
         typer.echo(f"serving {settings.workdir} (a copy) at {server.url}")
+        typer.echo(f"store: {redacted(served_store)}")
         yield server
 
 
 @contextmanager
-def _scratch_copy(settings: Settings) -> Iterator[Path]:
+def _scratch_copy(settings: Settings, store_url: str | None) -> Iterator[tuple[Path, str]]:
+    """A copy of the workdir's artifacts in a scratch folder and the URL of a copy of its
+    store: SQLite beside them, or `store_url`, an empty database, filled from the store."""
     import shutil
     import tempfile
 
+    if store_url is None and settings.store_url:
+        raise fail(
+            f"the workdir's store is {redacted(settings.store_url)}, not a file to copy: pass "
+            "--store-url with an empty database for the benchmark to write to"
+        )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
     with tempfile.TemporaryDirectory(prefix="tastegraph-bench-") as scratch:
         workdir = Path(scratch) / "work"
         skipped = shutil.ignore_patterns("features", "lm", "projector-training")
         shutil.copytree(settings.workdir, workdir, ignore=skipped)
+        if store_url is not None:
+            _copy_store_into(settings, store_url)
         os.sync()  # write the copy out now, not while the server is being measured
-        yield workdir
+        yield workdir, store_url or f"sqlite:///{workdir / 'store.db'}"
+
+
+def _copy_store_into(settings: Settings, store_url: str) -> None:
+    from tastegraph.ingest import ingest_store
+
+    with open_store_at(store_url) as target, open_store_of(settings) as source:
+        if target.counts()["items"]:
+            raise fail(f"{redacted(store_url)} is not empty; the benchmark needs an empty database")
+        typer.echo(f"copying the store into {redacted(store_url)}")
+        ingest_store(target, source, redacted(settings.resolved_store_url))
 
 
 @bench_app.command("follow")
 def bench_follow_command(
     ctx: typer.Context,
     events: Annotated[int, typer.Option(min=10, help="Events posted, one at a time.")] = 200,
+    store_url: BenchStoreOption = None,
 ) -> None:
     """How soon a second server process sees an event the first acknowledged: two
     `tastegraph serve` processes over one copy of the workdir's store, events posted to the
@@ -197,11 +239,11 @@ def bench_follow_command(
         item = next(store.iter_items()).id
     token = secrets.token_urlsafe(16)
     with (
-        _scratch_copy(settings) as workdir,
-        running_server(workdir, token, assistant=False) as writer,
-        running_server(workdir, token, assistant=False) as other,
+        _scratch_copy(settings, store_url) as (workdir, served_store),
+        running_server(workdir, token, assistant=False, store_url=served_store) as writer,
+        running_server(workdir, token, assistant=False, store_url=served_store) as other,
     ):
-        typer.echo(f"two servers over {settings.workdir} (a copy), SQLite")
+        typer.echo(f"two servers over {settings.workdir} (a copy), store {redacted(served_store)}")
         typer.echo(report(run_follow(writer, other, item, events), target_ms=50.0))
 
 

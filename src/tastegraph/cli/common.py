@@ -36,8 +36,13 @@ def settings_of(ctx: typer.Context, data: Path | None = None) -> Settings:
 
 
 def open_store_of(settings: Settings) -> Store:
+    return open_store_at(settings.resolved_store_url)
+
+
+def open_store_at(url: str) -> Store:
+    """The store at `url`, or one clear line on why it cannot be opened."""
     try:
-        return open_store(settings.resolved_store_url)
+        return open_store(url)
     except (SchemaVersionError, StoreUnavailableError, ValueError) as exc:
         raise fail(str(exc)) from None
 

@@ -9,10 +9,18 @@ from typing import Annotated
 import typer
 
 from tastegraph.cli.apps import app, ingest_app
-from tastegraph.cli.common import DataOption, fail, open_store_of, settings_of
+from tastegraph.cli.common import DataOption, fail, open_store_at, open_store_of, settings_of
 from tastegraph.config import Settings
-from tastegraph.ingest import IngestReport, InputError, ingest_events, ingest_hm, ingest_items
+from tastegraph.ingest import (
+    IngestReport,
+    InputError,
+    ingest_events,
+    ingest_hm,
+    ingest_items,
+    ingest_store,
+)
 from tastegraph.store import Store
+from tastegraph.store.postgres import redacted
 
 
 def _print_reports(reports: list[IngestReport]) -> None:
@@ -89,6 +97,39 @@ def ingest_events_command(
     _run_ingest(
         settings, lambda store: [ingest_events(store, file, settings, rating_max=rating_max)]
     )
+
+
+@ingest_app.command("store")
+def ingest_store_command(
+    ctx: typer.Context,
+    source: Annotated[
+        str, typer.Argument(help="The store URL to read, e.g. sqlite:////abs/store.db")
+    ],
+) -> None:
+    """Copy another store into this one: users, items, photos, collections, then events in
+    log order. This is how a workdir moves to PostgreSQL without re-reading its files:
+
+    TASTEGRAPH_STORE_URL=postgresql:///tastegraph?host=/var/run/postgresql \
+    tastegraph ingest store sqlite:////path/to/tastegraph-data/store.db
+
+    Into a store that held no events, every event keeps its log position, so the published
+    profiles stay valid. Safe to re-run and to interrupt.
+    """
+    settings = settings_of(ctx)
+    source_file = _sqlite_file(source)
+    own_file = _sqlite_file(settings.resolved_store_url)
+    if source == settings.resolved_store_url or (source_file and source_file == own_file):
+        raise fail(f"{redacted(source)} is this workdir's own store; name another one")
+    if source_file is not None and not source_file.is_file():
+        raise fail(f"no store at {source_file}")  # opening it would make an empty one
+    with open_store_at(source) as source_store:
+        _run_ingest(settings, lambda store: ingest_store(store, source_store, redacted(source)))
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The resolved file of a sqlite:/// URL; None for another scheme."""
+    scheme, _, rest = url.partition("://")
+    return Path(rest.removeprefix("/")).resolve() if scheme == "sqlite" else None
 
 
 @app.command()

@@ -259,6 +259,13 @@ class SQLStore(ABC):
     def iter_items(self) -> Iterator[Item]:
         return map(item_from_row, self._stream(f"SELECT {ITEM_COLUMNS} FROM items ORDER BY id"))
 
+    def iter_users(self) -> Iterator[User]:
+        return map(user_from_row, self._stream(f"SELECT {USER_COLUMNS} FROM users ORDER BY id"))
+
+    def iter_collections(self) -> Iterator[Collection]:
+        query = "SELECT id, owner, title, kind FROM collections ORDER BY id"
+        return (Collection(*row) for row in self._stream(query))
+
     def iter_media(self) -> Iterator[Media]:
         query = f"SELECT {MEDIA_COLUMNS} FROM media ORDER BY item_id, uri"
         return map(media_from_row, self._stream(query))
