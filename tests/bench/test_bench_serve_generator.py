@@ -19,6 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tastegraph.bench.loadgen import (
+    CpuShare,
+    Latencies,
     Stream,
     Targets,
     cpu_share,
@@ -29,7 +31,14 @@ from tastegraph.bench.loadgen import (
     stat_fields,
     wrk_plan,
 )
-from tastegraph.bench.serve import LoadConfig, report, run_load
+from tastegraph.bench.serve import (
+    LoadConfig,
+    RateResult,
+    report,
+    run_load,
+    scaling_report,
+    sustained_rate,
+)
 
 USERS = [f"user{i}" for i in range(5)]
 ITEMS = ["a", "b", "bad"]  # the related items of "bad" answer 500
@@ -270,3 +279,35 @@ def test_process_tree_cpu_counts_children_live_and_reaped() -> None:
     assert process_tree_cpu_seconds(os.getpid()) >= own_before + child_cpu - 0.02  # reaped
     with pytest.raises(ProcessLookupError):
         process_tree_cpu_seconds(child.pid)
+
+
+def rate_result(rate: float, feed_p99_ms: float, event_errors: int = 0) -> RateResult:
+    def answered(ms: float) -> Latencies:
+        return Latencies(seconds=[ms / 1000] * 100)
+
+    return RateResult(
+        rate=rate,
+        feed=answered(feed_p99_ms),
+        floor=answered(1.0),
+        events=Latencies(seconds=[0.01] * 10, errors=event_errors),
+        related=answered(5.0),
+        related_rate=rate / 4,
+        events_rate=20,
+        generator="wrk",
+        mix_cpu=CpuShare(0.02, 0.5),
+        floor_cpu=CpuShare(0.02, 0.1),
+    )
+
+
+def test_the_sustained_rate_is_the_highest_within_the_bar_without_failures() -> None:
+    one = [rate_result(150, 12.0), rate_result(175, 19.9), rate_result(200, 61.5)]
+    two = [rate_result(300, 15.0), rate_result(350, 14.5, event_errors=1), rate_result(400, 9.0)]
+    assert sustained_rate(one) == 175
+    assert sustained_rate(two) == 400  # 350 lost an event: not sustained
+    assert sustained_rate([rate_result(100, 25.0)]) is None
+    summary = scaling_report({1: one, 2: two})
+    assert "1 worker: 175 feeds/s" in summary
+    assert "2 workers: 400 feeds/s = 2.29x 1 (target 1.6x: met)" in summary
+    assert "most: 400 feeds/s (target 300: met)" in summary
+    short = scaling_report({1: one, 2: [rate_result(250, 18.0)]})
+    assert "1.43x 1 (target 1.6x: NOT met)" in short and "(target 300: NOT met)" in short

@@ -46,6 +46,11 @@ from tastegraph.bench.loadgen import (
 GENERATORS = ("wrk", "python")
 
 
+FEED_P99_BAR_MS = 20.0  # a rate is sustained while feeds answer within this at p99
+SCALE_OUT_TARGET = 1.6  # more workers' sustained rate over the fewest's
+TOTAL_FEEDS_TARGET = 300.0  # feeds/s sustained by the best worker count
+
+
 @dataclass(frozen=True)
 class LoadConfig:
     rates: tuple[float, ...] = (50.0, 100.0, 200.0, 300.0)  # feed requests per second
@@ -454,6 +459,44 @@ async def _open_loop(
         tasks.append(asyncio.create_task(one(i, scheduled)))
     await asyncio.gather(*tasks)
     return result
+
+
+def sustained_rate(results: list[RateResult]) -> float | None:
+    """The highest feed rate tried whose feed p99 was at most FEED_P99_BAR_MS with no
+    request failed or answered other than 2xx; None: no rate was."""
+    passed = [
+        r.rate
+        for r in results
+        if r.feed.percentile(99) <= FEED_P99_BAR_MS
+        and not any(lat.errors for lat in (r.feed, r.related, r.events))
+    ]
+    return max(passed, default=None)
+
+
+def scaling_report(by_workers: dict[int, list[RateResult]]) -> str:
+    """The highest feed rate each worker count sustained, as a ratio to the fewest
+    workers' in the same run, against the scale-out targets."""
+    sustained = {count: sustained_rate(results) for count, results in by_workers.items()}
+    lines = [f"highest feed rate sustained (feed p99 <= {FEED_P99_BAR_MS:g} ms, 0 failed):"]
+    base_count = min(sustained)
+    base = sustained[base_count]
+    for count, rate in sustained.items():
+        if rate is None:
+            lines.append(f"  {_workers(count)}: none of the rates tried")
+            continue
+        line = f"  {_workers(count)}: {rate:g} feeds/s"
+        if count != base_count and base:
+            verdict = "met" if rate / base >= SCALE_OUT_TARGET else "NOT met"
+            line += f" = {rate / base:.2f}x {base_count} (target {SCALE_OUT_TARGET}x: {verdict})"
+        lines.append(line)
+    best = max((rate for rate in sustained.values() if rate), default=0.0)
+    verdict = "met" if best >= TOTAL_FEEDS_TARGET else "NOT met"
+    lines.append(f"  most: {best:g} feeds/s (target {TOTAL_FEEDS_TARGET:g}: {verdict})")
+    return "\n".join(lines)
+
+
+def _workers(count: int) -> str:
+    return f"{count} worker{'s' if count > 1 else ''}"
 
 
 def report(results: list[RateResult]) -> str:

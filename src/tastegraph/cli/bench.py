@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -22,6 +22,8 @@ from tastegraph.cli.common import (
 )
 from tastegraph.config import Settings
 from tastegraph.store.postgres import redacted
+
+Number = TypeVar("Number", int, float)
 
 BenchStoreOption = Annotated[
     str | None,
@@ -123,8 +125,12 @@ def bench_serve_command(
         ),
     ] = None,
     workers: Annotated[
-        int, typer.Option(min=1, max=64, help="Server processes (tastegraph serve --workers).")
-    ] = 1,
+        str,
+        typer.Option(
+            help="Server processes (tastegraph serve --workers); several, comma-separated "
+            "(1,2), load-test each in turn and compare the highest feed rate each sustains."
+        ),
+    ] = "1",
     warmup: Annotated[
         float,
         typer.Option(
@@ -140,17 +146,22 @@ def bench_serve_command(
     written): feed requests at each rate while events and related-items requests (one per
     four feeds) arrive, against GET /healthz at the feed's rate as the floor. Reports
     p50/p90/p99 latency and errors per endpoint and rate, and the CPU share of the load
-    generator beside the server's."""
+    generator beside the server's. With several worker counts, ends with the highest feed
+    rate each sustained (feed p99 at most 20 ms, no request failed) and their ratio."""
     from tastegraph.bench.loadgen import wrk_binary
-    from tastegraph.bench.serve import GENERATORS, LoadConfig, report, run_load
+    from tastegraph.bench.serve import GENERATORS, LoadConfig, report, run_load, scaling_report
 
     settings = settings_of(ctx)
-    try:
-        steps = tuple(float(rate) for rate in rates.split(","))
-    except ValueError:
-        raise typer.BadParameter(f"rates must be numbers, got {rates!r}") from None
-    if not steps or min(steps) <= 0 or max(steps) > 2000:
+    steps = _numbers(rates, "rates", float)
+    if min(steps) <= 0 or max(steps) > 2000:
         raise typer.BadParameter("rates must be between 0 and 2000 per second")
+    process_counts = _numbers(workers, "workers", int)
+    if min(process_counts) < 1 or max(process_counts) > 64:
+        raise typer.BadParameter("workers must be between 1 and 64")
+    if store_url is not None and len(process_counts) > 1:
+        raise typer.BadParameter(
+            "--store-url takes one worker count (each run needs an empty database)"
+        )
     if generator is None:
         generator = "wrk" if wrk_binary() else "python"
         if generator == "python":
@@ -162,11 +173,24 @@ def bench_serve_command(
     config = LoadConfig(
         rates=steps, seconds=seconds, events_per_second=events_per_second, warmup=warmup
     )
-    with _serving_copy(settings, workers, store_url) as server:
-        results = run_load(
-            server.url, server.token, config, generator=generator, server_pid=server.process.pid
-        )
+    by_workers = {}
+    for count in process_counts:
+        with _serving_copy(settings, count, store_url) as server:
+            results = run_load(
+                server.url, server.token, config, generator=generator, server_pid=server.process.pid
+            )
+        typer.echo(f"server processes: {count}")
         typer.echo(report(results))
+        by_workers[count] = results
+    if len(by_workers) > 1:
+        typer.echo(scaling_report(by_workers))
+
+
+def _numbers(text: str, name: str, kind: type[Number]) -> tuple[Number, ...]:
+    try:
+        return tuple(kind(part) for part in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"{name} must be comma-separated numbers, got {text!r}") from None
 
 
 @contextmanager
