@@ -234,9 +234,6 @@ class PostgresStore(SQLStore):
             max_size=max_connections,
             kwargs={"autocommit": True},
             configure=_configure,
-            # A connection is checked as it leaves the pool: after a server restart the
-            # dead ones are replaced, and the store recovers without being opened again.
-            check=ConnectionPool.check_connection,
             timeout=POOL_WAIT_SECONDS,
             name="tastegraph-store",
             open=True,
@@ -288,6 +285,10 @@ class PostgresStore(SQLStore):
             with self._pool.connection() as conn:
                 yield conn
         except psycopg.OperationalError as exc:
+            # After a server restart every pooled connection is dead: replace them now, so
+            # the store recovers without being opened again. (Checking each connection as
+            # it leaves the pool instead costs a round trip per query.)
+            self._pool.check()
             raise StoreUnavailableError(f"the PostgreSQL store is unavailable: {exc}") from exc
 
     @contextmanager
