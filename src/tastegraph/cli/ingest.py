@@ -19,7 +19,7 @@ from tastegraph.ingest import (
     ingest_items,
     ingest_store,
 )
-from tastegraph.store import Store
+from tastegraph.store import Store, sqlite_path
 from tastegraph.store.postgres import redacted
 
 
@@ -128,8 +128,8 @@ def ingest_store_command(
 
 def _sqlite_file(url: str) -> Path | None:
     """The resolved file of a sqlite:/// URL; None for another scheme."""
-    scheme, _, rest = url.partition("://")
-    return Path(rest.removeprefix("/")).resolve() if scheme == "sqlite" else None
+    path = sqlite_path(url)
+    return None if path is None else Path(path).resolve()
 
 
 @app.command()

@@ -35,6 +35,7 @@ __all__ = [
     "User",
     "WriteResult",
     "open_store",
+    "sqlite_path",
 ]
 
 
@@ -45,16 +46,22 @@ def open_store(url: str) -> Store:
     (`postgres://` too), handed to PostgreSQL's client library as it is, query options
     included; a Unix socket is `postgresql:///dbname?host=/socket/dir`.
     """
-    scheme, sep, rest = url.partition("://")
+    scheme, sep, _ = url.partition("://")
     if not sep:
         raise ValueError(
             f"store URL {redacted(url)!r} has no scheme; expected sqlite:///path/to/store.db"
             " or postgresql://host/dbname"
         )
-    if scheme == "sqlite":
-        return SQLiteStore(rest.removeprefix("/"))
+    if (path := sqlite_path(url)) is not None:
+        return SQLiteStore(path)
     if scheme in ("postgres", "postgresql"):
         return PostgresStore(url)
     raise ValueError(
         f"unknown store scheme {scheme!r} in {redacted(url)!r}; expected sqlite or postgresql"
     )
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file a sqlite:/// URL names, relative or absolute; None for another URL."""
+    scheme, sep, rest = url.partition("://")
+    return rest.removeprefix("/") if sep and scheme == "sqlite" else None
