@@ -52,11 +52,10 @@ def describe_command(
 ) -> None:
     """Print what each item is, read from its embedding and its photo's colour signature:
     the look ("Light Pink Dress") stage 1 of `tastegraph train assistant` fitted a look
-    head to read, or, for a
-    projector trained before the head existed, the LM's answer to "Describe this item"
-    through the stage-1 projector (about 2 s per item on 2 CPU cores). This is how
-    photo-only items get words; items with text show their real words beside the guess, to
-    judge it. Example: tastegraph describe 0108775015 0110065001"""
+    head to read, or, for a projector trained before the head existed, the LM's answer to
+    "Describe this item" through the stage-1 projector (about 2 s per item on 2 CPU
+    cores). This is how photo-only items get words; items with text show their real words
+    beside the guess, to judge it. Example: tastegraph describe 0108775015 0110065001"""
     from tastegraph.assistant.describe import look_phrase, open_describer, projector_embeddings
     from tastegraph.assistant.train import look_keys
     from tastegraph.encoders import item_text

@@ -224,7 +224,9 @@ def _scratch_copy(settings: Settings, store_url: str | None) -> Iterator[tuple[P
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
     with tempfile.TemporaryDirectory(prefix="tastegraph-bench-") as scratch:
         workdir = Path(scratch) / "work"
-        skipped = shutil.ignore_patterns("features", "lm", "projector-training")
+        # The servers read the SQLite file only when no database is given.
+        unused = ["store.db*"] if store_url is not None else []
+        skipped = shutil.ignore_patterns("features", "lm", "projector-training", *unused)
         shutil.copytree(settings.workdir, workdir, ignore=skipped)
         if store_url is not None:
             _copy_store_into(settings, store_url)
