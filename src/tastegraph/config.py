@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -45,8 +46,9 @@ class Settings(BaseSettings):
     max_image_pixels: int = 40_000_000
     # Photos per image-tower forward pass in the embed job.
     embed_batch_size: int = 32
-    # DataLoader processes decoding photos while the image tower runs.
-    embed_workers: int = 1
+    # Threads of the embed job, each reading, decoding and encoding one batch of photos;
+    # the default is one per core.
+    embed_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     # Features per cache shard: a killed embed job loses at most one shard of work.
     embed_shard_size: int = 1024
     # The item attribute shared by variants of one product (colours, sizes); variants are

@@ -139,7 +139,7 @@ def test_ray_gives_the_local_engine_features(
 ) -> None:
     images = FeatureCache(tmp_path / "images", EfficientNetLite0Tower.dim)
     texts = FeatureCache(tmp_path / "texts", MiniLMTextTower.dim)
-    assert extract_image_features(entries, EfficientNetLite0Tower(), images, workers=0) == (
+    assert extract_image_features(entries, EfficientNetLite0Tower(), images, threads=1) == (
         ray_run.encoded_images
     )
     assert extract_text_features(entries, MiniLMTextTower(), texts) == ray_run.encoded_texts

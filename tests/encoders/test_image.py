@@ -56,6 +56,28 @@ def test_preprocess_gives_224_square_uint8_pixels(
     assert pixels.is_contiguous()
 
 
+def test_resized_pixels_follow_pils_bilinear_filter(
+    tower: EfficientNetLite0Tower, photos: tuple[bytes, bytes]
+) -> None:
+    # The cheaper torch resize keeps PIL's antialiased bilinear: within 2 levels everywhere.
+    for photo in photos:
+        pil = np.asarray(decode_rgb(photo).resize((224, 224), Image.Resampling.BILINEAR))
+        ours = tower.preprocess(photo).permute(1, 2, 0).numpy()
+        difference = np.abs(pil.astype(np.int16) - ours.astype(np.int16))
+        assert difference.max() <= 2
+        assert (difference == 0).mean() > 0.9
+
+
+def test_a_photo_already_at_the_input_size_is_not_resampled(
+    tower: EfficientNetLite0Tower,
+) -> None:
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (224, 224, 3), np.uint8))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    pixels = tower.preprocess(buffer.getvalue()).permute(1, 2, 0).numpy()
+    assert np.array_equal(pixels, np.asarray(image))
+
+
 def test_pixels_are_scaled_like_the_tf_lite_training(tower: EfficientNetLite0Tower) -> None:
     # EfficientNet-Lite was trained on (pixel - 127) / 128: white is ~1, black is ~-1.
     white = scale_pixels(tower.preprocess(solid_jpeg((255, 255, 255)))[None])
@@ -94,7 +116,7 @@ def test_different_photos_give_different_features(
 
 
 def test_version_names_the_weights_and_input_size(tower: EfficientNetLite0Tower) -> None:
-    assert re.fullmatch(r"[0-9a-f]{12}-224sq", tower.version)
+    assert re.fullmatch(r"[0-9a-f]{12}-224sq-tbl", tower.version)
     assert EfficientNetLite0Tower().version == tower.version
     assert EfficientNetLite0Tower(input_size=(288, 192)).version != tower.version
 
@@ -138,10 +160,11 @@ def test_factory_loads_the_default_and_refuses_unknown_names() -> None:
 def test_bytes_scaled_in_encode_give_the_features_of_float_preprocessing(
     tower: EfficientNetLite0Tower, photos: tuple[bytes, bytes]
 ) -> None:
-    # Feature caches written when preprocess scaled to floats itself stay valid.
-    images = [decode_rgb(p).resize((224, 224), Image.Resampling.BILINEAR) for p in photos]
+    # Scaling bytes inside the forward pass gives what scaling them to floats first gave.
+    pixels = torch.stack([tower.preprocess(p) for p in photos])
+    images = [Image.fromarray(photo.permute(1, 2, 0).numpy()) for photo in pixels]
     floats = torch.stack([to_normalised_tensor(i, LITE_MEAN, LITE_STD) for i in images])
     with torch.inference_mode():
         before = tower.model.extract_features(floats).mean((2, 3)).numpy()
-    now = tower.encode(torch.stack([tower.preprocess(p) for p in photos]))
+    now = tower.encode(pixels)
     np.testing.assert_allclose(now, before, rtol=1e-4, atol=1e-4)

@@ -372,7 +372,10 @@ def bench_embed_command(
     images: Annotated[
         int, typer.Option(help="Photos to embed (and to time the raw tower on).")
     ] = 512,
-    workers: Annotated[int, typer.Option(help="DataLoader processes decoding photos.")] = 1,
+    threads: Annotated[
+        int | None,
+        typer.Option(help="Threads of the job, each decoding and encoding a batch [one per core]."),
+    ] = None,
     full: Annotated[bool, typer.Option("--full", help="Embed every photo of the dataset.")] = False,
 ) -> None:
     """Time the embed job end to end against the raw image-tower forward pass, and an
@@ -382,4 +385,4 @@ def bench_embed_command(
     folder = data or Settings().data
     if folder is None:
         raise fail("no dataset folder: pass --data PATH or set TASTEGRAPH_DATA")
-    run(folder, images, workers, full)
+    run(folder, images, threads, full)

@@ -1,20 +1,24 @@
 """Run the frozen towers over the catalog, once per content, resumably.
 
-Photos are read and decoded by DataLoader workers while the main process runs the image
-tower, and features are flushed to the cache shard by shard: a killed job loses at most
-the shard in flight. A terminal shows a bar; a log gets a line every 30 s with the time left.
+Photos go through the image tower batch by batch on a pool of threads. Each thread reads,
+decodes and encodes its own batch; with a tower that encodes on the calling thread alone
+(`single_core_encode`, the ONNX tower in the job) that is one batch per core at once, with
+no thread of one forward pass waiting on another that the decoder pre-empted. A tower that
+spreads each forward pass over every core encodes one batch at a time, while the other
+threads decode. Features are flushed to the cache shard by shard: a killed job loses at
+most the shard in flight. A terminal shows a bar; a log gets a line every 30 s.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 
 from tastegraph.embeddings.catalog import CatalogEntry, photos_by_key, texts_by_key
 from tastegraph.embeddings.features import FeatureCache
@@ -24,32 +28,6 @@ from tastegraph.progress import Progress
 log = logging.getLogger(__name__)
 
 SHARD_SIZE = 1024
-
-
-class _Photos(Dataset[tuple[str, torch.Tensor | None]]):
-    def __init__(self, keys_and_paths: Sequence[tuple[str, str]], tower: ImageTower) -> None:
-        self.keys_and_paths = keys_and_paths
-        self.tower = tower
-
-    def __len__(self) -> int:
-        return len(self.keys_and_paths)
-
-    def __getitem__(self, index: int) -> tuple[str, torch.Tensor | None]:
-        key, path = self.keys_and_paths[index]
-        try:
-            return key, self.tower.preprocess(Path(path).read_bytes())
-        except Exception as exc:  # a photo changed or vanished since ingest
-            log.warning("skipping photo %s: %s", path, exc)
-            return key, None
-
-
-def _collate(
-    batch: list[tuple[str, torch.Tensor | None]],
-) -> tuple[list[str], torch.Tensor, int]:
-    """The photos that decoded, stacked, and how many were asked for."""
-    good = [(key, x) for key, x in batch if x is not None]
-    stacked = torch.stack([x for _, x in good]) if good else torch.empty(0)
-    return [key for key, _ in good], stacked, len(batch)
 
 
 class ShardWriter:
@@ -74,30 +52,58 @@ class ShardWriter:
             self.keys, self.features = [], []
 
 
+class _PhotoBatches:
+    """Reads, decodes and encodes one batch of photos; callable from several threads."""
+
+    def __init__(self, tower: ImageTower, threads: int) -> None:
+        self.tower = tower
+        self.encode_slots = threading.Semaphore(threads if tower.single_core_encode else 1)
+
+    def __call__(self, batch: Sequence[tuple[str, str]]) -> tuple[int, list[str], np.ndarray]:
+        """(photos asked for, keys of those that decoded, their features)."""
+        keys: list[str] = []
+        pixels: list[torch.Tensor] = []
+        for key, path in batch:
+            try:
+                pixels.append(self.tower.preprocess(Path(path).read_bytes()))
+                keys.append(key)
+            except Exception as exc:  # a photo changed or vanished since ingest
+                log.warning("skipping photo %s: %s", path, exc)
+        if not keys:
+            return len(batch), keys, np.zeros((0, self.tower.dim), dtype=np.float32)
+        with self.encode_slots:
+            return len(batch), keys, self.tower.encode(torch.stack(pixels))
+
+
+def _batches(todo: Sequence[tuple[str, str]], size: int) -> Iterator[Sequence[tuple[str, str]]]:
+    return (todo[start : start + size] for start in range(0, len(todo), size))
+
+
 def extract_image_features(
     entries: Sequence[CatalogEntry],
     tower: ImageTower,
     cache: FeatureCache,
     *,
     batch_size: int = 32,
-    workers: int = 1,
+    threads: int = 1,
     shard_size: int = SHARD_SIZE,
 ) -> int:
     """Encode every photo not cached yet; returns how many were encoded (bad photos are not)."""
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
     todo = cache.missing_content(photos_by_key(entries))
     if not todo:
         return 0
-    loader_options: dict[str, Any] = {"num_workers": workers}
-    if workers > 0:
-        loader_options |= {"prefetch_factor": 4, "persistent_workers": False}
-    loader = DataLoader(
-        _Photos(todo, tower), batch_size=batch_size, collate_fn=_collate, **loader_options
-    )
     writer = ShardWriter(cache, shard_size)
-    with Progress(len(todo), f"encoding photos ({tower.name})", "photos") as bar:
-        for keys, batch, asked in loader:
+    encode = _PhotoBatches(tower, threads)
+    with (
+        ThreadPoolExecutor(threads, thread_name_prefix="embed") as pool,
+        Progress(len(todo), f"encoding photos ({tower.name})", "photos") as bar,
+    ):
+        # map() yields in submission order; on an error it cancels the batches not started.
+        for asked, keys, features in pool.map(encode, _batches(todo, batch_size)):
             if keys:
-                writer.add(keys, tower.encode(batch))
+                writer.add(keys, features)
             bar.update(asked)
     writer.flush()
     return writer.written

@@ -49,13 +49,13 @@ class Features:
 def extract_photos(
     entries: list[CatalogEntry], tower: ImageTower, cache: FeatureCache, settings: Settings
 ) -> int:
-    """`extract_image_features` with the settings' batch size, workers and shard size."""
+    """`extract_image_features` with the settings' batch size, threads and shard size."""
     return extract_image_features(
         entries,
         tower,
         cache,
         batch_size=settings.embed_batch_size,
-        workers=settings.embed_workers,
+        threads=settings.embed_threads,
         shard_size=settings.embed_shard_size,
     )
 
@@ -68,7 +68,9 @@ def prepare_features(
 ) -> Features:
     """Tower features for every item, encoding only content no earlier run encoded."""
     entries = load_catalog(store, settings.variant_attribute)
-    image_tower = image_tower or load_image_tower(settings.image_model, settings.image_runtime)
+    image_tower = image_tower or load_image_tower(
+        settings.image_model, settings.image_runtime, batch_job=True
+    )
     text_tower = text_tower or load_text_tower(settings.text_model)
     images = FeatureCache(
         cache_dir(settings.workdir, image_tower.name, image_tower.version), image_tower.dim

@@ -30,17 +30,20 @@ CLIP_PREFIX = "clip:"
 RUNTIMES = ("onnx", "torch")
 
 
-def load_image_tower(name: str = EfficientNetLite0Tower.name, runtime: str = "onnx") -> ImageTower:
+def load_image_tower(
+    name: str = EfficientNetLite0Tower.name, runtime: str = "onnx", *, batch_job: bool = False
+) -> ImageTower:
     """The image tower called name: "efficientnet-lite0" or "clip:/path/to/checkpoint".
     EfficientNet-Lite0 runs in ONNX Runtime (`runtime="onnx"`) or eager PyTorch ("torch"),
-    with the same features either way."""
+    with the same features either way. `batch_job=True`: for the embed job, which encodes
+    one batch per core at once where the tower allows it (`single_core_encode`)."""
     if name == EfficientNetLite0Tower.name:
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown image runtime {runtime!r}; expected one of {RUNTIMES}")
         if runtime == "onnx":
             from tastegraph.encoders.onnx_image import OnnxLite0Tower
 
-            return OnnxLite0Tower()
+            return OnnxLite0Tower(single_core=batch_job)
         return EfficientNetLite0Tower()
     if name.startswith(CLIP_PREFIX):
         return load_clip(_clip_directory(name))[0]

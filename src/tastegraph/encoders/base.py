@@ -13,16 +13,21 @@ class ImageTower(Protocol):
     name: str  # e.g. "efficientnet-lite0"
     version: str  # changes whenever the features would change (weights, preprocessing)
     dim: int  # feature width
+    # True when encode runs on the calling thread alone, with the interpreter lock released,
+    # so the embed job encodes one batch per core at once; False when one encode keeps every
+    # core busy by itself (torch's threads) or holds the lock, so batches go one at a time.
+    single_core_encode: bool
 
     def preprocess(self, image_bytes: bytes) -> torch.Tensor:
         """Decode one photo into the tower's input, (3, H, W): uint8 pixels for
         EfficientNet-Lite0 (encode scales them), float32 for CLIP.
 
-        Runs in DataLoader workers, so decoding overlaps the forward pass."""
+        Runs on the embed job's threads, beside other threads' forward passes."""
         ...
 
     def encode(self, batch: torch.Tensor) -> np.ndarray:
-        """(B, 3, H, W) photos from `preprocess`, stacked -> (B, dim) float32 features."""
+        """(B, 3, H, W) photos from `preprocess`, stacked -> (B, dim) float32 features.
+        Safe to call from several threads at once."""
         ...
 
 

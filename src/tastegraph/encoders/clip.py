@@ -46,6 +46,7 @@ class ClipImageTower:
         self.preprocessing = preprocessing
         self.name = name
         self.version = version
+        self.single_core_encode = False  # torch spreads each forward pass over its threads
         self.dim: int = model.config.projection_dim
 
     def preprocess(self, image_bytes: bytes) -> torch.Tensor:

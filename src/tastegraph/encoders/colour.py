@@ -34,7 +34,9 @@ MIN_SUBJECT_SHARE = 0.02  # below this the whole photo is read
 
 class ColourSignature:
     name = "colour-signature"
-    version = "v1-96x64"  # change it whenever the signature would change
+    version = "v2-96x64"  # change it whenever the signature would change (v2: torch resize)
+    # numpy on small arrays holds the interpreter lock: one batch at a time, beside decoding
+    single_core_encode = False
     dim = RGB_BINS**3 + HUE_BINS + 3 + 3 + 1
 
     def preprocess(self, image_bytes: bytes) -> torch.Tensor:

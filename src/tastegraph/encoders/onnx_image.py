@@ -4,10 +4,10 @@ more the photos/s of eager PyTorch on CPU (`tastegraph bench embed` measures bot
 The EfficientNet-Lite0 feature network is exported to ONNX once per weights version and
 kept in the user's cache folder with its sha256 beside it; a file whose digest no longer
 matches is exported again, never loaded. ONNX Runtime fuses the graph (ORT_ENABLE_ALL) and
-uses as many threads as torch does here. Features agree with the eager tower's to a cosine
-of 0.999 or more (tests/encoders; 1.00000 measured on H&M photos), so both share one
-version: caches stay valid whichever runtime wrote them. The eager tower stays the
-reference (`image_runtime = "torch"`).
+uses as many threads as torch does here, or one per call for the embed job. Features agree
+with the eager tower's to a cosine of 0.999 or more (tests/encoders; 1.00000 measured on
+H&M photos), so both share one version: caches stay valid whichever runtime wrote them.
+The eager tower stays the reference (`image_runtime = "torch"`).
 """
 
 from __future__ import annotations
@@ -113,16 +113,27 @@ def checked_graph(tower: EfficientNetLite0Tower, folder: Path) -> Path:
 
 class OnnxLite0Tower(EfficientNetLite0Tower):
     """EfficientNet-Lite0 with its forward pass in ONNX Runtime; preprocessing, name,
-    version and width are the eager tower's."""
+    version and width are the eager tower's.
 
-    def __init__(self, weights_path: str | Path | None = None, cache: Path | None = None) -> None:
+    `single_core=True` runs each forward pass on the calling thread alone, for the embed
+    job, which calls it from one thread per core (data parallel); otherwise one call uses
+    as many threads as torch does, for a caller with one photo at a time."""
+
+    def __init__(
+        self,
+        weights_path: str | Path | None = None,
+        cache: Path | None = None,
+        *,
+        single_core: bool = False,
+    ) -> None:
         import onnxruntime as ort
 
         super().__init__(weights_path)
+        self.single_core_encode = single_core
         self.graph_path = checked_graph(self, cache or cache_folder())
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = torch.get_num_threads()
+        options.intra_op_num_threads = 1 if single_core else torch.get_num_threads()
         self.session = ort.InferenceSession(
             str(self.graph_path), options, providers=["CPUExecutionProvider"]
         )
