@@ -119,12 +119,23 @@ class Pipeline:
     def train_embeddings(self) -> str | None:
         from tastegraph.embeddings.job import fusion_root, train_fusion_model
 
-        if _manifest(fusion_root(self.workdir)) and not self.config.retrain:
+        published = _manifest(fusion_root(self.workdir))
+        if published and not self.config.retrain and published["towers"] == self._towers():
             return None
         result, folder = train_fusion_model(self.store, self.settings, self._fusion_config())
         return (
             f"{result.content_items:,} photo-text pairs, {result.taste_pairs:,} taste pairs, "
             f"version {folder.name}"
+        )
+
+    def _towers(self) -> dict[str, str]:
+        """The towers the settings load (a new tower version means a new fusion model)."""
+        from tastegraph.embeddings.job import tower_ids
+        from tastegraph.encoders import load_image_tower, load_text_tower
+
+        return tower_ids(
+            load_image_tower(self.settings.image_model, self.settings.image_runtime),
+            load_text_tower(self.settings.text_model),
         )
 
     def embed(self) -> str | None:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 from typer.testing import CliRunner
 
+from tastegraph.artifacts import current_version
 from tastegraph.assistant.head import HEAD_FORMAT
 from tastegraph.assistant.models import DEFAULT_LM
 from tastegraph.cli import app
 from tastegraph.config import Settings
+from tastegraph.embeddings.job import fusion_root
 from tastegraph.embeddings.online import ItemEmbedder
 from tastegraph.embeddings.store import EmbeddingStore
-from tastegraph.pipeline import assistant_is_current
+from tastegraph.pipeline import Pipeline, PipelineConfig, assistant_is_current
 from tastegraph.store import SQLiteStore
 
 
@@ -25,6 +29,34 @@ def test_second_demo_run_reuses_everything(workdir: Path) -> None:
     assert [line.split()[0] for line in lines] == ["[skip]"] * 8, result.output
     help_text = CliRunner().invoke(app, ["demo", "--help"], env=env).output
     assert all(step in help_text for step in ("ingest", "embed", "index", "serve", "--reingest"))
+
+
+def fusion_manifest(workdir: Path) -> Path:
+    folder = current_version(fusion_root(workdir))
+    assert folder is not None, f"no fusion model in {workdir}"
+    return folder / "manifest.json"
+
+
+def test_a_fusion_model_for_another_tower_version_is_trained_again(
+    workdir: Path, tmp_path: Path
+) -> None:
+    # As after an upgrade that changes a tower's preprocessing, and so its version.
+    copy = tmp_path / "work"
+    shutil.copytree(workdir, copy)
+    manifest_path = fusion_manifest(copy)
+    manifest = json.loads(manifest_path.read_text())
+    towers = dict(manifest["towers"])
+    manifest["towers"]["image"] = towers["image"] + "-older"
+    manifest_path.write_text(json.dumps(manifest))
+    settings = Settings(workdir=copy)
+    config = PipelineConfig(content_epochs=1, taste_epochs=1)
+    with SQLiteStore(copy / "store.db") as store:
+        [report] = Pipeline(store, settings, config).run(None, only=["train embeddings"])
+        assert report.ran, report
+        retrained = json.loads(fusion_manifest(copy).read_text())
+        assert retrained["towers"] == towers
+        [again] = Pipeline(store, settings, config).run(None, only=["train embeddings"])
+        assert not again.ran
 
 
 def test_online_embedding_matches_the_batch_job(workdir: Path) -> None:

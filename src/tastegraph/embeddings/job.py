@@ -85,12 +85,17 @@ def prepare_features(
         encoded_texts = extract_text_features(
             entries, text_tower, texts, shard_size=settings.embed_shard_size
         )
-    towers = {
+    table = FeatureTable.build(entries, images, texts)
+    towers = tower_ids(image_tower, text_tower)
+    return Features(entries, table, towers, encoded_images, encoded_texts)
+
+
+def tower_ids(image_tower: ImageTower, text_tower: TextTower) -> dict[str, str]:
+    """The towers as a fusion model's manifest names them: modality -> "name@version"."""
+    return {
         "image": f"{image_tower.name}@{image_tower.version}",
         "text": f"{text_tower.name}@{text_tower.version}",
     }
-    table = FeatureTable.build(entries, images, texts)
-    return Features(entries, table, towers, encoded_images, encoded_texts)
 
 
 def _extract_on_ray(

@@ -11,6 +11,7 @@ import torch
 from tastegraph import registry
 from tastegraph.config import Settings
 from tastegraph.embeddings.fusion import load_fusion
+from tastegraph.embeddings.job import tower_ids
 from tastegraph.encoders import item_text, load_image_tower, load_text_tower
 from tastegraph.store import Item
 
@@ -21,10 +22,7 @@ class ItemEmbedder:
         self.fusion_version: str = manifest["version"]
         self.image_tower = load_image_tower(settings.image_model, settings.image_runtime)
         self.text_tower = load_text_tower(settings.text_model)
-        loaded = {
-            "image": f"{self.image_tower.name}@{self.image_tower.version}",
-            "text": f"{self.text_tower.name}@{self.text_tower.version}",
-        }
+        loaded = tower_ids(self.image_tower, self.text_tower)
         if manifest["towers"] != loaded:
             raise ValueError(
                 f"the fusion model was trained on towers {manifest['towers']}, but {loaded} "

@@ -88,7 +88,7 @@ class _ImageEncoder:
     the driver can log the warning where the job's user sees it."""
 
     def __init__(self, tower_name: str, runtime: str) -> None:
-        self.tower = load_image_tower(tower_name, runtime)
+        self.tower = load_image_tower(tower_name, runtime, batch_job=True)
 
     def __call__(self, batch: Batch) -> Batch:
         keys, paths = batch["key"], batch["path"]
