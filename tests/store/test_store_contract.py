@@ -314,20 +314,26 @@ def test_events_after_follows_the_log_in_stored_order(store: AnyStore) -> None:
 def test_a_follower_wakes_when_another_store_appends(store: AnyStore, store_url: str) -> None:
     """What a server process following the log waits on: it returns once another process
     may have appended (a NOTIFY on PostgreSQL, the poll interval on SQLite), and in any
-    case after its timeout."""
-    store.wait_for_events(0.05)  # nothing appended: returns after the timeout
+    case after its timeout. A notice names the log position it announces (PostgreSQL); a
+    store that polls names none."""
+    assert store.wait_for_events(0.05) is None  # nothing appended: returns after the timeout
     woke = threading.Event()
+    named: list[int | None] = []
 
     def follow() -> None:
-        store.wait_for_events(120.0)  # only a wake-up ends it within the join below
+        named.append(store.wait_for_events(120.0))  # only a wake-up ends it within the join
         woke.set()
 
     follower = threading.Thread(target=follow)
     follower.start()
     with open_store(store_url) as other:
         other.append_events([event("e1")])
+        other.append_events([event("e1")])  # a duplicate: stores nothing, so no notice
     follower.join(timeout=30)
     assert woke.is_set() and ids(store.events_after(0)) == ["e1"]
+    expected = store.last_event_seq() if isinstance(store, PostgresStore) else None
+    assert named == [expected]
+    assert store.wait_for_events(0.05) is None
 
 
 def test_iter_events_is_in_timestamp_order_through_a_position(store: AnyStore) -> None:

@@ -230,13 +230,16 @@ class OnlineSystem:
     def _follow(self) -> None:
         """Keep the live profiles up with events other processes store."""
         while not self._stop.is_set():
+            notified = None
             try:
-                self.store.wait_for_events(FOLLOW_WAIT_SECONDS)
+                notified = self.store.wait_for_events(FOLLOW_WAIT_SECONDS)
             except Exception:  # no news from the store: look at the log anyway, later
                 log.exception("could not wait for news of the event log")
                 self._stop.wait(FOLLOW_WAIT_SECONDS)
             if self._stop.is_set():
                 return
+            if notified is not None and notified <= self.log_position:
+                continue  # this process's own write, applied when it was stored
             try:
                 self.follow_log(wait=FOLLOW_WAIT_SECONDS)
             except Exception:  # the store is briefly unreachable: keep serving, try again

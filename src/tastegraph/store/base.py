@@ -191,9 +191,11 @@ class Store(Protocol):
         order they were stored."""
         ...
 
-    def wait_for_events(self, timeout: float) -> None:
+    def wait_for_events(self, timeout: float) -> int | None:
         """Return once events may have been stored since the last call (by this process or
-        another), or after `timeout` seconds: what a process following the log waits on."""
+        another), or after `timeout` seconds: what a process following the log waits on.
+        Returns the log position a notice of new events named, or None where the store
+        cannot say (look at the log then)."""
         ...
 
     def counts(self) -> dict[str, int]: ...

@@ -139,7 +139,8 @@ WITH ORDINALITY AS incoming (event_id, user_id, item_id, action, weight, ts, col
 """
 # New events, numbered in batch order. NOT EXISTS is exact because the event-log lock
 # keeps other appenders out until this transaction commits; unlike ON CONFLICT, it leaves
-# no holes in seq.
+# no holes in seq. Where any were stored, listeners are notified of the last seq, which
+# PostgreSQL delivers when the transaction commits, never before.
 _INSERT_NEW_EVENTS = f"""
 WITH stored AS (
     INSERT INTO events ({EVENT_COLUMNS})
@@ -147,8 +148,11 @@ WITH stored AS (
     WHERE NOT EXISTS (SELECT FROM events WHERE events.event_id = incoming.event_id)
     ORDER BY ord
     RETURNING seq
+), summary AS (
+    SELECT count(*) AS stored, coalesce(max(seq), 0) AS last_seq FROM stored
 )
-SELECT count(*), coalesce(max(seq), 0) FROM stored
+SELECT stored, last_seq, CASE WHEN stored > 0 THEN pg_notify('{EVENTS_CHANNEL}', last_seq::text) END
+FROM summary
 """
 # Callers pass rows sorted by key: two writers creating the same new rows in one order
 # cannot deadlock. Of rows with one key, ON CONFLICT DO NOTHING keeps the first.
@@ -248,16 +252,17 @@ class PostgresStore(SQLStore):
                 self._listener.close()
         self._pool.close()
 
-    def wait_for_events(self, timeout: float) -> None:
+    def wait_for_events(self, timeout: float) -> int | None:
         """Wait for a NOTIFY on EVENTS_CHANNEL (sent by every append that stored events, in
-        any process) on a connection of its own, or for `timeout` seconds."""
+        any process) on a connection of its own, or for `timeout` seconds; the log position
+        the notice named, or None after the timeout."""
         with self._listener_lock:
             try:
                 if self._listener is None:
                     self._listener = psycopg.connect(self._conninfo, autocommit=True)
                     self._listener.execute(f"LISTEN {EVENTS_CHANNEL}")
-                for _ in self._listener.notifies(timeout=timeout, stop_after=1):
-                    pass
+                notices = self._listener.notifies(timeout=timeout, stop_after=1)
+                return max((int(notice.payload) for notice in notices), default=None)
             except psycopg.Error:  # a restarted server, a dropped connection: listen anew
                 if self._listener is not None:
                     self._listener.close()
@@ -380,20 +385,22 @@ class PostgresStore(SQLStore):
             (e.collection_id, e.item_id, e.ts)
             for e in sorted(in_collections, key=lambda e: (e.collection_id or "", e.item_id))
         ]
+        new = [event_row(e) for e in _first_of_each_id(events)]
         # PostgreSQL hands out seq values when rows are inserted, not when they commit: two
         # appenders at once could commit seq 8 before seq 7, and a reader following the log
         # by seq would pass 7 before it is visible and never see it. The event-log lock,
         # held until commit, makes appends one at a time, so seq order is commit order.
-        with self._transaction(EVENT_LOG_LOCK) as cur:
-            _insert(cur, _CREATE_USERS, users, now)
-            _insert(cur, _CREATE_COLLECTIONS, boards, now)
-            _insert(cur, _FILE_COLLECTION_ITEMS, filed)
-            new = [event_row(e) for e in _first_of_each_id(events)]
-            cur.execute(_INSERT_NEW_EVENTS, _as_arrays(new))
-            stored, last_seq = _one(cur)
-            if stored:
-                # Delivered to listeners when this transaction commits, never before.
-                cur.execute("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, str(last_seq)))
+        # In pipeline mode the transaction travels in one or two round trips, not one per
+        # statement: under load, each round trip of a request thread is one more wait for
+        # the interpreter lock behind the event loop.
+        with self._connection() as conn, conn.cursor() as cur, conn.cursor() as appended:
+            with conn.pipeline(), conn.transaction():
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (EVENT_LOG_LOCK,))
+                _insert(cur, _CREATE_USERS, users, now)
+                _insert(cur, _CREATE_COLLECTIONS, boards, now)
+                _insert(cur, _FILE_COLLECTION_ITEMS, filed)
+                appended.execute(_INSERT_NEW_EVENTS, _as_arrays(new))
+            stored = _one(appended)[0]
         return WriteResult(stored=stored, duplicates=len(events) - stored)
 
     # -- running SQLStore's reads ---------------------------------------------------------

@@ -128,9 +128,10 @@ class SQLiteStore(SQLStore):
     def close(self) -> None:
         self._conn.close()
 
-    def wait_for_events(self, timeout: float) -> None:
+    def wait_for_events(self, timeout: float) -> int | None:
         """SQLite tells no one of a commit: a follower polls, every POLL_SECONDS."""
         time.sleep(min(timeout, POLL_SECONDS))
+        return None
 
     def _check_or_create_schema(self) -> None:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
