@@ -139,8 +139,7 @@ WITH ORDINALITY AS incoming (event_id, user_id, item_id, action, weight, ts, col
 """
 # New events, numbered in batch order. NOT EXISTS is exact because the event-log lock
 # keeps other appenders out until this transaction commits; unlike ON CONFLICT, it leaves
-# no holes in seq. Where any were stored, listeners are notified of the last seq, which
-# PostgreSQL delivers when the transaction commits, never before.
+# no holes in seq.
 _INSERT_NEW_EVENTS = f"""
 WITH stored AS (
     INSERT INTO events ({EVENT_COLUMNS})
@@ -148,11 +147,8 @@ WITH stored AS (
     WHERE NOT EXISTS (SELECT FROM events WHERE events.event_id = incoming.event_id)
     ORDER BY ord
     RETURNING seq
-), summary AS (
-    SELECT count(*) AS stored, coalesce(max(seq), 0) AS last_seq FROM stored
 )
-SELECT stored, last_seq, CASE WHEN stored > 0 THEN pg_notify('{EVENTS_CHANNEL}', last_seq::text) END
-FROM summary
+SELECT count(*), coalesce(max(seq), 0) FROM stored
 """
 # Callers pass rows sorted by key: two writers creating the same new rows in one order
 # cannot deadlock. Of rows with one key, ON CONFLICT DO NOTHING keeps the first.
@@ -192,6 +188,47 @@ INSERT INTO media ({MEDIA_COLUMNS})
 SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::int[], %b::int[])
 """
 
+
+def _numbered(statement: str, *numbers: int) -> str:
+    """The statement with its placeholders, in order, as a function's parameters $n."""
+    parameters = iter(numbers)
+    numbered = re.sub(r"%[sb]", lambda _: f"${next(parameters)}", statement)
+    assert next(parameters, None) is None, "a parameter number left over"
+    return numbered
+
+
+# An append as one call, so one round trip: the lock, the users, boards and filings its
+# events create, the events, and the notice to followers (delivered when the transaction
+# commits, never before). Each pooled connection creates it for its own session (pg_temp),
+# so the database's schema does not change. Parameters: now, user ids, boards (id, owner,
+# title, kind), filings (collection, item, time), then the events' columns.
+_APPEND_TYPES = (
+    "float8",  # now
+    "text[]",  # user ids
+    *("text[]", "text[]", "text[]", "text[]"),  # boards
+    *("text[]", "text[]", "float8[]"),  # filings
+    *("text[]", "text[]", "text[]", "text[]", "float8[]", "float8[]", "text[]", "jsonb[]"),
+)
+_APPEND_EVENTS_FUNCTION = f"""
+CREATE FUNCTION pg_temp.tastegraph_append_events(
+    {", ".join(_APPEND_TYPES)}, OUT new_events bigint, OUT last_position bigint
+) LANGUAGE plpgsql AS $body$
+BEGIN
+    PERFORM pg_advisory_xact_lock({EVENT_LOG_LOCK});
+    {_numbered(_CREATE_USERS, 1, 2)};
+    {_numbered(_CREATE_COLLECTIONS, 1, 3, 4, 5, 6)};
+    {_numbered(_FILE_COLLECTION_ITEMS, 7, 8, 9)};
+    {_numbered(_INSERT_NEW_EVENTS, *range(10, 18))} INTO new_events, last_position;
+    IF new_events > 0 THEN
+        PERFORM pg_notify('{EVENTS_CHANNEL}', last_position::text);
+    END IF;
+END
+$body$
+"""
+_APPEND_EVENTS = "SELECT * FROM pg_temp.tastegraph_append_events({})".format(
+    ", ".join(f"%b::{kind}" for kind in _APPEND_TYPES)
+)
+
 # Rows fetched per round trip by the iterators' server-side cursors.
 _STREAM_BATCH = 2000
 
@@ -209,6 +246,7 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     setting = conn.execute("SHOW synchronous_commit").fetchone()
     if setting is not None and setting[0] == "off":
         conn.execute("SET synchronous_commit = on")
+    conn.execute(_APPEND_EVENTS_FUNCTION)
 
 
 class PostgresStore(SQLStore):
@@ -390,17 +428,15 @@ class PostgresStore(SQLStore):
         # appenders at once could commit seq 8 before seq 7, and a reader following the log
         # by seq would pass 7 before it is visible and never see it. The event-log lock,
         # held until commit, makes appends one at a time, so seq order is commit order.
-        # In pipeline mode the transaction travels in one or two round trips, not one per
-        # statement: under load, each round trip of a request thread is one more wait for
-        # the interpreter lock behind the event loop.
-        with self._connection() as conn, conn.cursor() as cur, conn.cursor() as appended:
-            with conn.pipeline(), conn.transaction():
-                cur.execute("SELECT pg_advisory_xact_lock(%s)", (EVENT_LOG_LOCK,))
-                _insert(cur, _CREATE_USERS, users, now)
-                _insert(cur, _CREATE_COLLECTIONS, boards, now)
-                _insert(cur, _FILE_COLLECTION_ITEMS, filed)
-                appended.execute(_INSERT_NEW_EVENTS, _as_arrays(new))
-            stored = _one(appended)[0]
+        parameters = (
+            now,
+            *_columns(users, 1),
+            *_columns(boards, 4),
+            *_columns(filed, 3),
+            *_columns(new, len(new[0])),
+        )
+        with self._connection() as conn:
+            stored = _one(conn.execute(_APPEND_EVENTS, parameters))[0]
         return WriteResult(stored=stored, duplicates=len(events) - stored)
 
     # -- running SQLStore's reads ---------------------------------------------------------
@@ -458,6 +494,14 @@ def _first_of_each_id(events: Sequence[Event]) -> list[Event]:
 
 def _as_arrays(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
     """Rows as one list per column, the parameters of an unnest() of the same columns."""
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any] | None]:
+    """`_as_arrays`, or NULL arrays for no rows (unnest(NULL) gives none, and an empty
+    list has no element type to send in binary)."""
+    if not rows:
+        return [None] * width
     return [list(column) for column in zip(*rows, strict=True)]
 
 
