@@ -307,10 +307,13 @@ def test_the_sustained_rate_is_the_highest_within_the_bar_without_failures() -> 
     assert sustained_rate([rate_result(100, 25.0)]) is None
     summary = scaling_report({1: one, 2: two})
     assert "1 worker: 175 feeds/s" in summary
-    assert "2 workers: 400 feeds/s = 2.29x 1 worker, target 1.6x: met" in summary
+    held = "2 workers: 400 feeds/s >= 2.29x 1 worker (held the highest rate tried)"
+    assert held + ", target 1.6x: met" in summary
     assert "most: 400 feeds/s (target 300: met)" in summary
-    short = scaling_report({1: one, 2: [rate_result(250, 18.0)]})
-    assert "1.43x 1 worker, target 1.6x: NOT met" in short and "(target 300: NOT met)" in short
+    short = scaling_report({1: one, 2: [rate_result(250, 18.0), rate_result(275, 30.0)]})
+    assert "= 1.43x 1 worker, target 1.6x: NOT met" in short and "(target 300: NOT met)" in short
+    topped = scaling_report({1: one, 2: [rate_result(250, 18.0)]})
+    assert ">= 1.43x 1 worker (held the highest rate tried), target 1.6x: not shown" in topped
     none = scaling_report(
         {1: [rate_result(200, 21.0)], 2: [rate_result(200, 9.0), rate_result(340, 19.0)]}
     )
