@@ -130,8 +130,8 @@ class Pipeline:
 
     def _towers(self) -> dict[str, str]:
         """The towers the settings load (a new tower version means a new fusion model)."""
-        from tastegraph.embeddings.job import tower_ids
         from tastegraph.encoders import load_image_tower, load_text_tower
+        from tastegraph.encoders.base import tower_ids
 
         return tower_ids(
             load_image_tower(self.settings.image_model, self.settings.image_runtime),

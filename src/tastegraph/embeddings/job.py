@@ -26,7 +26,7 @@ from tastegraph.embeddings.train import (
     train_fusion,
 )
 from tastegraph.encoders import load_image_tower, load_text_tower
-from tastegraph.encoders.base import ImageTower, TextTower
+from tastegraph.encoders.base import ImageTower, TextTower, tower_ids
 from tastegraph.encoders.colour import ColourSignature
 from tastegraph.store import Store
 
@@ -88,14 +88,6 @@ def prepare_features(
     table = FeatureTable.build(entries, images, texts)
     towers = tower_ids(image_tower, text_tower)
     return Features(entries, table, towers, encoded_images, encoded_texts)
-
-
-def tower_ids(image_tower: ImageTower, text_tower: TextTower) -> dict[str, str]:
-    """The towers as a fusion model's manifest names them: modality -> "name@version"."""
-    return {
-        "image": f"{image_tower.name}@{image_tower.version}",
-        "text": f"{text_tower.name}@{text_tower.version}",
-    }
 
 
 def _extract_on_ray(

@@ -11,8 +11,8 @@ import torch
 from tastegraph import registry
 from tastegraph.config import Settings
 from tastegraph.embeddings.fusion import load_fusion
-from tastegraph.embeddings.job import tower_ids
 from tastegraph.encoders import item_text, load_image_tower, load_text_tower
+from tastegraph.encoders.base import tower_ids
 from tastegraph.store import Item
 
 

@@ -39,3 +39,11 @@ class TextTower(Protocol):
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Texts -> (len(texts), dim) float32 features."""
         ...
+
+
+def tower_ids(image_tower: ImageTower, text_tower: TextTower) -> dict[str, str]:
+    """The towers as a fusion model's manifest names them: modality -> "name@version"."""
+    return {
+        "image": f"{image_tower.name}@{image_tower.version}",
+        "text": f"{text_tower.name}@{text_tower.version}",
+    }
