@@ -98,3 +98,31 @@ def test_threads_below_one_are_refused(photos: list[Path], tmp_path: Path) -> No
     cache = FeatureCache(tmp_path, EfficientNetLite0Tower.dim)
     with pytest.raises(ValueError, match="threads must be at least 1"):
         extract_image_features([entry(photos[0])], EfficientNetLite0Tower(), cache, threads=0)
+
+
+class _BreakingTower(EfficientNetLite0Tower):
+    """The eager tower, failing on its second forward pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def encode(self, batch: torch.Tensor) -> np.ndarray:
+        self.calls += 1
+        if self.calls == 2:
+            raise RuntimeError("the tower broke")
+        return super().encode(batch)
+
+
+def test_an_error_stops_the_job_before_the_batches_not_started(
+    photos: list[Path], tmp_path: Path
+) -> None:
+    tower = _BreakingTower()
+    cache = FeatureCache(tmp_path, tower.dim)
+    entries = [entry(p) for p in photos]
+    with pytest.raises(RuntimeError, match="the tower broke"):
+        extract_image_features(entries, tower, cache, batch_size=1, threads=2, shard_size=1)
+    # 18 batches of one; when the error surfaces, at most the awaited batch and four ahead
+    # of it were submitted, and those not started are cancelled.
+    assert tower.calls <= 7
+    assert len(FeatureCache(tmp_path, tower.dim)) <= 1

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,28 @@ def _batches(todo: Sequence[tuple[str, str]], size: int) -> Iterator[Sequence[tu
     return (todo[start : start + size] for start in range(0, len(todo), size))
 
 
+def _in_order(
+    pool: ThreadPoolExecutor,
+    work: _PhotoBatches,
+    batches: Iterator[Sequence[tuple[str, str]]],
+    ahead: int,
+) -> Iterator[tuple[int, list[str], np.ndarray]]:
+    """`work` over the batches on the pool, results in batch order, with at most `ahead`
+    batches submitted beyond the one awaited (memory bounded whatever the catalog's size);
+    an error cancels the batches not started."""
+    pending: deque[Future[tuple[int, list[str], np.ndarray]]] = deque()
+    try:
+        for batch in batches:
+            pending.append(pool.submit(work, batch))
+            if len(pending) > ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+
+
 def extract_image_features(
     entries: Sequence[CatalogEntry],
     tower: ImageTower,
@@ -100,8 +123,8 @@ def extract_image_features(
         ThreadPoolExecutor(threads, thread_name_prefix="embed") as pool,
         Progress(len(todo), f"encoding photos ({tower.name})", "photos") as bar,
     ):
-        # map() yields in submission order; on an error it cancels the batches not started.
-        for asked, keys, features in pool.map(encode, _batches(todo, batch_size)):
+        batches = _batches(todo, batch_size)
+        for asked, keys, features in _in_order(pool, encode, batches, ahead=2 * threads):
             if keys:
                 writer.add(keys, features)
             bar.update(asked)
