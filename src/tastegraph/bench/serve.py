@@ -500,14 +500,12 @@ def _ratio(rate: float, base: float | None, base_count: int, lowest: float, held
     """`rate` over the fewest workers' `base`; where they sustained none of the rates
     tried, theirs is below the `lowest`, so the ratio is above rate / lowest. Where `rate`
     is the highest tried (`held_all`), the limit is above it: the ratio is a lower bound."""
+    ratio = rate / (lowest if base is None else base)
     if base is None:
-        ratio = rate / lowest
         said = f"> {ratio:.2f}x {_workers(base_count)} (none sustained from {lowest:g})"
     elif held_all:
-        ratio = rate / base
         said = f">= {ratio:.2f}x {_workers(base_count)} (held the highest rate tried)"
     else:
-        ratio = rate / base
         said = f"= {ratio:.2f}x {_workers(base_count)}"
     bound = base is None or held_all
     verdict = "met" if ratio >= SCALE_OUT_TARGET else "not shown" if bound else "NOT met"

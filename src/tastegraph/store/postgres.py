@@ -500,9 +500,7 @@ def _as_arrays(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
 def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any] | None]:
     """`_as_arrays`, or NULL arrays for no rows (unnest(NULL) gives none, and an empty
     list has no element type to send in binary)."""
-    if not rows:
-        return [None] * width
-    return [list(column) for column in zip(*rows, strict=True)]
+    return [*_as_arrays(rows)] if rows else [None] * width
 
 
 def _insert(
