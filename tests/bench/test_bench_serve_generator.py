@@ -5,14 +5,17 @@ it receives; no timing is asserted."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -32,10 +35,12 @@ from tastegraph.bench.loadgen import (
     wrk_plan,
 )
 from tastegraph.bench.serve import (
+    LiveServer,
     LoadConfig,
     RateResult,
     report,
     run_load,
+    run_side_by_side,
     scaling_report,
     sustained_rate,
 )
@@ -49,6 +54,7 @@ TOKEN = 'to"k\\en'  # quotes and backslashes survive the plan's Lua literal
 class Seen:
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)  # (method, path)
     events: list[tuple[str | None, dict[str, object]]] = field(default_factory=list)
+    feeds_at: list[float] = field(default_factory=list)  # when each feed request came
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -71,6 +77,8 @@ def handler(seen: Seen) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             with seen.lock:
                 seen.requests["GET", self.path] += 1
+                if "/feed?n=12" in self.path:
+                    seen.feeds_at.append(time.monotonic())
             if self.path.startswith("/v1/users?"):
                 self.answer(200, {"users": [{"id": user} for user in USERS]})
             elif self.path.startswith("/v1/users/"):
@@ -93,8 +101,8 @@ class CountingServer(ThreadingHTTPServer):
     daemon_threads = True
 
 
-@pytest.fixture
-def counting_server() -> Iterator[tuple[str, Seen]]:
+@contextmanager
+def counted() -> Iterator[tuple[str, Seen]]:
     seen = Seen()
     server = CountingServer(("127.0.0.1", 0), handler(seen))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -105,6 +113,12 @@ def counting_server() -> Iterator[tuple[str, Seen]]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def counting_server() -> Iterator[tuple[str, Seen]]:
+    with counted() as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)
@@ -172,6 +186,30 @@ def test_wrk_and_python_send_the_same_requests(counting_server: tuple[str, Seen]
     assert sent["wrk"] == sent["python"]
 
 
+def test_servers_side_by_side_take_each_rate_in_turn() -> None:
+    """At each rate every server is loaded, one after the other, before the next rate."""
+    config = LoadConfig(rates=(10.0, 20.0), seconds=1.0, events_per_second=2.0, users=4, warmup=0)
+    with counted() as (one_url, one), counted() as (two_url, two):
+        this_process = subprocess.Popen(["sleep", "60"], text=True)  # stands for a server's
+        try:
+            servers = {
+                1: LiveServer(one_url, TOKEN, this_process),
+                2: LiveServer(two_url, TOKEN, this_process),
+            }
+            by_workers = run_side_by_side(servers, config, "wrk")
+        finally:
+            this_process.kill()
+            this_process.wait()
+    assert {count: [r.rate for r in results] for count, results in by_workers.items()} == {
+        1: [10.0, 20.0],
+        2: [10.0, 20.0],
+    }
+    # Each run first asks the 4 users' feeds once to pick items, then sends its own.
+    feeds = [one.feeds_at[:14], two.feeds_at[:14], one.feeds_at[14:], two.feeds_at[14:]]
+    assert [len(times) for times in feeds] == [14, 14, 24, 24]
+    assert all(max(a) < min(b) for a, b in itertools.pairwise(feeds))
+
+
 # `wrk -t6 -c6 -s wrk_plan.lua` with feed 4/s, related 2/s and events 2/s for 2 s, against a
 # server that answered 500 to one user's feeds and closed the connection on one item.
 CAPTURED = """\
@@ -204,6 +242,20 @@ tastegraph-latency-us 5 257 463
 tastegraph-thread 6 events planned=2 ok=2 non2xx=0 lost=0
 tastegraph-latency-us 6 771 362
 """
+
+
+def test_each_run_starts_the_lists_at_its_own_place() -> None:
+    targets = Targets([f"user{i}" for i in range(50)], [f"item{i}" for i in range(60)], TOKEN)
+    starts = set()
+    for run in range(1, 6):
+        moved = targets.rotated(run)
+        assert moved == targets.rotated(run)  # the same run, the same place
+        assert sorted(moved.users) == sorted(targets.users)
+        assert sorted(moved.items) == sorted(targets.items)
+        start = targets.users.index(moved.users[0])
+        assert moved.users == targets.users[start:] + targets.users[:start]
+        starts.add(start)
+    assert len(starts) > 1
 
 
 def test_wrk_output_is_read_per_endpoint() -> None:

@@ -179,6 +179,23 @@ def test_related_items_put_variants_and_co_bought_items_first(world: World) -> N
     assert any(r.reason.startswith("Often bought with") for r in only_style_3)
 
 
+def test_related_items_are_kept_per_recommender_and_filters_are_never_served_kept(
+    world: World,
+) -> None:
+    kept = world.recommender()
+    query = item_id(2, 0)
+    first = kept.related(query, 5)
+    assert len(kept.related_answers) == 1
+    first.clear()  # a caller changing its list changes nothing kept
+    again = kept.related(query, 5)
+    assert again == world.recommender(RecommendConfig(related_cache_items=0)).related(query, 5)
+    assert len(again) == 5
+    only_style_3 = kept.related(query, 3, filters=Filters(categories={"cat3"}))
+    assert [style_of(r.item_id) for r in only_style_3] == [3, 3, 3]
+    assert len(kept.related_answers) == 1  # a filtered answer is not kept
+    assert len(world.recommender().related_answers) == 0  # a new recommender starts empty
+
+
 def test_items_that_stopped_selling_drop_out_of_related_items(world: World) -> None:
     config = RecommendConfig(related_freshness_weight=1.0)
     query = item_id(2, 0)

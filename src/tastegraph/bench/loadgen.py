@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import IO, Any
@@ -78,6 +78,17 @@ class Targets:
     items: list[str]
     token: str  # Bearer token for POST /v1/events
     n: int = 12  # items per feed or related list
+
+    def rotated(self, seed: int) -> Targets:
+        """The same targets, each list starting at a place drawn from `seed`: a run after
+        another does not name the same users and items in the same order, so kept answers
+        help it only as much as the lists repeat themselves."""
+        return replace(self, users=rotated(self.users, seed), items=rotated(self.items, seed))
+
+
+def rotated(values: list[str], seed: int) -> list[str]:
+    start = int(np.random.default_rng(seed).integers(len(values))) if values else 0
+    return values[start:] + values[:start]
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import numpy as np
 from tastegraph.config import Settings
 from tastegraph.graph import InterestConfig, InterestMap, TasteGraph
 from tastegraph.index import ItemIndex
+from tastegraph.lru import LruMap
 from tastegraph.profiles import ProfileConfig, popular_items
 from tastegraph.profiles.batch import build_profiles, cluster_profile
 from tastegraph.recommend import RecommendConfig, Recommender
@@ -203,18 +204,21 @@ def bench_catalog(workdir: Path, requests: int) -> None:
 def bench_related(recommender: Recommender, requests: int, seed: int = 0) -> None:
     """Related items for random catalog items: as served against the hand-weighted related
     score alone (the same recommender without its re-ranker)."""
-    plain = copy.copy(recommender)  # shares the index, graph and walk cache
+    served = copy.copy(recommender)  # shares the index, graph and walk cache
+    plain = copy.copy(recommender)
     plain.reranker = None
+    for timed in (served, plain):  # every call computes its answer: none kept from the other
+        timed.related_answers = LruMap(0)
     ids = recommender.index.ids
     rows = np.random.default_rng(seed).choice(len(ids), min(requests, len(ids)), replace=False)
     items = [ids[r] for r in rows]
     ours, baseline = time_pair(
-        lambda i: recommender.related(items[i % len(items)], 12),
+        lambda i: served.related(items[i % len(items)], 12),
         lambda i: plain.related(items[i % len(items)], 12),
         requests,
     )
-    served = "re-ranked" if recommender.reranker is not None else "no re-ranker published"
-    _row(f"related items ({served}) vs related score", ours, baseline, None)
+    how = "re-ranked" if recommender.reranker is not None else "no re-ranker published"
+    _row(f"related items ({how}) vs related score", ours, baseline, None)
 
 
 def bench_profile_updates(events: list[Event], embeddings: ItemIndex, count: int) -> None:

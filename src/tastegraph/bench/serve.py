@@ -24,9 +24,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -39,6 +39,7 @@ from tastegraph.bench.loadgen import (
     Targets,
     cpu_share,
     process_tree_cpu_seconds,
+    rotated,
     run_wrk,
     usable_cores,
 )
@@ -181,9 +182,20 @@ class _Traffic:
         rng = np.random.default_rng(0)
         chosen = rng.choice(len(listed), min(self.config.users, len(listed)), replace=False)
         self.users = [listed[i]["id"] for i in chosen]
-        for user in self.users[:10]:
-            feed = (await self.client.get(f"/v1/users/{user}/feed?n=50")).json()["items"]
-            self.items += [card["id"] for card in feed if card["id"] not in self.items]
+        # Related items and events name what these users' feeds show, as often as they show
+        # it: popular items come up again and again, the long tail once. Kept answers meet
+        # traffic like that, not a short list asked for over and over.
+        shown = []
+        for user in self.users:
+            feed = (await self.client.get(f"/v1/users/{user}/feed?n={self.config.n}")).json()
+            shown += [card["id"] for card in feed["items"]]
+        self.items = [shown[i] for i in rng.permutation(len(shown))]
+        self._drawn = self.users, self.items
+
+    def rotate(self, seed: int) -> None:
+        """Start the users and items at a place drawn from `seed` (see Targets.rotated)."""
+        users, items = self._drawn
+        self.users, self.items = rotated(users, seed), rotated(items, seed)
 
     async def feed(self, i: int) -> bool:
         user = self.users[i % len(self.users)]
@@ -251,7 +263,12 @@ def _run_load_wrk(
     for rate in config.rates:
         mix = mix_at(rate)
         loaded = run_wrk(
-            url, mix, config.seconds, targets, timeout=config.timeout, server_pid=server_pid
+            url,
+            mix,
+            config.seconds,
+            targets.rotated(_seed(rate)),
+            timeout=config.timeout,
+            server_pid=server_pid,
         )
         floor = run_wrk(
             url,
@@ -279,6 +296,33 @@ def _run_load_wrk(
     return results
 
 
+def _seed(rate: float) -> int:
+    """Where the users and items start at this rate: another place at each rate, the same
+    for every server measured at it."""
+    return round(rate * 1000)
+
+
+def run_side_by_side(
+    servers: Mapping[int, LiveServer], config: LoadConfig, generator: str
+) -> dict[int, list[RateResult]]:
+    """run_load for each server (by worker count), taking the rates in turn and, at each
+    rate, the servers one after the other: on a shared machine whose speed drifts by tens of
+    percent within an hour, servers measured minutes apart would not compare. Each server
+    gets config.warmup before its first rate."""
+    by_workers: dict[int, list[RateResult]] = {count: [] for count in servers}
+    for number, rate in enumerate(config.rates):
+        one_rate = replace(config, rates=(rate,), warmup=config.warmup if number == 0 else 0.0)
+        for count, server in servers.items():
+            by_workers[count] += run_load(
+                server.url,
+                server.token,
+                one_rate,
+                generator=generator,
+                server_pid=server.process.pid,
+            )
+    return by_workers
+
+
 async def _targets(url: str, token: str, config: LoadConfig) -> tuple[list[str], list[str]]:
     """The users and items the load names, as the Python generator picks them."""
     async with _client(url, config) as client:
@@ -297,6 +341,7 @@ async def _run_load(
             await _mix(traffic, config, config.rates[0], config.warmup)
         results = []
         for rate in config.rates:
+            traffic.rotate(_seed(rate))
             with _measured_cpu(server_pid) as mix_cpu:
                 feeds, events, related = await _mix(traffic, config, rate, config.seconds)
             with _measured_cpu(server_pid) as floor_cpu:

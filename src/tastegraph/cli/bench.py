@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -128,7 +128,8 @@ def bench_serve_command(
         str,
         typer.Option(
             help="Server processes (tastegraph serve --workers); several, comma-separated "
-            "(1,2), load-test each in turn and compare the highest feed rate each sustains."
+            "(1,2), start a server of each and load them side by side (at each rate, one "
+            "after the other), then compare the highest feed rate each sustains."
         ),
     ] = "1",
     warmup: Annotated[
@@ -149,7 +150,13 @@ def bench_serve_command(
     generator beside the server's. With several worker counts, ends with the highest feed
     rate each sustained (feed p99 at most 20 ms, no request failed) and their ratio."""
     from tastegraph.bench.loadgen import wrk_binary
-    from tastegraph.bench.serve import GENERATORS, LoadConfig, report, run_load, scaling_report
+    from tastegraph.bench.serve import (
+        GENERATORS,
+        LoadConfig,
+        report,
+        run_side_by_side,
+        scaling_report,
+    )
 
     settings = settings_of(ctx)
     steps = _numbers(rates, "rates", float)
@@ -173,15 +180,15 @@ def bench_serve_command(
     config = LoadConfig(
         rates=steps, seconds=seconds, events_per_second=events_per_second, warmup=warmup
     )
-    by_workers = {}
-    for count in process_counts:
-        with _serving_copy(settings, count, store_url) as server:
-            results = run_load(
-                server.url, server.token, config, generator=generator, server_pid=server.process.pid
-            )
+    with ExitStack() as servers:
+        serving = {
+            count: servers.enter_context(_serving_copy(settings, count, store_url))
+            for count in sorted(set(process_counts))
+        }
+        by_workers = run_side_by_side(serving, config, generator)
+    for count, results in by_workers.items():
         typer.echo(f"server processes: {count}")
         typer.echo(report(results))
-        by_workers[count] = results
     if len(by_workers) > 1:
         typer.echo(scaling_report(by_workers))
 

@@ -23,6 +23,11 @@ class Filters:
     exclude_engaged: bool = False  # leave out items the user already engaged with
     within: np.ndarray | None = None  # (N,) bool over index rows: only these may come
 
+    @property
+    def all_items(self) -> bool:
+        """No category, price or row filter (exclude_engaged aside: it needs a user)."""
+        return self.categories is None and self.price_range is None and self.within is None
+
 
 @dataclass(frozen=True)
 class Recommendation:

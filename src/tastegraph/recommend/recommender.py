@@ -15,6 +15,7 @@ import numpy as np
 
 from tastegraph.graph import InterestMap, TasteGraph
 from tastegraph.index import ItemIndex
+from tastegraph.lru import LruMap
 from tastegraph.profiles import ProfileStore
 from tastegraph.recommend import explain
 from tastegraph.recommend.config import RecommendConfig, check_explore
@@ -92,6 +93,12 @@ class Recommender:
         self.related_score = RelatedScore(
             self.items, self.caches, self.config, self.freshness, complements
         )
+        # Unfiltered related items depend on nothing a recommender changes (events change
+        # profiles only), so an answer holds for this recommender's life; a new index,
+        # graph or re-ranker comes with a new recommender and an empty cache.
+        self.related_answers: LruMap[tuple[int, int], list[Recommendation]] = LruMap(
+            self.config.related_cache_items
+        )
 
     @property
     def item_vectors(self) -> np.ndarray:
@@ -159,7 +166,16 @@ class Recommender:
         re-ranker, where there is one, orders the best of them by what baskets taught it."""
         check_n(n)
         query = self.index.row(item_id)
-        allowed = self.items.allowed(filters or Filters(), None)
+        if filters is not None and not filters.all_items:
+            return self._related(query, n, self.items.allowed(filters, None))
+        key = (query, n)
+        kept = self.related_answers.get_many([key])
+        if key not in kept:
+            kept[key] = self._related(query, n, self.items.allowed(Filters(), None))
+            self.related_answers.put_many(kept)
+        return list(kept[key])
+
+    def _related(self, query: int, n: int, allowed: np.ndarray) -> list[Recommendation]:
         if self.reranker is not None:
             ranked, best = self.reranker.rank(self.related_score, np.array([query]), n, allowed)
             top, top_scores = ranked[0], best[0]
