@@ -44,3 +44,14 @@ def test_a_workdir_on_postgres_needs_a_database_to_write_to(
     env = {"TASTEGRAPH_WORKDIR": str(built_workdir), "TASTEGRAPH_STORE_URL": postgres_url}
     refused = runner.invoke(app, ["bench", "serve", "--rates", "10"], env=env)
     assert refused.exit_code == 2 and "pass --store-url" in refused.output
+
+
+def test_bench_serve_wants_one_database_per_worker_count(tmp_path: Path) -> None:
+    env = {"TASTEGRAPH_WORKDIR": str(tmp_path)}
+    serve = ["bench", "serve", "--rates", "10", "--workers", "1,2"]
+    one_database = runner.invoke(app, [*serve, "--store-url", "postgresql:///a"], env=env)
+    assert one_database.exit_code == 2 and "once per worker count" in one_database.output
+    same_twice = ["--store-url", "postgresql:///a", "--store-url", "postgresql:///a"]
+    assert runner.invoke(app, [*serve, *same_twice], env=env).exit_code == 2
+    repeated = runner.invoke(app, ["bench", "serve", "--workers", "1,1"], env=env)
+    assert repeated.exit_code == 2 and "differ" in repeated.output

@@ -141,7 +141,16 @@ def bench_serve_command(
             "first half minute under load is slower).",
         ),
     ] = 30.0,
-    store_url: BenchStoreOption = None,
+    store_urls: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--store-url",
+            help="An empty PostgreSQL database for the servers' store, once per worker count "
+            "in --workers' order (each server writes events to its own): the workdir's store "
+            "is copied into it first (as `tastegraph ingest store` does). Default: a SQLite "
+            "copy in a scratch folder.",
+        ),
+    ] = None,
 ) -> None:
     """Load-test the server on 127.0.0.1 over the workdir (a copy, since events are
     written): feed requests at each rate while events and related-items requests (one per
@@ -165,10 +174,15 @@ def bench_serve_command(
     process_counts = _numbers(workers, "workers", int)
     if min(process_counts) < 1 or max(process_counts) > 64:
         raise typer.BadParameter("workers must be between 1 and 64")
-    if store_url is not None and len(process_counts) > 1:
-        raise typer.BadParameter(
-            "--store-url takes one worker count (each run needs an empty database)"
-        )
+    if len(set(process_counts)) < len(process_counts):
+        raise typer.BadParameter(f"workers must differ from each other, got {workers!r}")
+    stores: list[str | None] = [None] * len(process_counts)
+    if store_urls:
+        if len(store_urls) != len(process_counts) or len(set(store_urls)) < len(store_urls):
+            raise typer.BadParameter(
+                "give --store-url once per worker count, a different empty database each"
+            )
+        stores = list(store_urls)
     if generator is None:
         generator = "wrk" if wrk_binary() else "python"
         if generator == "python":
@@ -182,8 +196,8 @@ def bench_serve_command(
     )
     with ExitStack() as servers:
         serving = {
-            count: servers.enter_context(_serving_copy(settings, count, store_url))
-            for count in sorted(set(process_counts))
+            count: servers.enter_context(_serving_copy(settings, count, store))
+            for count, store in zip(process_counts, stores, strict=True)
         }
         by_workers = run_side_by_side(serving, config, generator)
     for count, results in by_workers.items():

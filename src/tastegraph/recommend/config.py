@@ -15,7 +15,7 @@ class RecommendConfig:
     walk_steps: int = 8
     walk_cache_items: int = 10_000  # items whose walk visits are kept for the next request
     interest_cache_items: int = 10_000  # medoids whose nearest items are kept likewise
-    # Items whose unfiltered related items are kept as answered (about 3 KB each).
+    # Items whose unfiltered related items are kept as answered (about 4 KB each).
     related_cache_items: int = 5_000
     # A walk query's weight halves for every this many hours it is older than the user's
     # latest event, so the feed follows what the user does right now.
