@@ -156,8 +156,10 @@ def bench_serve_command(
     written): feed requests at each rate while events and related-items requests (one per
     four feeds) arrive, against GET /healthz at the feed's rate as the floor. Reports
     p50/p90/p99 latency and errors per endpoint and rate, and the CPU share of the load
-    generator beside the server's. With several worker counts, ends with the highest feed
-    rate each sustained (feed p99 at most 20 ms, no request failed) and their ratio."""
+    generator beside the server's. With several worker counts, a server of each is loaded
+    side by side, rate by rate (the machine's speed drifts), and the run ends with the
+    highest feed rate each sustained (feed p99 at most 20 ms, no request failed) and their
+    ratio."""
     from tastegraph.bench.loadgen import wrk_binary
     from tastegraph.bench.serve import (
         GENERATORS,
