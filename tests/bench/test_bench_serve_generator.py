@@ -204,10 +204,15 @@ def test_servers_side_by_side_take_each_rate_in_turn() -> None:
         1: [10.0, 20.0],
         2: [10.0, 20.0],
     }
-    # Each run first asks the 4 users' feeds once to pick items, then sends its own.
-    feeds = [one.feeds_at[:14], two.feeds_at[:14], one.feeds_at[14:], two.feeds_at[14:]]
-    assert [len(times) for times in feeds] == [14, 14, 24, 24]
+    # The first server's 4 users' feeds are asked once to pick the items, then every rate's.
+    feeds = [one.feeds_at[:14], two.feeds_at[:10], one.feeds_at[14:], two.feeds_at[10:]]
+    assert [len(times) for times in feeds] == [14, 10, 20, 20]
     assert all(max(a) < min(b) for a, b in itertools.pairwise(feeds))
+
+    def related(seen: Seen) -> Counter[str]:
+        return Counter({path: n for (_, path), n in seen.requests.items() if "/related" in path})
+
+    assert related(one) == related(two) and related(one)  # the same items named on both
 
 
 # `wrk -t6 -c6 -s wrk_plan.lua` with feed 4/s, related 2/s and events 2/s for 2 s, against a

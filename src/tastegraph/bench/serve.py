@@ -164,37 +164,44 @@ def answers_health(url: str, timeout: float, alive: Callable[[], bool] = lambda:
         time.sleep(0.3)
 
 
-class _Traffic:
-    """The requests a load test sends: feeds of users drawn at random, save events, related
-    items of what those feeds show, health."""
+Drawn = tuple[list[str], list[str]]  # the users and the items a load names
 
-    def __init__(self, client: httpx.AsyncClient, token: str, config: LoadConfig) -> None:
-        self.client = client
-        self.config = config
-        self.headers = {"Authorization": f"Bearer {token}"}
-        self.users: list[str] = []
-        self.items: list[str] = []
 
-    async def prepare(self) -> None:
-        listed = (await self.client.get("/v1/users?n=10000")).json()["users"]
+def draw_targets(url: str, config: LoadConfig) -> Drawn:
+    """config.users users with a profile, at random, and the items their feeds show, as
+    often as they show them (shuffled): related items and events name those, so popular
+    items come up again and again and the long tail once. Kept answers meet traffic like
+    that, not a short list asked for over and over."""
+    with httpx.Client(base_url=url, timeout=config.timeout) as client:
+        listed = client.get("/v1/users?n=10000").json()["users"]
         if not listed:
             raise ValueError("the server has no users with a profile to request feeds for")
         rng = np.random.default_rng(0)
-        chosen = rng.choice(len(listed), min(self.config.users, len(listed)), replace=False)
-        self.users = [listed[i]["id"] for i in chosen]
-        # Related items and events name what these users' feeds show, as often as they show
-        # it: popular items come up again and again, the long tail once. Kept answers meet
-        # traffic like that, not a short list asked for over and over.
+        chosen = rng.choice(len(listed), min(config.users, len(listed)), replace=False)
+        users = [listed[i]["id"] for i in chosen]
         shown = []
-        for user in self.users:
-            feed = (await self.client.get(f"/v1/users/{user}/feed?n={self.config.n}")).json()
+        for user in users:
+            feed = client.get(f"/v1/users/{user}/feed?n={config.n}").json()
             shown += [card["id"] for card in feed["items"]]
-        self.items = [shown[i] for i in rng.permutation(len(shown))]
-        self._drawn = self.users, self.items
+        return users, [shown[i] for i in rng.permutation(len(shown))]
+
+
+class _Traffic:
+    """The requests a load test sends: feeds of the drawn users, save events, related
+    items of what those feeds show, health."""
+
+    def __init__(
+        self, client: httpx.AsyncClient, token: str, config: LoadConfig, drawn: Drawn
+    ) -> None:
+        self.client = client
+        self.config = config
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.drawn = drawn
+        self.users, self.items = drawn
 
     def rotate(self, seed: int) -> None:
         """Start the users and items at a place drawn from `seed` (see Targets.rotated)."""
-        users, items = self._drawn
+        users, items = self.drawn
         self.users, self.items = rotated(users, seed), rotated(items, seed)
 
     async def feed(self, i: int) -> bool:
@@ -233,22 +240,24 @@ def run_load(
     *,
     generator: str = "python",
     server_pid: int | None = None,
+    drawn: Drawn | None = None,
 ) -> list[RateResult]:
     """Each of config.rates in turn: feeds, related items and events together, then the
-    floor alone at the feed rate, sent by `generator` ("wrk" or "python"). The server's
-    CPU share is measured where its process id is given."""
+    floor alone at the feed rate, sent by `generator` ("wrk" or "python"), naming the
+    `drawn` users and items (by default drawn from this server: draw_targets). The
+    server's CPU share is measured where its process id is given."""
+    if generator not in GENERATORS:
+        raise ValueError(f"unknown generator {generator!r}; expected one of {GENERATORS}")
+    drawn = drawn or draw_targets(url, config)
     if generator == "wrk":
-        return _run_load_wrk(url, token, config, server_pid)
-    if generator == "python":
-        return asyncio.run(_run_load(url, token, config, server_pid))
-    raise ValueError(f"unknown generator {generator!r}; expected one of {GENERATORS}")
+        return _run_load_wrk(url, token, config, server_pid, drawn)
+    return asyncio.run(_run_load(url, token, config, server_pid, drawn))
 
 
 def _run_load_wrk(
-    url: str, token: str, config: LoadConfig, server_pid: int | None
+    url: str, token: str, config: LoadConfig, server_pid: int | None, drawn: Drawn
 ) -> list[RateResult]:
-    users, items = asyncio.run(_targets(url, token, config))
-    targets = Targets(users, items, token, config.n)
+    targets = Targets(*drawn, token, config.n)
 
     def mix_at(rate: float) -> list[Stream]:
         return [
@@ -308,8 +317,10 @@ def run_side_by_side(
     """run_load for each server (by worker count), taking the rates in turn and, at each
     rate, the servers one after the other: on a shared machine whose speed drifts by tens of
     percent within an hour, servers measured minutes apart would not compare. Each server
-    gets config.warmup before its first rate."""
+    gets config.warmup before its first rate, and all name the same users and items, drawn
+    once from the first server."""
     by_workers: dict[int, list[RateResult]] = {count: [] for count in servers}
+    drawn = draw_targets(next(iter(servers.values())).url, config)
     for number, rate in enumerate(config.rates):
         one_rate = replace(config, rates=(rate,), warmup=config.warmup if number == 0 else 0.0)
         for count, server in servers.items():
@@ -319,24 +330,16 @@ def run_side_by_side(
                 one_rate,
                 generator=generator,
                 server_pid=server.process.pid,
+                drawn=drawn,
             )
     return by_workers
 
 
-async def _targets(url: str, token: str, config: LoadConfig) -> tuple[list[str], list[str]]:
-    """The users and items the load names, as the Python generator picks them."""
-    async with _client(url, config) as client:
-        traffic = _Traffic(client, token, config)
-        await traffic.prepare()
-        return traffic.users, traffic.items
-
-
 async def _run_load(
-    url: str, token: str, config: LoadConfig, server_pid: int | None
+    url: str, token: str, config: LoadConfig, server_pid: int | None, drawn: Drawn
 ) -> list[RateResult]:
     async with _client(url, config) as client:
-        traffic = _Traffic(client, token, config)
-        await traffic.prepare()
+        traffic = _Traffic(client, token, config, drawn)
         if config.warmup > 0:
             await _mix(traffic, config, config.rates[0], config.warmup)
         results = []
@@ -410,14 +413,16 @@ class SoakResult:
 def run_soak(server: LiveServer, config: LoadConfig, warmup: float = 30.0) -> SoakResult:
     """One steady rate (config.rates[0]) for config.seconds after a warm-up at the same
     rate, feeds and events mixed, sampling the server's memory every few seconds."""
-    return asyncio.run(_run_soak(server, config, warmup))
+    drawn = draw_targets(server.url, config)
+    return asyncio.run(_run_soak(server, config, warmup, drawn))
 
 
-async def _run_soak(server: LiveServer, config: LoadConfig, warmup: float) -> SoakResult:
+async def _run_soak(
+    server: LiveServer, config: LoadConfig, warmup: float, drawn: Drawn
+) -> SoakResult:
     rate = config.rates[0]
     async with _client(server.url, config) as client:
-        traffic = _Traffic(client, server.token, config)
-        await traffic.prepare()
+        traffic = _Traffic(client, server.token, config, drawn)
         await asyncio.gather(
             _open_loop(traffic.feed, rate, warmup),
             _open_loop(traffic.event, config.events_per_second, warmup),
