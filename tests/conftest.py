@@ -118,7 +118,7 @@ def built_workdir(small_catalog: Settings, tmp_path_factory: pytest.TempPathFact
     )
     with SQLiteStore(workdir / "store.db") as store:
         reports = Pipeline(store, settings, config).run(None)
-    assert [r.ran for r in reports] == [False] + [True] * 8
+    assert [r.ran for r in reports] == [False] + [True] * 9
     assert next(r.detail for r in reports if r.step == "train reranker").startswith("version ")
     return workdir
 

@@ -40,3 +40,10 @@ def test_the_time_left_counts_only_the_units_still_to_do() -> None:
     bar.done = 60
     line = bar.line(bar.started + 20.0, {})  # 10 units in 20 s: 2 s each, 40 units left
     assert line == "x: 60/100 steps, 2.00 s each, about 80 s left"
+
+
+def test_quick_units_are_timed_in_milliseconds() -> None:
+    bar = Progress(1000, "related items", "items", show=False)
+    bar.done = 500
+    line = bar.line(bar.started + 1.5, {})  # 500 items in 1.5 s: 3 ms each
+    assert line == "related items: 500/1000 items, 3.00 ms each, about 2 s left"

@@ -1,10 +1,11 @@
 """The main job end to end: ingest, train embeddings, embed, index, graph, profiles, fit the
-feed's weights, train the related-items re-ranker, train the assistant.
+feed's weights, train the related-items re-ranker, compute the related-items table, train
+the assistant.
 
 Each step is skipped while its artifact is current (built from the current version of its
 inputs), so a second run only checks and takes seconds. Every step is also a command of
 its own (`tastegraph ingest hm`, `train embeddings`, `embed`, `index`, `graph`, `profiles`,
-`train feed`, `train reranker`, `train assistant`).
+`train feed`, `train reranker`, `related-table`, `train assistant`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class PipelineConfig:
 # What a server needs before it can answer feeds, related items and search; the steps
 # after them improve it, and a running server swaps their artifacts in.
 SERVING_STEPS = ("ingest", "train embeddings", "embed", "index", "graph", "profiles")
-IMPROVING_STEPS = ("train feed", "train reranker", "train assistant")
+IMPROVING_STEPS = ("train feed", "train reranker", "related table", "train assistant")
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class Pipeline:
             "profiles": self.profiles,
             "train feed": self.train_feed,
             "train reranker": self.train_reranker,
+            "related table": self.related_table,
             "train assistant": self.train_assistant,
         }
         if unknown := set(only) - set(steps):
@@ -215,6 +217,16 @@ class Pipeline:
                 "keep the related score"
             )
         return f"version {folder.name}"
+
+    def related_table(self) -> str | None:
+        from tastegraph.recommend.related_job import publish_related_table
+        from tastegraph.recommend.related_table import inputs_of
+
+        published = _manifest(registry.root(self.workdir, "related"))
+        if published and published.get("inputs") == inputs_of(registry.versions(self.workdir)):
+            return None
+        table, folder = publish_related_table(self.store, self.settings)
+        return f"{len(table.queries):,} items, {table.width} related each, version {folder.name}"
 
     def train_assistant(self) -> str | None:
         from tastegraph.assistant.projector import projector_root

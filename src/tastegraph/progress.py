@@ -47,8 +47,9 @@ class Progress:
         each = (now - self.started) / worked
         left = each * max(self.total - self.done, 0)
         details = ", ".join(f"{key} {value}" for key, value in status.items())
+        pace = f"{each:.2f} s" if each >= 0.1 else f"{each * 1000:.2f} ms"
         return (
-            f"{self.what}: {self.done}/{self.total} {self.units}, {each:.2f} s each, "
+            f"{self.what}: {self.done}/{self.total} {self.units}, {pace} each, "
             f"about {left:.0f} s left" + (f" ({details})" if details else "")
         )
 

@@ -37,6 +37,7 @@ ARTIFACTS: dict[str, Artifact] = {
     "graph": Artifact("graph", "taste_graph", 1),
     "profiles": Artifact("profiles", "user_profiles", 2),  # 2: profiles keep recent events
     "reranker": Artifact("reranker", "related-reranker", 2),  # 2: trees as arrays, no pickle
+    "related": Artifact("related", "related_items", 1),
     "projector": Artifact("models/projector", "item_projector", 1, unmarked_is_format_1=True),
     "feed": Artifact("models/feed", "feed_weights", 1),
 }

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from tastegraph import registry
 from tastegraph.cli import app
 from tastegraph.config import Settings
 from tastegraph.store import SQLiteStore
@@ -73,11 +74,24 @@ def test_graph_profiles_recommend_related_search(small_catalog: Settings, tmp_pa
     assert "one USER_ID or --users" in invoke("recommend", user, "--users", str(listed), code=2)
     assert "--format must be one of" in invoke("recommend", user, "--format", "xml", code=2)
 
-    related = invoke("related", bought, "-n", "4").strip().splitlines()
+    computed = invoke("related", bought, "-n", "4")
+    related = computed.strip().splitlines()
     assert len(related) == 4 and all(bought not in line.split()[1] for line in related)
     assert "not in the index" in invoke("related", "nope", code=2)
     timed = invoke("bench", "recommend", "--synthetic-items", "0", "--requests", "10")
     assert "related items (re-ranked) vs related score" in timed and "p99" in timed
+    assert "no related-items table is served" in timed
+
+    # Related items computed ahead of requests: the same answers, looked up.
+    assert "--width" in invoke("related-table", "--width", "0", code=2)
+    tabled = invoke("related-table", "--width", "6")
+    index_folder = registry.current(workdir, "index")
+    assert index_folder is not None
+    items = len(json.loads((index_folder / "ids.json").read_text()))
+    assert f"published the related items of {items:,} of {items:,} items, 6 each" in tabled
+    assert invoke("related", bought, "-n", "4") == computed
+    timed = invoke("bench", "recommend", "--synthetic-items", "0", "--requests", "10")
+    assert f"related items looked up ({items:,} items in the table) vs computed" in timed
     assert "exact, as served" in timed and "exact, nothing kept" in timed
     assert "exact, right after a save" in timed
 

@@ -202,23 +202,39 @@ def bench_catalog(workdir: Path, requests: int) -> None:
 
 
 def bench_related(recommender: Recommender, requests: int, seed: int = 0) -> None:
-    """Related items for random catalog items: as served against the hand-weighted related
-    score alone (the same recommender without its re-ranker)."""
-    served = copy.copy(recommender)  # shares the index, graph and walk cache
+    """Related items for random catalog items: computed as served against the hand-weighted
+    related score alone (the same recommender without its re-ranker); then, where a
+    related-items table is served, looked up against computed."""
+    computed = copy.copy(recommender)  # shares the index, graph and walk cache
     plain = copy.copy(recommender)
     plain.reranker = None
-    for timed in (served, plain):  # every call computes its answer: none kept from the other
+    for timed in (computed, plain):  # every call computes its answer: none kept or looked up
         timed.related_answers = LruMap(0)
+        timed.related_table = None
     ids = recommender.index.ids
     rows = np.random.default_rng(seed).choice(len(ids), min(requests, len(ids)), replace=False)
     items = [ids[r] for r in rows]
-    ours, baseline = time_pair(
-        lambda i: served.related(items[i % len(items)], 12),
-        lambda i: plain.related(items[i % len(items)], 12),
-        requests,
-    )
+
+    def timed_pair(ours: Recommender, baseline: Recommender) -> tuple[Latency, Latency]:
+        return time_pair(
+            lambda i: ours.related(items[i % len(items)], 12),
+            lambda i: baseline.related(items[i % len(items)], 12),
+            requests,
+        )
+
     how = "re-ranked" if recommender.reranker is not None else "no re-ranker published"
-    _row(f"related items ({how}) vs related score", ours, baseline, None)
+    _row(f"related items ({how}) vs related score", *timed_pair(computed, plain), None)
+    if recommender.related_table is None:
+        print("no related-items table is served (`tastegraph related-table`): none looked up")
+        return
+    looked_up = copy.copy(recommender)
+    looked_up.related_answers = LruMap(0)
+    covered = recommender.related_items_precomputed
+    _row(
+        f"related items looked up ({covered:,} items in the table) vs computed",
+        *timed_pair(looked_up, computed),
+        None,
+    )
 
 
 def bench_profile_updates(events: list[Event], embeddings: ItemIndex, count: int) -> None:

@@ -1,4 +1,4 @@
-"""The offline jobs: `train ...`, `embed`, `index`, `graph` and `profiles`."""
+"""The offline jobs: `train ...`, `embed`, `index`, `graph`, `profiles` and `related-table`."""
 
 from __future__ import annotations
 
@@ -310,3 +310,39 @@ def profiles_command(ctx: typer.Context) -> None:
         folder, profiles = publish_profiles(store, index, settings)
     interests = sum(len(p.interests) for p in profiles)
     typer.echo(f"published {len(profiles):,} profiles with {interests:,} interests: {folder}")
+
+
+@app.command("related-table")
+def related_table_command(
+    ctx: typer.Context,
+    width: Annotated[
+        int, typer.Option(min=1, max=1000, help="Related items kept per item (n up to this).")
+    ] = 50,
+    budget_seconds: Annotated[
+        float,
+        typer.Option(min=0, help="Stop after this long; items not reached are computed live."),
+    ] = 3600,
+) -> None:
+    """Compute every item's related items ahead of requests and publish them, so the server
+    looks "more like this" up instead of scoring every item per request.
+
+    Answers are ranked as the server ranks them (the re-ranker included), popular items
+    first, 256 at a time (about 3 ms an item on 2 cores: 80 s for the H&M sample's 24,717
+    items). The server swaps the table in without a restart and uses it while the index,
+    taste graph and re-ranker are those it was computed over; run it again after any of
+    them is published (the demo does). Filtered requests, requests for more than --width
+    items, items the budget did not reach and items added after the index are computed per
+    request. Example: tastegraph related-table --budget-seconds 600
+    """
+    from tastegraph.recommend.related_job import publish_related_table
+
+    settings = settings_of(ctx)
+    with open_store_of(settings) as store:
+        try:
+            table, folder = publish_related_table(store, settings, width, budget_seconds)
+        except (FileNotFoundError, RuntimeError) as exc:
+            raise fail(str(exc)) from None
+    typer.echo(
+        f"published the related items of {len(table.queries):,} of {len(table.item_ids):,} "
+        f"items, {table.width} each: {folder}"
+    )

@@ -140,14 +140,15 @@ def demo(
     7. serve: the API and the web page on 127.0.0.1, while in the background
     8. train feed: fits how much popular items weigh in the feed on the log's last tenth;
     9. train reranker: learns from the last 8 weeks' baskets how to order related items
-       (skipped when one exists; --retrain; --no-reranker leaves it out), and
-    10. train assistant: aligns the projector so the LM reads item embeddings (stage 1),
+       (skipped when one exists; --retrain; --no-reranker leaves it out);
+    10. related table: every item's related items, computed ahead of requests; and
+    11. train assistant: aligns the projector so the LM reads item embeddings (stage 1),
        then teaches it to pick what shoppers bought (stage 2).
     The server swaps each in when it is published; /healthz and the page show what is
     still training, and the chat says the assistant is still learning until it is ready.
     With --no-serve every step runs in the foreground.
 
-    Steps 4-6, 8 and 10 are skipped when built from the current embeddings, so a second run
+    Steps 4-6, 8, 10 and 11 are skipped when built from the current embeddings, so a second run
     starts serving in seconds.
     """
     from tastegraph.pipeline import IMPROVING_STEPS, SERVING_STEPS, Pipeline, PipelineConfig

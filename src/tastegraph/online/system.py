@@ -35,6 +35,7 @@ from tastegraph.profiles import ProfileStore
 from tastegraph.recommend.assemble import assemble, open_profiles, popular_weight
 from tastegraph.recommend.config import RecommendConfig
 from tastegraph.recommend.recommender import Recommender
+from tastegraph.recommend.related_table import INPUTS, RelatedTable, open_related_table
 from tastegraph.recommend.rerank import open_reranker
 from tastegraph.store import Event, Item, Media, Store
 
@@ -98,6 +99,7 @@ class OnlineSystem:
             profiles = open_profiles(self.workdir, store, settings, index)
         self.taste = TasteArtifacts.open(self.workdir)
         self.reranker = open_reranker(self.workdir)
+        self.related_table = open_related_table(self.workdir, self.versions)
         self.served_popular_weight = popular_weight(self.workdir, settings)
         self.recommender = _warmed(self._assemble(index, self.taste, profiles))
         self._stop = threading.Event()
@@ -423,10 +425,13 @@ class OnlineSystem:
                 return False
             changed = {name for name in versions if versions[name] != self.versions[name]}
             log.info("loading newly published %s", ", ".join(sorted(changed)))
+            table = self.related_table
+            if changed & {"related", *INPUTS}:  # a new table, or new inputs that void it
+                table = open_related_table(self.workdir, versions)
             if changed & {"embeddings", "index", "graph", "profiles"}:
-                self._swap_all(changed)
-            elif changed & {"reranker", "feed"}:
-                self._swap_ranking()
+                self._swap_all(changed, table)
+            elif changed & {"reranker", "feed", "related"}:
+                self._swap_ranking(table)
             with self._state_lock:
                 self.versions = versions
             with self._models_lock:
@@ -434,7 +439,7 @@ class OnlineSystem:
                     self._models.clear()
             return True
 
-    def _swap_all(self, changed: set[str]) -> None:
+    def _swap_all(self, changed: set[str], table: RelatedTable | None) -> None:
         """A recommender over the new index and graph, the profiles replayed when new;
         items embedded here go to the embedding queue again for the new index."""
         taste = TasteArtifacts.open(self.workdir)
@@ -450,7 +455,7 @@ class OnlineSystem:
             with self._state_lock:
                 live = profiles or self.recommender.profiles
                 self.taste, self.reranker = taste, reranker
-                self.served_popular_weight = weight
+                self.served_popular_weight, self.related_table = weight, table
                 self.recommender = self._assemble(index, taste, live)
                 embedded_here, self.live_items = self.live_items, []
             _warmed(self.recommender)  # events wait: warming reads every profile
@@ -458,15 +463,16 @@ class OnlineSystem:
             if item_id not in index:
                 self._pending.put(item_id)
 
-    def _swap_ranking(self) -> None:
+    def _swap_ranking(self, table: RelatedTable | None) -> None:
         """The same index, graph and profiles (items added here included) with the newly
-        published re-ranker or feed weights; the walks and neighbours found so far still
-        hold."""
+        published re-ranker, feed weights or related-items table; the walks and neighbours
+        found so far still hold."""
         reranker = open_reranker(self.workdir)
         weight = popular_weight(self.workdir, self.settings)
         with self._state_lock:
             before = self.recommender
             self.reranker, self.served_popular_weight = reranker, weight
+            self.related_table = table
             updated = self._assemble(before.index, self.taste, before.profiles)
             updated.take_over_caches(before, nearest=True)
             self.recommender = updated
@@ -483,6 +489,7 @@ class OnlineSystem:
             self.reranker,
             self.settings.repeat_weight,
             self.served_popular_weight,
+            self.related_table,
         )
 
 

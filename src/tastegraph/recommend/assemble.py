@@ -19,6 +19,7 @@ from tastegraph.profiles import ProfileConfig, ProfileStore
 from tastegraph.recommend.behaviour import for_behaviour
 from tastegraph.recommend.config import RecommendConfig
 from tastegraph.recommend.recommender import Recommender
+from tastegraph.recommend.related_table import RelatedTable, open_related_table
 from tastegraph.recommend.rerank import RelatedReranker, open_reranker
 from tastegraph.store import Store
 
@@ -30,7 +31,8 @@ def open_recommender(
 ) -> Recommender:
     """The recommender over the current artifacts; a workdir without profiles starts every
     user new (they fill in as events arrive), one without a re-ranker orders related items
-    by the related score."""
+    by the related score, one without a current related-items table computes them."""
+    versions = registry.versions(workdir)  # read first: what is opened next is no older
     index = open_index(workdir)
     return assemble(
         index,
@@ -41,6 +43,7 @@ def open_recommender(
         open_reranker(workdir),
         settings.repeat_weight,
         popular_weight(workdir, settings),
+        open_related_table(workdir, versions),
     )
 
 
@@ -94,11 +97,13 @@ def assemble(
     reranker: RelatedReranker | None = None,
     repeat_weight: float | None = None,
     popular_weight: float | None = None,
+    related_table: RelatedTable | None = None,
 ) -> Recommender:
     """A Recommender from its parts, with titles and products taken from item details and
     the re-ranker laid over the index's items; its buy-again settings fitted to the log the
     taste graph measured (`recommend/behaviour.py`), unless `repeat_weight` is given, and
-    popular items weighed by `popular_weight` where given."""
+    popular items weighed by `popular_weight` where given. `related_table` serves only
+    where its rows are the index's."""
     config = for_behaviour(config or RecommendConfig(), taste.repeat_share, repeat_weight)
     if popular_weight is not None:
         config = replace(config, popular_weight=popular_weight)
@@ -114,4 +119,5 @@ def assemble(
         freshness=taste.freshness.scores(index.ids),
         complements=taste.complements.scorer(index.ids, item_attributes(details)),
         reranker=None if reranker is None else reranker.over(index.ids),
+        related_table=related_table if related_table and related_table.fits(index.ids) else None,
     )

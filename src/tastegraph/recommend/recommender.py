@@ -23,6 +23,7 @@ from tastegraph.recommend.explore import Explorer, interleave
 from tastegraph.recommend.items import Filters, ItemRows, Recommendation, check_n
 from tastegraph.recommend.ranking import rank
 from tastegraph.recommend.related import RelatedScore
+from tastegraph.recommend.related_table import RelatedTable
 from tastegraph.recommend.sources import Caches, FeedSources
 from tastegraph.store import Event
 
@@ -68,11 +69,14 @@ class Recommender:
         freshness: np.ndarray | None = None,
         complements: Callable[[np.ndarray], np.ndarray] | None = None,
         reranker: RelatedReranker | None = None,
+        related_table: RelatedTable | None = None,
     ) -> None:
         """popular: (item id, score) best first; titles and variants (the product each item
         is a variant of) by item id, for reasons and for "more like this"; freshness and
         complements: see RelatedScore (none: every item alike, not used); reranker: orders
-        related items (recommend/rerank), none: the related score does."""
+        related items (recommend/rerank), none: the related score does; related_table: the
+        related items computed offline by this ranking (see RelatedTable), none: computed
+        per request."""
         self.index = index
         self.graph = graph
         self.interests = interests
@@ -86,6 +90,7 @@ class Recommender:
             raise ValueError(f"need one freshness per indexed item: {len(index)}")
         self.complements = complements
         self.reranker = reranker
+        self.related_table = related_table
         self.items = ItemRows(index, graph, interests, popular, titles, variants)
         self.caches = Caches.empty(self.items, self.config)
         self.sources = FeedSources(self.items, self.caches, self.config)
@@ -104,6 +109,11 @@ class Recommender:
     def item_vectors(self) -> np.ndarray:
         """(N, d) float32 item embeddings, in index row order."""
         return self.items.vectors
+
+    @property
+    def related_items_precomputed(self) -> int:
+        """How many items' unfiltered related items come from the related-items table."""
+        return 0 if self.related_table is None else len(self.related_table.queries)
 
     def take_over_caches(self, before: Recommender, *, nearest: bool) -> None:
         """Keep the walks `before` found (over the same graph) and, with `nearest`, its
@@ -168,6 +178,10 @@ class Recommender:
         query = self.index.row(item_id)
         if filters is not None and not filters.all_items:
             return self._related(query, n, self.items.allowed(filters, None))
+        table = self.related_table
+        computed_offline = None if table is None else table.answer(query, n)
+        if computed_offline is not None:
+            return self.related_score.explained(query, *computed_offline)
         key = (query, n)
         kept = self.related_answers.get_many([key])
         if key not in kept:
@@ -176,12 +190,18 @@ class Recommender:
         return list(kept[key])
 
     def _related(self, query: int, n: int, allowed: np.ndarray) -> list[Recommendation]:
+        top, top_scores = self.ranked_related(np.array([query]), n, allowed)
+        return self.related_score.explained(query, top[0], top_scores[0])
+
+    def ranked_related(
+        self, queries: np.ndarray, n: int, allowed: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(Q, n) related index rows of index rows `queries` among `allowed`, best first
+        (-1 pads), and their scores: the re-ranker's order where there is one, else the
+        related score's."""
         if self.reranker is not None:
-            ranked, best = self.reranker.rank(self.related_score, np.array([query]), n, allowed)
-            top, top_scores = ranked[0], best[0]
-        else:
-            top, top_scores = self.related_score.top(query, n, allowed)
-        return self.related_score.explained(query, top, top_scores)
+            return self.reranker.rank(self.related_score, queries, n, allowed)
+        return self.related_score.top(queries, n, allowed)
 
     def search(
         self,

@@ -55,7 +55,7 @@ class RelatedScore:
         (summed PMI) and log(1 + walk visits) from the query."""
         items = self.items
         parts = {
-            "cosine": items.vectors[queries] @ items.vectors.T,
+            "cosine": self.cosine(queries),
             "same_product": (items.variant[queries][:, None] == items.variant[None, :]).astype(
                 np.float32
             ),
@@ -74,12 +74,26 @@ class RelatedScore:
         parts["walk"] = walk
         return parts
 
-    def top(self, query: int, n: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The n best rows among `allowed` for index row `query`, and their scores."""
-        scores = self.scores(np.array([query]))[0]
-        scores[~allowed] = -np.inf
-        top = np.argsort(-scores, kind="stable")[:n]
-        return top, scores[top]
+    def cosine(self, queries: np.ndarray) -> np.ndarray:
+        """(Q, N) embedding cosine of each query row with every item, one query at a time:
+        a product of many rows at once rounds differently in the last bits, enough to swap
+        near-ties, and an answer must not depend on what else was computed with it (the
+        related-items table holds what a request would get)."""
+        vectors = self.items.vectors
+        cosine = np.empty((len(queries), len(vectors)), dtype=np.float32)
+        for i, query in enumerate(queries):
+            cosine[i] = vectors[query] @ vectors.T
+        return cosine
+
+    def top(
+        self, queries: np.ndarray, n: int, allowed: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(Q, n) best rows among `allowed` for each of index rows `queries`, and their
+        scores."""
+        scores = self.scores(queries)
+        scores[:, ~allowed] = -np.inf
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :n]
+        return top, np.take_along_axis(scores, top, 1)
 
     def explained(self, query: int, rows: np.ndarray, scores: np.ndarray) -> list[Recommendation]:
         """Ranked rows related to `query` with their reasons; -1 rows and -inf scores

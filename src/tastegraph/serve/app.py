@@ -111,6 +111,8 @@ def create_app(
             "process": os.getpid(),
             "log_position": svc.log_position,
             "items": len(svc.current().index),
+            # Items whose related items are looked up, not computed (`related-table`).
+            "related_items_precomputed": svc.current().related_items_precomputed,
             "versions": svc.versions,
             "training": {name: progress.to_json() for name, progress in svc.training.items()},
         }
