@@ -26,6 +26,7 @@ OFFLINE = [
     "tastegraph.index.build",
     "tastegraph.profiles.batch",
     "tastegraph.recommend.rerank_job",
+    "tastegraph.recommend.related_job",
     "tastegraph.assistant.train",
     "tastegraph.assistant.shopping",
     "tastegraph.evaluate",

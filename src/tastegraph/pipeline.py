@@ -222,8 +222,9 @@ class Pipeline:
         from tastegraph.recommend.related_job import publish_related_table
         from tastegraph.recommend.related_table import inputs_of
 
-        published = _manifest(registry.root(self.workdir, "related"))
-        if published and published.get("inputs") == inputs_of(registry.versions(self.workdir)):
+        published = _manifest(registry.root(self.workdir, "related")) or {}
+        current = published.get("format") == registry.ARTIFACTS["related"].format
+        if current and published.get("inputs") == inputs_of(registry.versions(self.workdir)):
             return None
         table, folder = publish_related_table(self.store, self.settings)
         return f"{len(table.queries):,} items, {table.width} related each, version {folder.name}"

@@ -84,6 +84,7 @@ def test_graph_profiles_recommend_related_search(small_catalog: Settings, tmp_pa
 
     # Related items computed ahead of requests: the same answers, looked up.
     assert "--width" in invoke("related-table", "--width", "0", code=2)
+    assert "--width" in invoke("related-table", "--width", "101", code=2)
     tabled = invoke("related-table", "--width", "6")
     index_folder = registry.current(workdir, "index")
     assert index_folder is not None
@@ -91,7 +92,7 @@ def test_graph_profiles_recommend_related_search(small_catalog: Settings, tmp_pa
     assert f"published the related items of {items:,} of {items:,} items, 6 each" in tabled
     assert invoke("related", bought, "-n", "4") == computed
     timed = invoke("bench", "recommend", "--synthetic-items", "0", "--requests", "10")
-    assert f"related items looked up ({items:,} items in the table) vs computed" in timed
+    assert f"related items looked up ({items:,} items in the table, n=6) vs computed" in timed
     assert "exact, as served" in timed and "exact, nothing kept" in timed
     assert "exact, right after a save" in timed
 

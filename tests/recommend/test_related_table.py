@@ -3,6 +3,8 @@ over the artifacts they were computed from."""
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,12 @@ from tastegraph.profiles import ProfileConfig, ProfileStore
 from tastegraph.recommend import Filters, Recommender
 from tastegraph.recommend.assemble import assemble
 from tastegraph.recommend.related_job import compute_table, popular_first
-from tastegraph.recommend.related_table import RelatedTable, open_related_table
+from tastegraph.recommend.related_table import (
+    RelatedTable,
+    inputs_of,
+    open_related_table,
+    still_current,
+)
 from tastegraph.recommend.rerank import RelatedReranker
 from tastegraph.recommend.rerank_job import earlier_recommender, fit_reranker, item_index
 
@@ -101,7 +108,7 @@ def test_a_spent_budget_leaves_items_to_be_computed_and_popular_items_come_first
 
 
 def test_a_table_serves_only_over_the_artifacts_it_was_computed_from(
-    shop: tuple, tmp_path: Path
+    shop: tuple, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     index = shop[0]
     assert open_related_table(tmp_path, INPUTS) is None  # none published
@@ -120,3 +127,13 @@ def test_a_table_serves_only_over_the_artifacts_it_was_computed_from(
     assert recommender(shop, None, reopened, grown).related_items_precomputed == len(index)
     reordered = ItemIndex.build(index.ids[::-1], np.ascontiguousarray(vectors[::-1]))
     assert recommender(shop, None, reopened, reordered).related_table is None
+
+    published = registry.publish(tmp_path, "related", table.save)  # unreadable: left out
+    manifest = json.loads((published / "manifest.json").read_text())
+    (published / "manifest.json").write_text(json.dumps(manifest | {"format": 99}))
+    with caplog.at_level(logging.WARNING):
+        assert open_related_table(tmp_path, INPUTS) is None
+    assert "leaving out the related-items table" in caplog.text
+    assert still_current(reopened, tmp_path) is None  # the inputs here are not INPUTS
+    reopened.inputs = inputs_of(registry.versions(tmp_path))
+    assert still_current(reopened, tmp_path) is reopened

@@ -215,10 +215,12 @@ def bench_related(recommender: Recommender, requests: int, seed: int = 0) -> Non
     rows = np.random.default_rng(seed).choice(len(ids), min(requests, len(ids)), replace=False)
     items = [ids[r] for r in rows]
 
-    def timed_pair(ours: Recommender, baseline: Recommender) -> tuple[Latency, Latency]:
+    def timed_pair(
+        ours: Recommender, baseline: Recommender, n: int = 12
+    ) -> tuple[Latency, Latency]:
         return time_pair(
-            lambda i: ours.related(items[i % len(items)], 12),
-            lambda i: baseline.related(items[i % len(items)], 12),
+            lambda i: ours.related(items[i % len(items)], n),
+            lambda i: baseline.related(items[i % len(items)], n),
             requests,
         )
 
@@ -230,9 +232,10 @@ def bench_related(recommender: Recommender, requests: int, seed: int = 0) -> Non
     looked_up = copy.copy(recommender)
     looked_up.related_answers = LruMap(0)
     covered = recommender.related_items_precomputed
+    n = min(12, recommender.related_table.width)  # more than the table holds is computed
     _row(
-        f"related items looked up ({covered:,} items in the table) vs computed",
-        *timed_pair(looked_up, computed),
+        f"related items looked up ({covered:,} items in the table, n={n}) vs computed",
+        *timed_pair(looked_up, computed, n),
         None,
     )
 

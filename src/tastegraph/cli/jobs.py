@@ -315,8 +315,12 @@ def profiles_command(ctx: typer.Context) -> None:
 @app.command("related-table")
 def related_table_command(
     ctx: typer.Context,
+    # The defaults are related_job's WIDTH and BUDGET_SECONDS (imported below, not here).
     width: Annotated[
-        int, typer.Option(min=1, max=1000, help="Related items kept per item (n up to this).")
+        int,
+        typer.Option(
+            min=1, max=100, help="Related items kept per item (n up to this; the re-ranker's pool)."
+        ),
     ] = 50,
     budget_seconds: Annotated[
         float,
@@ -327,7 +331,7 @@ def related_table_command(
     looks "more like this" up instead of scoring every item per request.
 
     Answers are ranked as the server ranks them (the re-ranker included), popular items
-    first, 256 at a time (about 3 ms an item on 2 cores: 80 s for the H&M sample's 24,717
+    first, 256 at a time (about 3.8 ms an item on 2 cores: 95 s for the H&M sample's 24,717
     items). The server swaps the table in without a restart and uses it while the index,
     taste graph and re-ranker are those it was computed over; run it again after any of
     them is published (the demo does). Filtered requests, requests for more than --width

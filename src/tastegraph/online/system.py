@@ -35,7 +35,12 @@ from tastegraph.profiles import ProfileStore
 from tastegraph.recommend.assemble import assemble, open_profiles, popular_weight
 from tastegraph.recommend.config import RecommendConfig
 from tastegraph.recommend.recommender import Recommender
-from tastegraph.recommend.related_table import INPUTS, RelatedTable, open_related_table
+from tastegraph.recommend.related_table import (
+    INPUTS,
+    RelatedTable,
+    open_related_table,
+    still_current,
+)
 from tastegraph.recommend.rerank import open_reranker
 from tastegraph.store import Event, Item, Media, Store
 
@@ -99,7 +104,9 @@ class OnlineSystem:
             profiles = open_profiles(self.workdir, store, settings, index)
         self.taste = TasteArtifacts.open(self.workdir)
         self.reranker = open_reranker(self.workdir)
-        self.related_table = open_related_table(self.workdir, self.versions)
+        self.related_table = still_current(
+            open_related_table(self.workdir, self.versions), self.workdir
+        )
         self.served_popular_weight = popular_weight(self.workdir, settings)
         self.recommender = _warmed(self._assemble(index, self.taste, profiles))
         self._stop = threading.Event()
@@ -446,6 +453,7 @@ class OnlineSystem:
         index = open_index(self.workdir)
         reranker = open_reranker(self.workdir) if "reranker" in changed else self.reranker
         weight = popular_weight(self.workdir, self.settings)
+        table = still_current(table, self.workdir)
         with self._write_lock:  # no event lands between the profiles' replay and the swap
             profiles = (
                 open_profiles(self.workdir, self.store, self.settings, index)
@@ -469,6 +477,7 @@ class OnlineSystem:
         found so far still hold."""
         reranker = open_reranker(self.workdir)
         weight = popular_weight(self.workdir, self.settings)
+        table = still_current(table, self.workdir)
         with self._state_lock:
             before = self.recommender
             self.reranker, self.served_popular_weight = reranker, weight

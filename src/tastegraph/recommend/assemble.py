@@ -19,7 +19,7 @@ from tastegraph.profiles import ProfileConfig, ProfileStore
 from tastegraph.recommend.behaviour import for_behaviour
 from tastegraph.recommend.config import RecommendConfig
 from tastegraph.recommend.recommender import Recommender
-from tastegraph.recommend.related_table import RelatedTable, open_related_table
+from tastegraph.recommend.related_table import RelatedTable, open_related_table, still_current
 from tastegraph.recommend.rerank import RelatedReranker, open_reranker
 from tastegraph.store import Store
 
@@ -32,18 +32,19 @@ def open_recommender(
     """The recommender over the current artifacts; a workdir without profiles starts every
     user new (they fill in as events arrive), one without a re-ranker orders related items
     by the related score, one without a current related-items table computes them."""
-    versions = registry.versions(workdir)  # read first: what is opened next is no older
-    index = open_index(workdir)
+    table = open_related_table(workdir, registry.versions(workdir))
+    index, reranker = open_index(workdir), open_reranker(workdir)
+    taste = TasteArtifacts.open(workdir)
     return assemble(
         index,
-        TasteArtifacts.open(workdir),
+        taste,
         open_profiles(workdir, store, settings, index),
         item_details(store, settings.variant_attribute),
         config,
-        open_reranker(workdir),
+        reranker,
         settings.repeat_weight,
         popular_weight(workdir, settings),
-        open_related_table(workdir, versions),
+        still_current(table, workdir),
     )
 
 

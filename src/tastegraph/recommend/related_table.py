@@ -6,7 +6,8 @@ requests, wider answers and items the table does not cover are computed per requ
 A table holds while the index, taste graph and re-ranker it was computed over are the
 ones served. Items embedded by a server after the index was published are not in it:
 their own related items are computed, and they join other items' answers with the next
-table.
+table. Item details (the product an item is a variant of) and the related score's weights
+also shape answers but are not versioned: after changing either, run the job again.
 """
 
 from __future__ import annotations
@@ -90,12 +91,22 @@ def inputs_of(versions: Mapping[str, str | None]) -> dict[str, str | None]:
 
 
 def open_related_table(workdir: Path, versions: Mapping[str, str | None]) -> RelatedTable | None:
-    """The published table, if it was computed over `versions` (the artifacts the caller
-    serves); else None, and related items are computed per request."""
+    """The published table, if it was computed over `versions` (read before the caller
+    opened the artifacts it serves; see `still_current`); else None, and related items are
+    computed per request. An unreadable table is left out with a warning: it only saves
+    time."""
     folder = registry.current(workdir, "related")
     if folder is None:
         return None
-    table = RelatedTable.load(folder)
+    try:
+        table = RelatedTable.load(folder)
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning(
+            "leaving out the related-items table %s (%s); run `tastegraph related-table`",
+            folder,
+            exc,
+        )
+        return None
     if table.inputs != inputs_of(versions):
         log.info(
             "the related-items table %s was computed over other artifacts (%s, served: %s); "
@@ -104,5 +115,14 @@ def open_related_table(workdir: Path, versions: Mapping[str, str | None]) -> Rel
             table.inputs,
             inputs_of(versions),
         )
+        return None
+    return table
+
+
+def still_current(table: RelatedTable | None, workdir: Path) -> RelatedTable | None:
+    """`table`, unless an artifact it depends on was published since its versions were
+    read: call it after opening the artifacts to serve, which are then no newer than the
+    table's inputs (a table left out here comes back with the next refresh)."""
+    if table is not None and inputs_of(registry.versions(workdir)) != table.inputs:
         return None
     return table
